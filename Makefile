@@ -1,0 +1,55 @@
+# ReAge: `make test` runs every check, `make serve` opens the filter,
+# `make train` trains the shipped model, `make bench` measures speed.
+DATA ?= ../shared/data/utkface-part1
+CC ?= gcc
+BUILD := build
+ARCH ?= -march=native
+CFLAGS ?= -O3 $(ARCH)
+CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Isrc -Isrc/third_party
+LDLIBS := -lm
+
+# Native sgemm: Debian's OpenBLAS (its OpenMP flavour, so that it shares our
+# thread pool) when installed, else the engine's portable blocked kernel.
+OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
+ifneq ($(wildcard $(OPENBLAS_INC)/cblas.h),)
+  CFLAGS += -DREAGE_OPENBLAS -I$(OPENBLAS_INC)
+  LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
+endif
+
+ENGINE := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c
+NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
+HEADERS := $(wildcard src/*.h)
+TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
+         tests/test_blob.c tests/test_images.c tests/test_training.c
+
+.PHONY: all test deps train bench clean
+all: $(BUILD)/reage-train
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/reage-train: src/train_main.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ src/train_main.c $(NATIVE) $(LDLIBS)
+
+$(BUILD)/test_engine: $(TESTS) $(NATIVE) $(HEADERS) tests/*.h | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ $(TESTS) $(NATIVE) $(LDLIBS)
+
+# Installs the optional native dependencies when run as root (CI, a fresh
+# machine); elsewhere the build falls back to the portable kernel.
+deps:
+	@if [ ! -f $(OPENBLAS_INC)/cblas.h ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libopenblas-openmp-dev) >/dev/null; \
+	  else echo "note: libopenblas-openmp-dev not installed; using the portable sgemm (install it as root for speed)"; fi; \
+	fi
+
+test: deps
+	$(MAKE) $(BUILD)/test_engine
+	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
+
+train: $(BUILD)/reage-train
+	$(BUILD)/reage-train --config default --data $(DATA) --out runs/default
+
+clean:
+	rm -rf $(BUILD)

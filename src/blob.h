@@ -1,0 +1,85 @@
+/* ReAge's weight file, shared by the browser blob and the trainer's
+ * checkpoint (they differ by magic and content):
+ *
+ *   char[8]  magic ("REAGEBLB" blob, "REAGECKP" checkpoint)
+ *   u32      format version (BLOB_VERSION)
+ *   u32 n,   n bytes of config text, "key=value" lines (model config:
+ *            resolution, widths, age groups and their ranges, ...)
+ *   u32      tensor count, then per tensor:
+ *            u32 name length, name, u32 dtype, u32 ndim, u32 dims[ndim], data
+ *   u32      CRC-32 of every byte before it
+ *
+ * Little-endian throughout. Parsing works on a memory buffer, so the page
+ * and the native tools share it. */
+#ifndef REAGE_BLOB_H
+#define REAGE_BLOB_H
+#include <stddef.h>
+#include <stdint.h>
+#include "errors.h"
+#include "params.h"
+
+#define BLOB_VERSION 1
+#define BLOB_MAGIC "REAGEBLB"
+#define CKPT_MAGIC "REAGECKP"
+#define BLOB_MAX_TENSORS 1024
+
+typedef enum { DT_F32 = 0, DT_F16 = 1, DT_U32 = 2 } DType;
+
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t count_pos;
+    uint32_t ntensors;
+    int failed;
+} BlobWriter;
+
+void blobw_begin(BlobWriter *w, const char *magic, const char *config);
+/* Stores n floats under name as dtype (DT_F32 or DT_F16). */
+void blobw_floats(BlobWriter *w, const char *name, DType dtype, int ndim,
+                  const int *shape, const float *data);
+void blobw_u32(BlobWriter *w, const char *name, size_t n, const uint32_t *data);
+/* Every tensor of a parameter set, named prefix + tensor name. */
+void blobw_params(BlobWriter *w, const char *prefix, const ParamSet *ps, DType dtype);
+/* Finishes with the checksum and writes atomically; frees the buffer. */
+int blobw_save(BlobWriter *w, const char *path, Err *e);
+/* Finishes with the checksum and hands the bytes over (caller frees). */
+uint8_t *blobw_finish(BlobWriter *w, size_t *len);
+
+typedef struct {
+    const char *name;  /* not NUL-terminated: name_len bytes */
+    uint32_t name_len, dtype, ndim, shape[4];
+    size_t count;
+    const uint8_t *data;
+} BlobTensor;
+
+typedef struct {
+    char magic[9];
+    uint32_t version;
+    char config[4096];
+    uint32_t ntensors;
+    BlobTensor t[BLOB_MAX_TENSORS];
+} Blob;
+
+/* Validates and indexes a buffer (which must outlive the Blob). Each failure
+ * has its own message: truncated, bad magic, wrong version, bad checksum. */
+int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
+               const char *what, Err *e);
+const BlobTensor *blob_find(const Blob *b, const char *name);
+/* Copies tensor name into dst (converting from float16 if stored so),
+ * checking that it holds exactly n elements. */
+int blob_read_floats(const Blob *b, const char *name, float *dst, size_t n,
+                     const char *what, Err *e);
+int blob_read_u32(const Blob *b, const char *name, uint32_t *dst, size_t n,
+                  const char *what, Err *e);
+/* Loads every tensor of a parameter set (prefix + name), checking shapes. */
+int blob_read_params(const Blob *b, const char *prefix, ParamSet *ps,
+                     const char *what, Err *e);
+
+/* Config text helpers: "key=value" lines. */
+int config_get(const char *config, const char *key, char *val, size_t n);
+int config_get_int(const char *config, const char *key, int *val);
+
+uint32_t crc32_bytes(const uint8_t *p, size_t n, uint32_t crc);
+uint16_t f32_to_f16(float f);
+float f16_to_f32(uint16_t h);
+#endif

@@ -1,0 +1,455 @@
+#include "layers.h"
+#include "sgemm.h"
+#include <math.h>
+#include <string.h>
+
+/* Pragmas are ignored where OpenMP is off (the WASM build). */
+#define PAR _Pragma("omp parallel for schedule(static)")
+#define PAR2 _Pragma("omp parallel for collapse(2) schedule(static)")
+
+/* ------------------------------------------------------------------ conv */
+
+int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+size_t conv2d_scratch_floats(ConvShape s) {
+    size_t P = (size_t)conv_out_size(s.H, s.K, s.S, s.P) * conv_out_size(s.W, s.K, s.S, s.P);
+    size_t cols = (size_t)s.C * s.K * s.K * s.B * P;
+    return cols + (size_t)s.OC * s.B * P;
+}
+
+/* col[(c,ky,kx), b*P + oy*OW + ox] = inp[b, c, oy*S-P+ky, ox*S-P+kx] */
+static void im2col(float *col, const float *inp, ConvShape s, int OH, int OW) {
+    int K = s.K, rows = s.C * K * K;
+    size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
+    PAR
+    for (int r = 0; r < rows; r++) {
+        int c = r / (K * K), ky = (r / K) % K, kx = r % K;
+        for (int b = 0; b < s.B; b++) {
+            const float *src = inp + ((size_t)b * s.C + c) * s.H * s.W;
+            float *dst = col + (size_t)r * BP + (size_t)b * P;
+            for (int oy = 0; oy < OH; oy++) {
+                int iy = oy * s.S - s.P + ky;
+                float *d = dst + (size_t)oy * OW;
+                if (iy < 0 || iy >= s.H) { memset(d, 0, sizeof(float) * OW); continue; }
+                const float *srow = src + (size_t)iy * s.W;
+                if (s.S == 1) {
+                    int lo = s.P - kx, hi = s.W + s.P - kx; /* ox range with 0 <= ix < W */
+                    if (lo < 0) lo = 0;
+                    if (hi > OW) hi = OW;
+                    for (int ox = 0; ox < lo; ox++) d[ox] = 0.0f;
+                    if (hi > lo) memcpy(d + lo, srow + lo - s.P + kx, sizeof(float) * (hi - lo));
+                    for (int ox = hi > lo ? hi : lo; ox < OW; ox++) d[ox] = 0.0f;
+                } else {
+                    for (int ox = 0; ox < OW; ox++) {
+                        int ix = ox * s.S - s.P + kx;
+                        d[ox] = (ix >= 0 && ix < s.W) ? srow[ix] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* the adjoint of im2col, accumulated into dinp */
+static void col2im_add(float *dinp, const float *col, ConvShape s, int OH, int OW) {
+    int K = s.K;
+    size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
+    PAR2
+    for (int b = 0; b < s.B; b++)
+        for (int c = 0; c < s.C; c++) {
+            float *dst = dinp + ((size_t)b * s.C + c) * s.H * s.W;
+            for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++) {
+                    const float *src = col + ((size_t)(c * K + ky) * K + kx) * BP + (size_t)b * P;
+                    for (int oy = 0; oy < OH; oy++) {
+                        int iy = oy * s.S - s.P + ky;
+                        if (iy < 0 || iy >= s.H) continue;
+                        float *drow = dst + (size_t)iy * s.W;
+                        const float *srow = src + (size_t)oy * OW;
+                        for (int ox = 0; ox < OW; ox++) {
+                            int ix = ox * s.S - s.P + kx;
+                            if (ix >= 0 && ix < s.W) drow[ix] += srow[ox];
+                        }
+                    }
+                }
+        }
+}
+
+void conv2d_forward(float *out, const float *inp, const float *weight,
+                    const float *bias, float *scratch, ConvShape s) {
+    int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
+    size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
+    int CKK = s.C * s.K * s.K;
+    float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
+    im2col(col, inp, s, OH, OW);
+    /* One GEMM over the whole batch keeps the matrices large. */
+    sgemm(0, 0, s.OC, (int)BP, CKK, 1.0f, weight, CKK, col, (int)BP, 0.0f, tmp, (int)BP);
+    PAR2
+    for (int b = 0; b < s.B; b++)
+        for (int oc = 0; oc < s.OC; oc++) {
+            float *o = out + ((size_t)b * s.OC + oc) * P;
+            const float *t = tmp + (size_t)oc * BP + (size_t)b * P;
+            float bv = bias ? bias[oc] : 0.0f;
+            for (size_t p = 0; p < P; p++) o[p] = t[p] + bv;
+        }
+}
+
+void conv2d_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     float *scratch, ConvShape s) {
+    int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
+    size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
+    int CKK = s.C * s.K * s.K;
+    float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
+    PAR2
+    for (int b = 0; b < s.B; b++)
+        for (int oc = 0; oc < s.OC; oc++)
+            memcpy(tmp + (size_t)oc * BP + (size_t)b * P,
+                   dout + ((size_t)b * s.OC + oc) * P, sizeof(float) * P);
+    if (dbias) {
+        PAR
+        for (int oc = 0; oc < s.OC; oc++) {
+            const float *t = tmp + (size_t)oc * BP;
+            double acc = 0.0;
+            for (size_t i = 0; i < BP; i++) acc += t[i];
+            dbias[oc] += (float)acc;
+        }
+    }
+    if (dweight) {
+        im2col(col, inp, s, OH, OW);
+        sgemm(0, 1, s.OC, CKK, (int)BP, 1.0f, tmp, (int)BP, col, (int)BP, 1.0f, dweight, CKK);
+    }
+    if (dinp) {
+        sgemm(1, 0, CKK, (int)BP, s.OC, 1.0f, weight, CKK, tmp, (int)BP, 0.0f, col, (int)BP);
+        col2im_add(dinp, col, s, OH, OW);
+    }
+}
+
+/* --------------------------------------------------------- normalisation */
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+void batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *gamma, const float *beta,
+                       float *running_mean, float *running_var, int training,
+                       int B, int C, int HW) {
+    size_t N = (size_t)B * HW;
+    PAR
+    for (int c = 0; c < C; c++) {
+        float m, r;
+        if (training) {
+            double sum = 0.0, sq = 0.0;
+            for (int b = 0; b < B; b++) {
+                const float *x = inp + ((size_t)b * C + c) * HW;
+                for (int i = 0; i < HW; i++) sum += x[i];
+            }
+            double mu = sum / N;
+            for (int b = 0; b < B; b++) {
+                const float *x = inp + ((size_t)b * C + c) * HW;
+                for (int i = 0; i < HW; i++) { double d = x[i] - mu; sq += d * d; }
+            }
+            double var = sq / N;
+            m = (float)mu;
+            r = (float)(1.0 / sqrt(var + BN_EPS));
+            if (running_mean) {
+                double unbiased = N > 1 ? sq / (N - 1) : var;
+                running_mean[c] = (1 - BN_MOMENTUM) * running_mean[c] + BN_MOMENTUM * m;
+                running_var[c] = (1 - BN_MOMENTUM) * running_var[c] + BN_MOMENTUM * (float)unbiased;
+            }
+        } else {
+            m = running_mean[c];
+            r = 1.0f / sqrtf(running_var[c] + BN_EPS);
+        }
+        mean[c] = m;
+        rstd[c] = r;
+        float g = gamma[c] * r, sh = beta[c] - m * g;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            float *y = out + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) y[i] = x[i] * g + sh;
+        }
+    }
+}
+
+void batchnorm_backward(float *dinp, float *dgamma, float *dbeta,
+                        const float *dout, const float *inp, const float *mean,
+                        const float *rstd, const float *gamma, int training,
+                        int B, int C, int HW) {
+    size_t N = (size_t)B * HW;
+    PAR
+    for (int c = 0; c < C; c++) {
+        double sdy = 0.0, sdyx = 0.0;
+        float m = mean[c], r = rstd[c];
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            const float *dy = dout + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * (x[i] - m) * r; }
+        }
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (!dinp) continue;
+        float g = gamma[c] * r;
+        float mdy = training ? (float)(sdy / N) : 0.0f, mdyx = training ? (float)(sdyx / N) : 0.0f;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            const float *dy = dout + ((size_t)b * C + c) * HW;
+            float *dx = dinp + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++)
+                dx[i] += g * (dy[i] - mdy - (x[i] - m) * r * mdyx);
+        }
+    }
+}
+
+void instancenorm_forward(float *out, float *mean, float *rstd,
+                          const float *inp, int B, int C, int HW) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + (size_t)bc * HW;
+        float *y = out + (size_t)bc * HW;
+        double sum = 0.0, sq = 0.0;
+        for (int i = 0; i < HW; i++) sum += x[i];
+        double mu = sum / HW;
+        for (int i = 0; i < HW; i++) { double d = x[i] - mu; sq += d * d; }
+        float m = (float)mu, r = (float)(1.0 / sqrt(sq / HW + BN_EPS));
+        mean[bc] = m;
+        rstd[bc] = r;
+        for (int i = 0; i < HW; i++) y[i] = (x[i] - m) * r;
+    }
+}
+
+void instancenorm_backward(float *dinp, const float *dout, const float *out,
+                           const float *rstd, int B, int C, int HW) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *xh = out + (size_t)bc * HW, *dy = dout + (size_t)bc * HW;
+        float *dx = dinp + (size_t)bc * HW;
+        double sdy = 0.0, sdyx = 0.0;
+        for (int i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * xh[i]; }
+        float mdy = (float)(sdy / HW), mdyx = (float)(sdyx / HW), r = rstd[bc];
+        for (int i = 0; i < HW; i++) dx[i] += r * (dy[i] - mdy - xh[i] * mdyx);
+    }
+}
+
+void film_forward(float *out, const float *inp, const float *gamma,
+                  const float *beta, int mod_stride, int B, int C, int HW) {
+    PAR2
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float g = 1.0f + gamma[(size_t)b * mod_stride + c], sh = beta[(size_t)b * mod_stride + c];
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            float *y = out + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) y[i] = x[i] * g + sh;
+        }
+}
+
+void film_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                   const float *inp, const float *gamma, int mod_stride,
+                   int B, int C, int HW) {
+    PAR2
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            const float *dy = dout + ((size_t)b * C + c) * HW;
+            double sdy = 0.0, sdyx = 0.0;
+            for (int i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * x[i]; }
+            if (dgamma) dgamma[(size_t)b * mod_stride + c] += (float)sdyx;
+            if (dbeta) dbeta[(size_t)b * mod_stride + c] += (float)sdy;
+            if (dinp) {
+                float g = 1.0f + gamma[(size_t)b * mod_stride + c];
+                float *dx = dinp + ((size_t)b * C + c) * HW;
+                for (int i = 0; i < HW; i++) dx[i] += dy[i] * g;
+            }
+        }
+}
+
+/* -------------------------------------------------------------- pointwise */
+
+void relu_forward(float *out, const float *inp, size_t N) {
+    PAR for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+void relu_backward(float *dinp, const float *dout, const float *inp, size_t N) {
+    PAR for (size_t i = 0; i < N; i++) if (inp[i] > 0.0f) dinp[i] += dout[i];
+}
+void leakyrelu_forward(float *out, const float *inp, float slope, size_t N) {
+    PAR for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : slope * inp[i];
+}
+void leakyrelu_backward(float *dinp, const float *dout, const float *inp,
+                        float slope, size_t N) {
+    PAR for (size_t i = 0; i < N; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : slope * dout[i];
+}
+void tanh_forward(float *out, const float *inp, size_t N) {
+    PAR for (size_t i = 0; i < N; i++) out[i] = tanhf(inp[i]);
+}
+void tanh_backward(float *dinp, const float *dout, const float *out, size_t N) {
+    PAR for (size_t i = 0; i < N; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+void residual_forward(float *out, const float *a, const float *b, size_t N) {
+    PAR for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
+}
+void residual_backward(float *da, float *db, const float *dout, size_t N) {
+    if (da) { PAR for (size_t i = 0; i < N; i++) da[i] += dout[i]; }
+    if (db) { PAR for (size_t i = 0; i < N; i++) db[i] += dout[i]; }
+}
+
+/* ------------------------------------------------------------------ shape */
+
+void concat_forward(float *out, const float *a, const float *b,
+                    int B, int Ca, int Cb, int HW) {
+    size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
+    for (int i = 0; i < B; i++) {
+        memcpy(out + i * (na + nb), a + i * na, sizeof(float) * na);
+        memcpy(out + i * (na + nb) + na, b + i * nb, sizeof(float) * nb);
+    }
+}
+void concat_backward(float *da, float *db, const float *dout,
+                     int B, int Ca, int Cb, int HW) {
+    size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
+    for (int i = 0; i < B; i++) {
+        const float *src = dout + i * (na + nb);
+        if (da) for (size_t k = 0; k < na; k++) da[i * na + k] += src[k];
+        if (db) for (size_t k = 0; k < nb; k++) db[i * nb + k] += src[na + k];
+    }
+}
+
+void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + (size_t)bc * H * W;
+        float *y = out + (size_t)bc * 4 * H * W;
+        for (int i = 0; i < H; i++) {
+            float *r0 = y + (size_t)(2 * i) * 2 * W, *r1 = r0 + 2 * W;
+            for (int j = 0; j < W; j++) {
+                float v = x[(size_t)i * W + j];
+                r0[2 * j] = r0[2 * j + 1] = r1[2 * j] = r1[2 * j + 1] = v;
+            }
+        }
+    }
+}
+void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        float *dx = dinp + (size_t)bc * H * W;
+        const float *dy = dout + (size_t)bc * 4 * H * W;
+        for (int i = 0; i < H; i++) {
+            const float *r0 = dy + (size_t)(2 * i) * 2 * W, *r1 = r0 + 2 * W;
+            for (int j = 0; j < W; j++)
+                dx[(size_t)i * W + j] += r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1];
+        }
+    }
+}
+
+void avgpool_forward(float *out, const float *inp, int B, int C, int HW) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        double s = 0.0;
+        for (int i = 0; i < HW; i++) s += inp[(size_t)bc * HW + i];
+        out[bc] = (float)(s / HW);
+    }
+}
+void avgpool_backward(float *dinp, const float *dout, int B, int C, int HW) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        float g = dout[bc] / HW;
+        for (int i = 0; i < HW; i++) dinp[(size_t)bc * HW + i] += g;
+    }
+}
+
+/* ----------------------------------------------------------- conditioning */
+
+void embedchan_forward(float *out, const float *groupw, const float *table,
+                       int B, int G, int HW) {
+    for (int b = 0; b < B; b++) {
+        float *o = out + (size_t)b * HW;
+        memset(o, 0, sizeof(float) * HW);
+        for (int g = 0; g < G; g++) {
+            float w = groupw[b * G + g];
+            if (w == 0.0f) continue;
+            const float *t = table + (size_t)g * HW;
+            for (int i = 0; i < HW; i++) o[i] += w * t[i];
+        }
+    }
+}
+void embedchan_backward(float *dtable, const float *dout, const float *groupw,
+                        int B, int G, int HW) {
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            float w = groupw[b * G + g];
+            if (w == 0.0f) continue;
+            const float *d = dout + (size_t)b * HW;
+            float *t = dtable + (size_t)g * HW;
+            for (int i = 0; i < HW; i++) t[i] += w * d[i];
+        }
+}
+
+void linear_forward(float *out, const float *inp, const float *weight,
+                    const float *bias, int B, int IN, int OUT) {
+    sgemm(0, 1, B, OUT, IN, 1.0f, inp, IN, weight, IN, 0.0f, out, OUT);
+    if (bias)
+        for (int b = 0; b < B; b++)
+            for (int o = 0; o < OUT; o++) out[(size_t)b * OUT + o] += bias[o];
+}
+void linear_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     int B, int IN, int OUT) {
+    if (dinp) sgemm(0, 0, B, IN, OUT, 1.0f, dout, OUT, weight, IN, 1.0f, dinp, IN);
+    if (dweight) sgemm(1, 0, OUT, IN, B, 1.0f, dout, OUT, inp, IN, 1.0f, dweight, IN);
+    if (dbias)
+        for (int b = 0; b < B; b++)
+            for (int o = 0; o < OUT; o++) dbias[o] += dout[(size_t)b * OUT + o];
+}
+
+/* ----------------------------------------------------------------- losses */
+
+float mse_const_forward(const float *x, float target, size_t N) {
+    double s = 0.0;
+    for (size_t i = 0; i < N; i++) { double d = x[i] - target; s += d * d; }
+    return (float)(s / N);
+}
+void mse_const_backward(float *dx, const float *x, float target, float scale, size_t N) {
+    float k = 2.0f * scale / N;
+    for (size_t i = 0; i < N; i++) dx[i] += k * (x[i] - target);
+}
+/* log(1 + e^x) without overflow */
+static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+float bce_logits_const_forward(const float *x, float target, size_t N) {
+    double s = 0.0;
+    for (size_t i = 0; i < N; i++) s += softplus(x[i]) - target * x[i];
+    return (float)(s / N);
+}
+void bce_logits_const_backward(float *dx, const float *x, float target, float scale, size_t N) {
+    for (size_t i = 0; i < N; i++) dx[i] += scale * (1.0f / (1.0f + expf(-x[i])) - target) / N;
+}
+float l1_forward(const float *a, const float *b, size_t N) {
+    double s = 0.0;
+    for (size_t i = 0; i < N; i++) s += fabsf(a[i] - (b ? b[i] : 0.0f));
+    return (float)(s / N);
+}
+void l1_backward(float *da, const float *a, const float *b, float scale, size_t N) {
+    float k = scale / N;
+    for (size_t i = 0; i < N; i++) {
+        float d = a[i] - (b ? b[i] : 0.0f);
+        da[i] += d > 0.0f ? k : (d < 0.0f ? -k : 0.0f);
+    }
+}
+float crossentropy_forward(float *probs, const float *logits, const int *labels,
+                           int B, int G) {
+    double loss = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * G;
+        float *p = probs + (size_t)b * G;
+        float mx = z[0];
+        for (int g = 1; g < G; g++) if (z[g] > mx) mx = z[g];
+        double sum = 0.0;
+        for (int g = 0; g < G; g++) { p[g] = expf(z[g] - mx); sum += p[g]; }
+        for (int g = 0; g < G; g++) p[g] = (float)(p[g] / sum);
+        loss += -(z[labels[b]] - mx - log(sum));
+    }
+    return (float)(loss / B);
+}
+void crossentropy_backward(float *dlogits, const float *probs, const int *labels,
+                           float scale, int B, int G) {
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++)
+            dlogits[(size_t)b * G + g] += scale * (probs[(size_t)b * G + g] - (g == labels[b])) / B;
+}

@@ -1,0 +1,107 @@
+/* The layers of ReAge's networks, as pairs of plain functions over flat NCHW
+ * float arrays (llm.c style).
+ *
+ * Argument order, everywhere:
+ *   X_forward (outputs, saved statistics, inputs, parameters, scratch, sizes)
+ *   X_backward(input grads, parameter grads, output grad, saved tensors,
+ *              parameters, scratch, sizes)
+ * Backward passes ACCUMULATE (+=) into every gradient they are given, so that
+ * a tensor feeding several consumers (skips, residuals) just receives each
+ * contribution; a NULL gradient pointer means "not needed" and its work is
+ * skipped. */
+#ifndef REAGE_LAYERS_H
+#define REAGE_LAYERS_H
+#include <stddef.h>
+
+/* ---- convolution (lowered to sgemm through im2col) ---- */
+typedef struct {
+    int B, C, H, W;   /* input */
+    int OC, K, S, P;  /* output channels, square kernel, stride, zero padding */
+} ConvShape;
+
+int conv_out_size(int in, int k, int s, int p);
+/* floats of scratch that conv2d_forward/backward need for this shape */
+size_t conv2d_scratch_floats(ConvShape s);
+void conv2d_forward(float *out, const float *inp, const float *weight,
+                    const float *bias, float *scratch, ConvShape s);
+void conv2d_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     float *scratch, ConvShape s);
+
+/* ---- normalisation ---- */
+/* Batch norm over (B, HW) per channel. Training mode uses the batch's
+ * statistics and updates the running ones (PyTorch's momentum 0.1, unbiased
+ * running variance); eval mode uses the running statistics. mean/rstd are
+ * written in both modes for the backward pass. */
+void batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *gamma, const float *beta,
+                       float *running_mean, float *running_var, int training,
+                       int B, int C, int HW);
+void batchnorm_backward(float *dinp, float *dgamma, float *dbeta,
+                        const float *dout, const float *inp, const float *mean,
+                        const float *rstd, const float *gamma, int training,
+                        int B, int C, int HW);
+/* Instance norm without affine parameters (FiLM supplies them). */
+void instancenorm_forward(float *out, float *mean, float *rstd,
+                          const float *inp, int B, int C, int HW);
+void instancenorm_backward(float *dinp, const float *dout, const float *out,
+                           const float *rstd, int B, int C, int HW);
+/* FiLM / AdaIN modulation: out = inp * (1 + gamma[b,c]) + beta[b,c]; gamma and
+ * beta are rows of a per-sample code, mod_stride floats apart per sample. */
+void film_forward(float *out, const float *inp, const float *gamma,
+                  const float *beta, int mod_stride, int B, int C, int HW);
+void film_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                   const float *inp, const float *gamma, int mod_stride,
+                   int B, int C, int HW);
+
+/* ---- pointwise ---- */
+void relu_forward(float *out, const float *inp, size_t N);
+void relu_backward(float *dinp, const float *dout, const float *inp, size_t N);
+void leakyrelu_forward(float *out, const float *inp, float slope, size_t N);
+void leakyrelu_backward(float *dinp, const float *dout, const float *inp,
+                        float slope, size_t N);
+void tanh_forward(float *out, const float *inp, size_t N);
+void tanh_backward(float *dinp, const float *dout, const float *out, size_t N);
+void residual_forward(float *out, const float *a, const float *b, size_t N);
+void residual_backward(float *da, float *db, const float *dout, size_t N);
+
+/* ---- shape ---- */
+void concat_forward(float *out, const float *a, const float *b,
+                    int B, int Ca, int Cb, int HW);
+void concat_backward(float *da, float *db, const float *dout,
+                     int B, int Ca, int Cb, int HW);
+void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W);
+void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+void avgpool_forward(float *out, const float *inp, int B, int C, int HW);
+void avgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
+
+/* ---- conditioning ---- */
+/* The seed's age embedding: a table of G planes of HW values; sample b gets
+ * the plane mix sum_g groupw[b,g] * table[g] as one extra channel. A one-hot
+ * groupw is the seed's nn.Embedding lookup; a soft one blends neighbouring
+ * age groups. */
+void embedchan_forward(float *out, const float *groupw, const float *table,
+                       int B, int G, int HW);
+void embedchan_backward(float *dtable, const float *dout, const float *groupw,
+                        int B, int G, int HW);
+/* out[B,OUT] = inp[B,IN] * weight[OUT,IN]^T + bias (bias may be NULL) */
+void linear_forward(float *out, const float *inp, const float *weight,
+                    const float *bias, int B, int IN, int OUT);
+void linear_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     int B, int IN, int OUT);
+
+/* ---- losses: forward returns the mean loss, backward adds scale * dL/dx ---- */
+float mse_const_forward(const float *x, float target, size_t N);
+void mse_const_backward(float *dx, const float *x, float target, float scale, size_t N);
+float bce_logits_const_forward(const float *x, float target, size_t N);
+void bce_logits_const_backward(float *dx, const float *x, float target, float scale, size_t N);
+/* mean |a - b|; b NULL means zeros */
+float l1_forward(const float *a, const float *b, size_t N);
+void l1_backward(float *da, const float *a, const float *b, float scale, size_t N);
+/* softmax cross-entropy against integer labels; probs [B,G] is written */
+float crossentropy_forward(float *probs, const float *logits, const int *labels,
+                           int B, int G);
+void crossentropy_backward(float *dlogits, const float *probs, const int *labels,
+                           float scale, int B, int G);
+#endif

@@ -1,0 +1,307 @@
+/* Every layer and loss: forward against an independent reference where one
+ * is simple to write, backward against finite differences. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../src/layers.h"
+#include "../src/sgemm.h"
+#include "check.h"
+#include "gradcheck.h"
+
+#define TOL 1e-2
+
+/* The layer under test: fwd() recomputes out from the current inputs. */
+static struct { void (*fwd)(void); float *out, *R; size_t nout; } L;
+static double layer_loss(void *ctx) { (void)ctx; L.fwd(); return dot(L.out, L.R, L.nout); }
+
+static float *buf(size_t n, float lo, float hi, unsigned seed) {
+    float *p = malloc(sizeof(float) * n);
+    fill_uniform(p, n, lo, hi, seed);
+    return p;
+}
+static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
+
+/* checks d(sum(out*R))/d(x) == grad on x's first n values */
+static void expect_grad(const char *what, float *x, const float *grad, size_t n) {
+    double err = gradcheck(layer_loss, NULL, x, grad, n, 60, 1e-2f);
+    CHECK(err < TOL, "%s: gradient relative error %.3g", what, err);
+}
+
+static void test_sgemm(void) {
+    int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {17, 33, 65}, {64, 300, 129}, {3, 520, 270}};
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                float *A = buf((size_t)M * K, -1, 1, 1), *B = buf((size_t)K * N, -1, 1, 2);
+                float *C1 = buf((size_t)M * N, -1, 1, 3), *C2 = malloc(sizeof(float) * M * N);
+                memcpy(C2, C1, sizeof(float) * M * N);
+                int lda = ta ? M : K, ldb = tb ? K : N;
+                sgemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C1, N);
+                sgemm_ref(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C2, N);
+                double md = 0;
+                for (int i = 0; i < M * N; i++) md = fmax(md, fabs(C1[i] - C2[i]));
+                CHECK(md < 1e-4 * sqrt(K), "sgemm(%s) %dx%dx%d ta=%d tb=%d: max diff %g",
+                      sgemm_backend(), M, N, K, ta, tb, md);
+                free(A); free(B); free(C1); free(C2);
+            }
+}
+
+/* ---- convolution ---- */
+static ConvShape cs;
+static float *c_in, *c_w, *c_b, *c_out, *c_scr;
+static void conv_fwd(void) { conv2d_forward(c_out, c_in, c_w, c_b, c_scr, cs); }
+
+static void conv_direct(float *out, const float *in, const float *w, const float *b, ConvShape s) {
+    int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
+    for (int n = 0; n < s.B; n++)
+        for (int o = 0; o < s.OC; o++)
+            for (int y = 0; y < OH; y++)
+                for (int x = 0; x < OW; x++) {
+                    double acc = b ? b[o] : 0;
+                    for (int c = 0; c < s.C; c++)
+                        for (int ky = 0; ky < s.K; ky++)
+                            for (int kx = 0; kx < s.K; kx++) {
+                                int iy = y * s.S - s.P + ky, ix = x * s.S - s.P + kx;
+                                if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
+                                acc += (double)in[((n * s.C + c) * s.H + iy) * s.W + ix] *
+                                       w[((o * s.C + c) * s.K + ky) * s.K + kx];
+                            }
+                    out[((n * s.OC + o) * OH + y) * OW + x] = (float)acc;
+                }
+}
+
+static void test_conv(void) {
+    ConvShape shapes[] = {
+        {2, 3, 7, 7, 4, 3, 1, 1}, {2, 5, 8, 8, 3, 4, 2, 1}, {1, 4, 9, 9, 6, 3, 2, 1},
+        {3, 2, 6, 6, 2, 1, 1, 0}, {2, 3, 6, 6, 2, 4, 1, 1}, {1, 2, 5, 5, 3, 5, 1, 2},
+    };
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+        cs = shapes[t];
+        int OH = conv_out_size(cs.H, cs.K, cs.S, cs.P);
+        size_t nin = (size_t)cs.B * cs.C * cs.H * cs.W, nw = (size_t)cs.OC * cs.C * cs.K * cs.K;
+        size_t nout = (size_t)cs.B * cs.OC * OH * OH;
+        c_in = buf(nin, -1, 1, 10 + t); c_w = buf(nw, -1, 1, 20 + t); c_b = buf(cs.OC, -1, 1, 30 + t);
+        c_out = zeros(nout); c_scr = zeros(conv2d_scratch_floats(cs));
+        float *ref = zeros(nout);
+        conv_fwd();
+        conv_direct(ref, c_in, c_w, c_b, cs);
+        double md = 0;
+        for (size_t i = 0; i < nout; i++) md = fmax(md, fabs(ref[i] - c_out[i]));
+        CHECK(md < 1e-4, "conv2d forward (k%d s%d p%d) vs direct: max diff %g", cs.K, cs.S, cs.P, md);
+        L.fwd = conv_fwd; L.out = c_out; L.R = buf(nout, -1, 1, 40 + t); L.nout = nout;
+        float *din = zeros(nin), *dw = zeros(nw), *db = zeros(cs.OC);
+        conv2d_backward(din, dw, db, L.R, c_in, c_w, c_scr, cs);
+        expect_grad("conv2d dinp", c_in, din, nin);
+        expect_grad("conv2d dweight", c_w, dw, nw);
+        expect_grad("conv2d dbias", c_b, db, cs.OC);
+        /* accumulation: a second backward adds the same again */
+        float *din2 = malloc(sizeof(float) * nin);
+        memcpy(din2, din, sizeof(float) * nin);
+        conv2d_backward(din2, NULL, NULL, L.R, c_in, c_w, c_scr, cs);
+        double acc = 0;
+        for (size_t i = 0; i < nin; i++) acc = fmax(acc, fabs(din2[i] - 2 * din[i]));
+        CHECK(acc < 1e-4, "conv2d backward accumulates into dinp (diff %g)", acc);
+        free(c_in); free(c_w); free(c_b); free(c_out); free(c_scr); free(ref);
+        free(L.R); free(din); free(dw); free(db); free(din2);
+    }
+}
+
+/* ---- normalisation ---- */
+enum { NB = 3, NC = 4, NHW = 10 };
+#define NN (NB * NC * NHW)
+static float *n_in, *n_out, *n_mean, *n_rstd, *n_g, *n_b, *n_rm, *n_rv;
+static int n_training;
+static void bn_fwd(void) {
+    batchnorm_forward(n_out, n_mean, n_rstd, n_in, n_g, n_b, n_rm, n_rv, n_training, NB, NC, NHW);
+}
+static void in_fwd(void) { instancenorm_forward(n_out, n_mean, n_rstd, n_in, NB, NC, NHW); }
+static void film_fwd(void) { film_forward(n_out, n_in, n_g, n_g + NC, 2 * NC, NB, NC, NHW); }
+
+static void test_norms(void) {
+    n_in = buf(NN, -2, 3, 50); n_out = zeros(NN); n_mean = zeros(NB * NC); n_rstd = zeros(NB * NC);
+    n_g = buf(2 * NB * NC, 0.5f, 1.5f, 51); n_b = buf(NC, -1, 1, 52);
+    n_rm = zeros(NC); n_rv = buf(NC, 1, 2, 53);
+    L.out = n_out; L.R = buf(NN, -1, 1, 54); L.nout = NN;
+    for (n_training = 1; n_training >= 0; n_training--) {
+        L.fwd = bn_fwd;
+        bn_fwd();
+        float *din = zeros(NN), *dg = zeros(NC), *db = zeros(NC);
+        batchnorm_backward(din, dg, db, L.R, n_in, n_mean, n_rstd, n_g, n_training, NB, NC, NHW);
+        expect_grad(n_training ? "batchnorm(train) dinp" : "batchnorm(eval) dinp", n_in, din, NN);
+        expect_grad("batchnorm dgamma", n_g, dg, NC);
+        expect_grad("batchnorm dbeta", n_b, db, NC);
+        free(din); free(dg); free(db);
+    }
+    /* running statistics after one training step, against a direct computation */
+    float rm[NC] = {0}, rv[NC] = {1, 1, 1, 1};
+    batchnorm_forward(n_out, n_mean, n_rstd, n_in, n_g, n_b, rm, rv, 1, NB, NC, NHW);
+    for (int c = 0; c < NC; c++) {
+        double s = 0, sq = 0;
+        for (int b = 0; b < NB; b++) for (int i = 0; i < NHW; i++) s += n_in[(b * NC + c) * NHW + i];
+        double mu = s / (NB * NHW);
+        for (int b = 0; b < NB; b++) for (int i = 0; i < NHW; i++) { double d = n_in[(b * NC + c) * NHW + i] - mu; sq += d * d; }
+        CHECK(fabs(rm[c] - 0.1 * mu) < 1e-5 && fabs(rv[c] - (0.9 + 0.1 * sq / (NB * NHW - 1))) < 1e-5,
+              "batchnorm running stats channel %d: %g %g", c, rm[c], rv[c]);
+        double y0 = (n_in[c * NHW] - mu) / sqrt(sq / (NB * NHW) + 1e-5) * n_g[c] + n_b[c];
+        CHECK(fabs(n_out[c * NHW] - y0) < 1e-4, "batchnorm forward value %g vs %g", n_out[c * NHW], y0);
+    }
+    L.fwd = in_fwd;
+    in_fwd();
+    {
+        float *din = zeros(NN);
+        instancenorm_backward(din, L.R, n_out, n_rstd, NB, NC, NHW);
+        expect_grad("instancenorm dinp", n_in, din, NN);
+        double s = 0, sq = 0;
+        for (int i = 0; i < NHW; i++) { s += n_out[NHW + i]; sq += n_out[NHW + i] * n_out[NHW + i]; }
+        CHECK(fabs(s / NHW) < 1e-5 && fabs(sq / NHW - 1) < 1e-3, "instancenorm output mean %g var %g", s / NHW, sq / NHW);
+        free(din);
+    }
+    L.fwd = film_fwd;
+    film_fwd();
+    {
+        float *din = zeros(NN), *dmod = zeros(2 * NB * NC);
+        film_backward(din, dmod, dmod + NC, L.R, n_in, n_g, 2 * NC, NB, NC, NHW);
+        expect_grad("film dinp", n_in, din, NN);
+        expect_grad("film dgamma/dbeta", n_g, dmod, 2 * NB * NC);
+        free(din); free(dmod);
+    }
+    free(n_in); free(n_out); free(n_mean); free(n_rstd); free(n_g); free(n_b); free(n_rm); free(n_rv); free(L.R);
+}
+
+/* ---- pointwise, shape, conditioning ---- */
+#define PN 60
+static float *p_a, *p_b, *p_out;
+static int s_B = 2, s_Ca = 3, s_Cb = 2, s_H = 3, s_W = 4, s_G = 3;
+static void relu_fwd(void) { relu_forward(p_out, p_a, PN); }
+static void lrelu_fwd(void) { leakyrelu_forward(p_out, p_a, 0.2f, PN); }
+static void tanh_fwd(void) { tanh_forward(p_out, p_a, PN); }
+static void resid_fwd(void) { residual_forward(p_out, p_a, p_b, PN); }
+static void concat_fwd(void) { concat_forward(p_out, p_a, p_b, s_B, s_Ca, s_Cb, s_H * s_W); }
+static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
+static void pool_fwd(void) { avgpool_forward(p_out, p_a, s_B, s_Ca, s_H * s_W); }
+static void emb_fwd(void) { embedchan_forward(p_out, p_b, p_a, s_B, s_G, s_H * s_W); }
+static void lin_fwd(void) { linear_forward(p_out, p_a, p_b, p_b + 5 * 7, 5, 7, 5); }
+
+static void pointwise_case(void (*fwd)(void), size_t nout) {
+    L.fwd = fwd; L.out = p_out; L.nout = nout;
+    fwd();
+}
+
+static void test_pointwise_and_shape(void) {
+    p_a = malloc(sizeof(float) * 1000); p_b = malloc(sizeof(float) * 1000); p_out = zeros(1000);
+    float *da = zeros(1000), *db = zeros(1000);
+    L.R = buf(1000, -1, 1, 60);
+    /* inputs kept away from the kink at 0, where finite differences lie */
+    for (int i = 0; i < PN; i++) { float v = (i % 7 - 3) * 0.37f + 0.05f; p_a[i] = v; p_b[i] = -0.6f * v; }
+    struct { const char *name; void (*fwd)(void); } pw[] = {{"relu", relu_fwd}, {"leakyrelu", lrelu_fwd}, {"tanh", tanh_fwd}};
+    for (int k = 0; k < 3; k++) {
+        pointwise_case(pw[k].fwd, PN);
+        memset(da, 0, sizeof(float) * PN);
+        if (k == 0) relu_backward(da, L.R, p_a, PN);
+        if (k == 1) leakyrelu_backward(da, L.R, p_a, 0.2f, PN);
+        if (k == 2) tanh_backward(da, L.R, p_out, PN);
+        expect_grad(pw[k].name, p_a, da, PN);
+    }
+    pointwise_case(resid_fwd, PN);
+    memset(da, 0, 4000); memset(db, 0, 4000);
+    residual_backward(da, db, L.R, PN);
+    expect_grad("residual da", p_a, da, PN);
+    expect_grad("residual db", p_b, db, PN);
+
+    int HW = s_H * s_W;
+    fill_uniform(p_a, 1000, -1, 1, 61);
+    fill_uniform(p_b, 1000, -1, 1, 62);
+    pointwise_case(concat_fwd, (size_t)s_B * (s_Ca + s_Cb) * HW);
+    CHECK(p_out[(s_Ca + s_Cb) * HW + s_Ca * HW] == p_b[s_Cb * HW], "concat places b after a per sample");
+    memset(da, 0, 4000); memset(db, 0, 4000);
+    concat_backward(da, db, L.R, s_B, s_Ca, s_Cb, HW);
+    expect_grad("concat da", p_a, da, (size_t)s_B * s_Ca * HW);
+    expect_grad("concat db", p_b, db, (size_t)s_B * s_Cb * HW);
+
+    pointwise_case(up_fwd, (size_t)s_B * s_Ca * HW * 4);
+    CHECK(p_out[2 * s_W * 3 + 5] == p_a[s_W * 1 + 2], "upsample2x copies the nearest pixel");
+    memset(da, 0, 4000);
+    upsample2x_backward(da, L.R, s_B, s_Ca, s_H, s_W);
+    expect_grad("upsample2x", p_a, da, (size_t)s_B * s_Ca * HW);
+
+    pointwise_case(pool_fwd, (size_t)s_B * s_Ca);
+    memset(da, 0, 4000);
+    avgpool_backward(da, L.R, s_B, s_Ca, HW);
+    expect_grad("avgpool", p_a, da, (size_t)s_B * s_Ca * HW);
+
+    /* embedding channel: p_a is the table [G, HW], p_b the group weights [B, G] */
+    float gw[6] = {0, 1, 0, 0.25f, 0, 0.75f};
+    memcpy(p_b, gw, sizeof(gw));
+    pointwise_case(emb_fwd, (size_t)s_B * HW);
+    CHECK(p_out[5] == p_a[HW + 5], "one-hot embedding selects its table row");
+    CHECK(fabsf(p_out[HW + 2] - (0.25f * p_a[2] + 0.75f * p_a[2 * HW + 2])) < 1e-6f, "soft weights blend rows");
+    memset(da, 0, 4000);
+    embedchan_backward(da, L.R, p_b, s_B, s_G, HW);
+    expect_grad("embedchan dtable", p_a, da, (size_t)s_G * HW);
+
+    /* linear: p_a input [5,7], p_b weight [5,7] then bias [5] */
+    fill_uniform(p_b, 1000, -1, 1, 63);
+    pointwise_case(lin_fwd, 25);
+    double ref = p_b[35 + 1];
+    for (int k = 0; k < 7; k++) ref += (double)p_a[2 * 7 + k] * p_b[1 * 7 + k];
+    CHECK(fabs(p_out[2 * 5 + 1] - ref) < 1e-5, "linear forward value");
+    memset(da, 0, 4000); memset(db, 0, 4000);
+    linear_backward(da, db, db + 35, L.R, p_a, p_b, 5, 7, 5);
+    expect_grad("linear dinp", p_a, da, 35);
+    expect_grad("linear dweight+dbias", p_b, db, 40);
+    free(p_a); free(p_b); free(p_out); free(da); free(db); free(L.R);
+}
+
+/* ---- losses ---- */
+static float *l_x, *l_y;
+static int l_labels[4] = {2, 0, 1, 2};
+static int l_kind;
+static double loss_value(void *ctx) {
+    (void)ctx;
+    float probs[12];
+    switch (l_kind) {
+    case 0: return mse_const_forward(l_x, 0.7f, 12);
+    case 1: return bce_logits_const_forward(l_x, 1.0f, 12);
+    case 2: return bce_logits_const_forward(l_x, 0.0f, 12);
+    case 3: return l1_forward(l_x, l_y, 12);
+    case 4: return l1_forward(l_x, NULL, 12);
+    default: return crossentropy_forward(probs, l_x, l_labels, 4, 3);
+    }
+}
+
+static void test_losses(void) {
+    l_x = buf(12, -2, 2, 70);
+    l_y = buf(12, -2, 2, 71);
+    const char *names[] = {"mse", "bce(1)", "bce(0)", "l1", "l1(zero)", "crossentropy"};
+    for (l_kind = 0; l_kind < 6; l_kind++) {
+        float g[12] = {0}, probs[12];
+        switch (l_kind) {
+        case 0: mse_const_backward(g, l_x, 0.7f, 1.0f, 12); break;
+        case 1: bce_logits_const_backward(g, l_x, 1.0f, 1.0f, 12); break;
+        case 2: bce_logits_const_backward(g, l_x, 0.0f, 1.0f, 12); break;
+        case 3: l1_backward(g, l_x, l_y, 1.0f, 12); break;
+        case 4: l1_backward(g, l_x, NULL, 1.0f, 12); break;
+        default:
+            crossentropy_forward(probs, l_x, l_labels, 4, 3);
+            crossentropy_backward(g, probs, l_labels, 1.0f, 4, 3);
+        }
+        double err = gradcheck(loss_value, NULL, l_x, g, 12, 12, 1e-3f);
+        CHECK(err < TOL, "%s loss gradient relative error %.3g", names[l_kind], err);
+    }
+    /* known values */
+    float z[3] = {0, 0, 0}, p[3];
+    int lab = 1;
+    CHECK(fabsf(crossentropy_forward(p, z, &lab, 1, 3) - logf(3.0f)) < 1e-6f, "uniform logits give log(G)");
+    float zero = 0;
+    CHECK(fabsf(bce_logits_const_forward(&zero, 1.0f, 1) - logf(2.0f)) < 1e-6f, "bce at 0 is log 2");
+    free(l_x); free(l_y);
+}
+
+void test_layers(void) {
+    test_sgemm();
+    test_conv();
+    test_norms();
+    test_pointwise_and_shape();
+    test_losses();
+}
