@@ -1,6 +1,8 @@
 #include "gradcheck.h"
 #include "../src/rng.h"
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 double gradcheck(LossFn loss, void *ctx, float *x, const float *analytic,
                  size_t n, int samples, float eps) {
@@ -37,3 +39,4 @@ void fill_uniform(float *x, size_t n, float lo, float hi, unsigned seed) {
     rng_seed(&r, seed);
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_uniform(&r);
 }
+

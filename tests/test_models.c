@@ -20,7 +20,8 @@ ModelConfig test_config(void) {
     return c;
 }
 
-enum { B = 2 };
+enum { B = 2, GR = 32 }; /* generator test side: a 4x4 bottleneck */
+enum { EB = 6 };            /* batch norm needs a few samples to be smooth */
 static float *R, *X, *GW, *GW2, *Y;
 static Generator gen;
 static GenActs ga;
@@ -33,7 +34,7 @@ static int est_training;
 static double gen_loss(void *ctx) {
     (void)ctx;
     gen_forward(&gen, &ga, X, GW);
-    return dot(ga.y, R, (size_t)B * 3 * 16 * 16);
+    return dot(ga.y, R, (size_t)B * 3 * GR * GR);
 }
 static double disc_loss(void *ctx) {
     (void)ctx;
@@ -43,7 +44,7 @@ static double disc_loss(void *ctx) {
 static double est_loss(void *ctx) {
     (void)ctx;
     const float *o = est_forward(&est, &ea, X, est_training);
-    return dot(o, R, (size_t)B * est.cfg.groups);
+    return dot(o, R, (size_t)EB * est.cfg.groups);
 }
 
 /* Checks the gradient of every tensor of ps, each on a sample of its values. */
@@ -66,7 +67,8 @@ static void check_params(const char *net, LossFn loss, ParamSet *ps, double tol)
 
 static void test_generator_gradients(void) {
     ModelConfig c = test_config();
-    size_t nimg = (size_t)B * 3 * 16 * 16;
+    c.res = GR;
+    size_t nimg = (size_t)B * 3 * GR * GR;
     gen_build(&gen, &c);
     CHECK(params_alloc(&gen.ps, 1) == 0, "generator allocates");
     Rng rng;
@@ -76,7 +78,8 @@ static void test_generator_gradients(void) {
     for (int i = 0; i < gen.ps.count; i++) {
         ParamTensor *t = &gen.ps.t[i];
         if (!strcmp(t->name, "mod_mlp2.w") || !strcmp(t->name, "out.w"))
-            fill_uniform(gen.ps.data + t->offset, t->size, -0.3f, 0.3f, 6);
+            fill_uniform(gen.ps.data + t->offset, t->size, -0.5f, 0.5f, 6);
+        if (!strcmp(t->name, "mod_mlp1.w")) fill_uniform(gen.ps.data + t->offset, t->size, -2.0f, 2.0f, 16);
     }
     float *scratch = calloc(gen_scratch_floats(&gen, B), sizeof(float));
     CHECK(gen_acts_alloc(&gen, &ga, B, 1, scratch) == 0, "generator context allocates");
@@ -144,17 +147,17 @@ static void test_discriminator_gradients(int pair) {
 
 static void test_estimator_gradients(void) {
     ModelConfig c = test_config();
-    c.res = 32;
-    size_t nimg = (size_t)B * 3 * 32 * 32;
+    c.res = 64; /* batch norm's last level then has 2x2 maps */
+    size_t nimg = (size_t)EB * 3 * 64 * 64;
     est_build(&est, &c);
     params_alloc(&est.ps, 1);
     Rng rng;
     rng_seed(&rng, 13);
     params_init(&est.ps, &rng);
-    float *scratch = calloc(est_scratch_floats(&est, B), sizeof(float));
-    est_acts_alloc(&est, &ea, B, 1, scratch);
+    float *scratch = calloc(est_scratch_floats(&est, EB), sizeof(float));
+    est_acts_alloc(&est, &ea, EB, 1, scratch);
     X = malloc(sizeof(float) * nimg); fill_uniform(X, nimg, -1, 1, 14);
-    R = malloc(sizeof(float) * B * c.groups); fill_uniform(R, B * c.groups, -1, 1, 15);
+    R = malloc(sizeof(float) * EB * c.groups); fill_uniform(R, EB * c.groups, -1, 1, 15);
     float *dx = calloc(nimg, sizeof(float));
     for (est_training = 1; est_training >= 0; est_training--) {
         memset(dx, 0, sizeof(float) * nimg);
@@ -163,7 +166,10 @@ static void test_estimator_gradients(void) {
         est_backward(&est, &ea, R, dx, 1);
         double err = gradcheck(est_loss, NULL, X, dx, nimg, 80, g_eps);
         CHECK(err < NET_TOL, "estimator(%s) d(input) relative error %.3g", est_training ? "train" : "eval", err);
+        /* in eval mode the net is piecewise linear: a smaller step crosses fewer ReLU kinks */
+        g_eps = est_training ? 1e-3f : 1e-4f;
         check_params(est_training ? "estimator(train)" : "estimator(eval)", est_loss, &est.ps, NET_TOL);
+        g_eps = 1e-3f;
     }
     est_acts_free(&ea);
     params_free(&est.ps);
