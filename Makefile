@@ -17,7 +17,7 @@ ifneq ($(wildcard $(OPENBLAS_INC)/cblas.h),)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c
+ENGINE := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \

@@ -459,7 +459,7 @@ double gen_flops(const Generator *g) {
 }
 
 static void describe_line(FILE *f, const char *name, int C, int H, int W, size_t params) {
-    fprintf(f, "  %-34s -> [%4d, %4d, %4d]  %10zu params\n", name, C, H, W, params);
+    fprintf(f, "  %-40s -> [%4d, %4d, %4d]  %9zu params\n", name, C, H, W, params);
 }
 
 static size_t tensor_size(const ParamSet *ps, const char *name) {

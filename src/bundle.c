@@ -1,0 +1,69 @@
+#include "bundle.h"
+#include <stdlib.h>
+#include <string.h>
+
+int bundle_save(const char *path, const Generator *g, const Estimator *m, const char *info, Err *e) {
+    char cfg[2048];
+    model_config_text(&g->cfg, cfg, sizeof(cfg));
+    if (info && *info) {
+        size_t k = strlen(cfg);
+        snprintf(cfg + k, sizeof(cfg) - k, "info=%s\n", info);
+    }
+    BlobWriter w;
+    blobw_begin(&w, BLOB_MAGIC, cfg);
+    blobw_params(&w, "gen.", &g->ps, DT_F16);
+    blobw_params(&w, "", &m->ps, DT_F16); /* estimator tensors are already named est.* */
+    return blobw_save(&w, path, e);
+}
+
+int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *expect,
+                const char *what, Err *e) {
+    memset(b, 0, sizeof(*b));
+    Blob *blob = malloc(sizeof(Blob));
+    if (!blob) return err_set(e, "%s: out of memory", what);
+    int rc = -1;
+    if (blob_parse(blob, buf, len, BLOB_MAGIC, what, e)) goto done;
+    if (model_config_parse(&b->cfg, blob->config, e)) {
+        char msg[sizeof(e->msg)];
+        snprintf(msg, sizeof(msg), "%.100s: bad model config: %.380s", what, e->msg);
+        err_set(e, "%s", msg);
+        goto done;
+    }
+    if (expect && model_config_match(&b->cfg, expect, what, e)) goto done;
+    config_get(blob->config, "info", b->info, sizeof(b->info));
+    gen_build(&b->gen, &b->cfg);
+    est_build(&b->est, &b->cfg);
+    if (params_alloc(&b->gen.ps, 0) || params_alloc(&b->est.ps, 0)) { err_set(e, "%s: out of memory", what); goto done; }
+    if (blob_read_params(blob, "gen.", &b->gen.ps, what, e) || blob_read_params(blob, "", &b->est.ps, what, e)) goto done;
+    size_t s1 = gen_scratch_floats(&b->gen, 1), s2 = est_scratch_floats(&b->est, 1);
+    b->scratch = calloc(s1 > s2 ? s1 : s2, sizeof(float));
+    if (!b->scratch || gen_acts_alloc(&b->gen, &b->ga, 1, 0, b->scratch) ||
+        est_acts_alloc(&b->est, &b->ea, 1, 0, b->scratch)) {
+        err_set(e, "%s: out of memory", what);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(blob);
+    if (rc) bundle_free(b);
+    return rc;
+}
+
+void bundle_free(Bundle *b) {
+    gen_acts_free(&b->ga);
+    est_acts_free(&b->ea);
+    params_free(&b->gen.ps);
+    params_free(&b->est.ps);
+    free(b->scratch);
+    b->scratch = NULL;
+}
+
+float bundle_estimate_age(Bundle *b, const float *face) {
+    return est_age_years(&b->est, est_forward(&b->est, &b->ea, face, 0));
+}
+
+void bundle_reage(Bundle *b, const float *face, const float *groupw, float *out) {
+    gen_forward(&b->gen, &b->ga, face, groupw);
+    size_t n = (size_t)3 * b->cfg.res * b->cfg.res;
+    for (size_t i = 0; i < n; i++) out[i] = b->ga.y[i] < -1.0f ? -1.0f : b->ga.y[i] > 1.0f ? 1.0f : b->ga.y[i];
+}

@@ -1,0 +1,29 @@
+/* The shipped model: generator + age estimator, as the page and the CLI load
+ * them from a weight blob, with one inference context each. */
+#ifndef REAGE_BUNDLE_H
+#define REAGE_BUNDLE_H
+#include "blob.h"
+#include "model.h"
+
+typedef struct {
+    ModelConfig cfg;
+    Generator gen;
+    Estimator est;
+    GenActs ga;
+    EstActs ea;
+    float *scratch;
+    char info[256];     /* free text from the blob ("trained_steps=...") */
+} Bundle;
+
+/* Writes gen and est as a browser blob (float16 weights). */
+int bundle_save(const char *path, const Generator *g, const Estimator *m, const char *info, Err *e);
+/* Parses a blob from memory and builds the networks it describes. When
+ * expect is not NULL, a blob for a different model is refused. */
+int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *expect,
+                const char *what, Err *e);
+void bundle_free(Bundle *b);
+/* The photo's own age in years; face is [3,res,res] in [-1,1]. */
+float bundle_estimate_age(Bundle *b, const float *face);
+/* Re-ages one face to soft group weights groupw [G]; writes [3,res,res]. */
+void bundle_reage(Bundle *b, const float *face, const float *groupw, float *out);
+#endif

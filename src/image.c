@@ -1,0 +1,162 @@
+#include "image.h"
+#include "fileio.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_ONLY_TGA
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#include "stb_image.h"
+#include "stb_image_resize.h"
+#include "stb_image_write.h"
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+int image_alloc(Image *img, int w, int h) {
+    img->w = w;
+    img->h = h;
+    img->rgb = malloc((size_t)w * h * 3);
+    return img->rgb ? 0 : -1;
+}
+
+void image_free(Image *img) {
+    free(img->rgb);
+    img->rgb = NULL;
+    img->w = img->h = 0;
+}
+
+static uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
+static uint32_t be32(const uint8_t *p) { return be16(p) << 16 | be16(p + 2); }
+
+/* Reads the size a PNG or JPEG header claims, so that a huge one gets a
+ * message with its size (stb_image's own header check only says "unknown
+ * type" once it gives up). Returns 0 when the header says nothing. */
+static int peek_size(const uint8_t *b, size_t len, uint32_t *w, uint32_t *h) {
+    static const uint8_t png[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (len >= 24 && !memcmp(b, png, 8) && !memcmp(b + 12, "IHDR", 4)) {
+        *w = be32(b + 16);
+        *h = be32(b + 20);
+        return 1;
+    }
+    if (len >= 4 && b[0] == 0xFF && b[1] == 0xD8) {
+        for (size_t i = 2; i + 9 < len;) {
+            if (b[i] != 0xFF) return 0;
+            uint8_t m = b[i + 1];
+            if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+                *h = be16(b + i + 5);
+                *w = be16(b + i + 7);
+                return 1;
+            }
+            i += 2 + be16(b + i + 2);
+        }
+    }
+    return 0;
+}
+
+int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, Err *e) {
+    memset(img, 0, sizeof(*img));
+    if (len == 0) return err_set(e, "%s: empty file", what);
+    if (len > 0x7FFFFFFF) return err_set(e, "%s: file too large", what);
+    int w, h, c;
+    uint32_t pw, ph;
+    /* read the header first, so that a huge claimed size is refused before allocating */
+    if (peek_size(buf, len, &pw, &ph) && (pw > IMAGE_MAX_SIDE || ph > IMAGE_MAX_SIDE || (uint64_t)pw * ph > IMAGE_MAX_PIXELS))
+        return err_set(e, "%s: image is %ux%u pixels, more than the %u megapixels (%d a side) allowed",
+                       what, pw, ph, IMAGE_MAX_PIXELS >> 20, IMAGE_MAX_SIDE);
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &c))
+        return err_set(e, "%s: not an image this tool can read (JPEG, PNG, BMP, GIF, TGA): %s", what, stbi_failure_reason());
+    if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (uint64_t)w * h > IMAGE_MAX_PIXELS)
+        return err_set(e, "%s: image is %dx%d pixels, more than the %u megapixels (%d a side) allowed",
+                       what, w, h, IMAGE_MAX_PIXELS >> 20, IMAGE_MAX_SIDE);
+    uint8_t *px = stbi_load_from_memory(buf, (int)len, &w, &h, &c, 3);
+    if (!px) return err_set(e, "%s: corrupt or truncated image: %s", what, stbi_failure_reason());
+    img->w = w;
+    img->h = h;
+    img->rgb = malloc((size_t)w * h * 3);
+    if (!img->rgb) { stbi_image_free(px); return err_set(e, "%s: out of memory", what); }
+    memcpy(img->rgb, px, (size_t)w * h * 3);
+    stbi_image_free(px);
+    return 0;
+}
+
+int image_load(const char *path, Image *img, Err *e) {
+    uint8_t *buf;
+    size_t len;
+    memset(img, 0, sizeof(*img));
+    if (file_read_all(path, IMAGE_MAX_FILE_BYTES, &buf, &len, e)) return -1;
+    int rc = image_decode(buf, len, img, path, e);
+    free(buf);
+    return rc;
+}
+
+typedef struct { uint8_t *buf; size_t len, cap; int failed; } MemOut;
+static void mem_write(void *ctx, void *data, int size) {
+    MemOut *m = ctx;
+    if (m->failed) return;
+    if (m->len + size > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1 << 16;
+        while (cap < m->len + size) cap *= 2;
+        uint8_t *nb = realloc(m->buf, cap);
+        if (!nb) { m->failed = 1; return; }
+        m->buf = nb;
+        m->cap = cap;
+    }
+    memcpy(m->buf + m->len, data, size);
+    m->len += size;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    if (n < k) return 0;
+    for (size_t i = 0; i < k; i++) {
+        char a = s[n - k + i], b = suffix[i];
+        if (a >= 'A' && a <= 'Z') a += 32;
+        if (a != b) return 0;
+    }
+    return 1;
+}
+
+int image_save(const char *path, const Image *img, Err *e) {
+    MemOut m = {0};
+    int ok = ends_with(path, ".jpg") || ends_with(path, ".jpeg")
+                 ? stbi_write_jpg_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, 95)
+                 : stbi_write_png_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, img->w * 3);
+    if (!ok || m.failed) { free(m.buf); return err_set(e, "%s: could not encode the image", path); }
+    int rc = file_write_atomic(path, m.buf, m.len, e);
+    free(m.buf);
+    return rc;
+}
+
+int image_resize(const Image *src, int w, int h, Image *dst) {
+    if (image_alloc(dst, w, h)) return -1;
+    if (!stbir_resize_uint8(src->rgb, src->w, src->h, 0, dst->rgb, w, h, 0, 3)) { image_free(dst); return -1; }
+    return 0;
+}
+
+void rgb_to_chw(const uint8_t *rgb, int w, int h, float *chw) {
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) chw[c * n + i] = rgb[i * 3 + c] * (2.0f / 255.0f) - 1.0f;
+}
+
+void chw_to_rgb(const float *chw, int w, int h, uint8_t *rgb) {
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            float v = (chw[c * n + i] + 1.0f) * 127.5f + 0.5f;
+            rgb[i * 3 + c] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+        }
+}

@@ -1,0 +1,30 @@
+/* Images in and out: decoding with limits, resizing, and conversion to the
+ * networks' float CHW layout in [-1, 1]. */
+#ifndef REAGE_IMAGE_H
+#define REAGE_IMAGE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "errors.h"
+
+/* Photos beyond this are refused before any pixel is decoded. */
+#define IMAGE_MAX_SIDE 16384
+#define IMAGE_MAX_PIXELS (64u * 1024u * 1024u)
+#define IMAGE_MAX_FILE_BYTES (256u * 1024u * 1024u)
+
+typedef struct {
+    int w, h;          /* RGB, 3 bytes a pixel, rows top to bottom */
+    uint8_t *rgb;
+} Image;
+
+int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, Err *e);
+int image_load(const char *path, Image *img, Err *e);
+/* PNG, or JPEG when the path ends in .jpg/.jpeg; written atomically. */
+int image_save(const char *path, const Image *img, Err *e);
+int image_alloc(Image *img, int w, int h);
+void image_free(Image *img);
+/* Area-aware resampling (stb_image_resize) into a w x h image. */
+int image_resize(const Image *src, int w, int h, Image *dst);
+/* rgb (w*h*3 bytes) <-> float planes [3, h, w] in [-1, 1] */
+void rgb_to_chw(const uint8_t *rgb, int w, int h, float *chw);
+void chw_to_rgb(const float *chw, int w, int h, uint8_t *rgb);
+#endif

@@ -1,0 +1,187 @@
+/* build/reage-train: trains the Re-Aging GAN on UTKFace.
+ *
+ *   reage-train [--config tiny|default|seed] [--OPTION VALUE ...]
+ *   reage-train --config default --resume        continue runs/default
+ *   reage-train --config seed --describe         layers, shapes, parameters */
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "fileio.h"
+#include "sgemm.h"
+#include "trainer.h"
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: reage-train [--config tiny|default|seed] [--resume] [--describe] [--threads N] [--OPTION VALUE ...]\n"
+               "Trains ReAge's generator, discriminator and age estimator; writes OUT/checkpoint.bin (resumable),\n"
+               "OUT/reage.blob (the page's weights), OUT/log.tsv and OUT/samples/.\nOptions:\n");
+    train_config_usage(f);
+}
+
+static int fail(const char *msg) {
+    fprintf(stderr, "reage-train: %s\n", msg);
+    return 1;
+}
+
+/* The faces of the sample grid: test photos spread over the age range. */
+static int pick_faces(const Dataset *d, int *idx, int n) {
+    int order[4096], m = d->count < 4096 ? d->count : 4096;
+    for (int i = 0; i < m; i++) order[i] = i;
+    for (int i = 1; i < m; i++)
+        for (int j = i; j > 0 && d->age[order[j]] < d->age[order[j - 1]]; j--) {
+            int tmp = order[j]; order[j] = order[j - 1]; order[j - 1] = tmp;
+        }
+    if (n > m) n = m;
+    for (int k = 0; k < n; k++) idx[k] = order[(int)((k + 0.5) * m / n)];
+    return n;
+}
+
+int main(int argc, char **argv) {
+    const char *config = "default";
+    int resume = 0, describe = 0, threads = 0;
+    Err e;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+    }
+    TrainConfig tc;
+    if (train_config_named(&tc, config, &e)) return fail(e.msg);
+    char keys[64][64];
+    const char *vals[64];
+    int nset = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) { i++; continue; }
+        if (!strcmp(a, "--resume")) { resume = 1; continue; }
+        if (!strcmp(a, "--describe")) { describe = 1; continue; }
+        if (!strcmp(a, "--threads")) {
+            char *end;
+            if (i + 1 >= argc || (threads = (int)strtol(argv[i + 1], &end, 10)) < 1 || *end)
+                return fail("--threads: expected a positive whole number");
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--", 2) || i + 1 >= argc || nset == 64) {
+            fprintf(stderr, "reage-train: unexpected argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        snprintf(keys[nset], sizeof(keys[nset]), "%s", a + 2);
+        for (char *p = keys[nset]; *p; p++) if (*p == '-') *p = '_';
+        vals[nset++] = argv[++i];
+    }
+    for (int k = 0; k < nset; k++)
+        if (train_config_set(&tc, keys[k], vals[k], &e)) { fprintf(stderr, "reage-train: %s\n", e.msg); usage(stderr); return 2; }
+    char ckpt[1200], blob[1200], logp[1200], samples[1200];
+    if (resume) {
+        snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", tc.out);
+        TrainConfig saved;
+        if (checkpoint_read_config(ckpt, &saved, &e)) return fail(e.msg);
+        for (int k = 0; k < nset; k++) {
+            if (!train_option_resumable(keys[k])) {
+                fprintf(stderr, "reage-train: --%s cannot change when resuming (the checkpoint fixes it)\n", keys[k]);
+                return 2;
+            }
+            train_config_set(&saved, keys[k], vals[k], &e);
+        }
+        if (!strcmp(saved.out, tc.out) || 1) snprintf(saved.out, sizeof(saved.out), "%s", tc.out);
+        tc = saved;
+    }
+    if (train_config_finish(&tc, &e)) return fail(e.msg);
+    if (threads) omp_set_num_threads(threads);
+
+    Trainer t;
+    if (describe) {
+        if (trainer_init(&t, &tc, &e)) return fail(e.msg);
+        printf("config %s: %dx%d, %d age groups (%s), batch %d\n", config, tc.model.res, tc.model.res,
+               tc.model.groups, tc.groups, tc.batch);
+        gen_describe(&t.gen, stdout);
+        disc_describe(&t.disc, stdout);
+        est_describe(&t.est, stdout);
+        trainer_free(&t);
+        return 0;
+    }
+    Dataset train, test;
+    printf("loading the train split from %s ...\n", tc.data);
+    fflush(stdout);
+    if (dataset_load(&train, tc.data, "train", &tc.model, tc.max_images, &e)) return fail(e.msg);
+    printf("%d training photos (%d skipped); per group:", train.count, train.skipped);
+    for (int g = 0; g < tc.model.groups; g++) printf(" %d", train.group_count[g]);
+    printf("\n");
+    int faces[8], nfaces = 0;
+    if (tc.sample_every > 0) {
+        if (dataset_load(&test, tc.data, "test", &tc.model, 200, &e)) return fail(e.msg);
+        nfaces = pick_faces(&test, faces, 6);
+    }
+    if (dir_ensure(tc.out, &e)) return fail(e.msg);
+    snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", tc.out);
+    snprintf(blob, sizeof(blob), "%s/reage.blob", tc.out);
+    snprintf(logp, sizeof(logp), "%s/log.tsv", tc.out);
+    snprintf(samples, sizeof(samples), "%s/samples", tc.out);
+    if (tc.sample_every > 0 && dir_ensure(samples, &e)) return fail(e.msg);
+    if (trainer_init(&t, &tc, &e)) return fail(e.msg);
+    if (resume) {
+        if (trainer_load_checkpoint(&t, ckpt, &e)) return fail(e.msg);
+        printf("resumed %s at step %d\n", ckpt, t.step);
+    }
+    FILE *log = fopen(logp, resume ? "a" : "w");
+    if (!log) return fail("cannot open the training log for writing");
+    if (!resume) fprintf(log, "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\test_loss\test_acc\n");
+    printf("training %s to step %d: batch %d at %dx%d, %d threads, sgemm %s\n", config, tc.steps, tc.batch,
+           tc.model.res, tc.model.res, omp_get_max_threads(), sgemm_backend());
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double t0 = now_s(), last = t0;
+    int first = t.step, last_step = t.step;
+    Losses avg = {0};
+    int navg = 0;
+    while (t.step < tc.steps && !stop_requested) {
+        Losses l = trainer_step(&t, &train);
+        float *a = &avg.d_loss, *b = &l.d_loss;
+        for (size_t k = 0; k < sizeof(Losses) / sizeof(float); k++) a[k] += b[k];
+        navg++;
+        if (t.step % tc.log_every == 0 || t.step == tc.steps) {
+            double now = now_s(), ips = (t.step - last_step) * tc.batch / (now - last);
+            for (size_t k = 0; k < sizeof(Losses) / sizeof(float); k++) a[k] /= navg;
+            double eta = (tc.steps - t.step) * (now - t0) / (t.step - first);
+            printf("step %6d/%d | %5.1f img/s | D %.3f (real %.3f fake %.3f) | adv %.3f cyc %.4f rec %.4f age %.3f delta %.4f"
+                   " | est %.3f acc %.2f | ETA %dh%02dm\n",
+                   t.step, tc.steps, ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age,
+                   avg.delta, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
+            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\n", t.step, ips,
+                    avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age, avg.delta, avg.est_loss, avg.est_acc);
+            fflush(stdout);
+            fflush(log);
+            memset(&avg, 0, sizeof(avg));
+            navg = 0;
+            last = now;
+            last_step = t.step;
+        }
+        if (tc.sample_every > 0 && (t.step % tc.sample_every == 0 || t.step == tc.steps)) {
+            char path[1300];
+            snprintf(path, sizeof(path), "%s/step_%06d.png", samples, t.step);
+            if (trainer_sample_grid(&t, &test, faces, nfaces, path, &e)) fprintf(stderr, "warning: %s\n", e.msg);
+        }
+        if (tc.ckpt_every > 0 && t.step % tc.ckpt_every == 0) {
+            if (trainer_save_checkpoint(&t, ckpt, &e) || trainer_export_blob(&t, blob, &e)) return fail(e.msg);
+        }
+    }
+    if (trainer_save_checkpoint(&t, ckpt, &e) || trainer_export_blob(&t, blob, &e)) return fail(e.msg);
+    printf("%s at step %d: wrote %s and %s\n", stop_requested ? "stopped" : "done", t.step, ckpt, blob);
+    fclose(log);
+    trainer_free(&t);
+    dataset_free(&train);
+    if (nfaces) dataset_free(&test);
+    return 0;
+}

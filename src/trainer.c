@@ -1,0 +1,456 @@
+#include "trainer.h"
+#include "blob.h"
+#include "bundle.h"
+#include "fileio.h"
+#include "image.h"
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- options */
+
+typedef enum { OPT_INT, OPT_FLOAT, OPT_STR, OPT_GROUPS, OPT_DISC } OptType;
+typedef struct { const char *key; OptType type; size_t off; int resumable; const char *help; } Option;
+
+#define OFF(field) offsetof(TrainConfig, field)
+static const Option options[] = {
+    {"res", OPT_INT, OFF(model.res), 0, "image side the networks see (multiple of 8)"},
+    {"groups", OPT_GROUPS, OFF(groups), 0, "age groups, e.g. 0-9,10-19,20-29,30-44,45-59,60+"},
+    {"gen_width", OPT_INT, OFF(model.gen_width), 0, "generator width at full resolution"},
+    {"gen_res_ch", OPT_INT, OFF(model.gen_res_ch), 0, "generator bottleneck channels"},
+    {"gen_nres", OPT_INT, OFF(model.gen_nres), 0, "generator residual blocks"},
+    {"gen_code", OPT_INT, OFF(model.gen_code), 0, "learned age code size"},
+    {"gen_hidden", OPT_INT, OFF(model.gen_hidden), 0, "age-code MLP hidden width"},
+    {"est_width", OPT_INT, OFF(model.est_width), 0, "age estimator width"},
+    {"disc_width", OPT_INT, OFF(model.disc_width), 0, "PatchGAN first width (64 in the seed)"},
+    {"disc", OPT_DISC, OFF(model.disc_pair), 0, "pair (the seed's input+output) or target (output only)"},
+    {"batch", OPT_INT, OFF(batch), 0, "images a step"},
+    {"steps", OPT_INT, OFF(steps), 1, "train until this step"},
+    {"seed", OPT_INT, OFF(seed), 0, "random seed (weights, batches, augmentation)"},
+    {"shift", OPT_INT, OFF(shift), 0, "largest random shift in pixels"},
+    {"max_images", OPT_INT, OFF(max_images), 0, "use at most this many training photos (0: all)"},
+    {"lr_g", OPT_FLOAT, OFF(lr_g), 0, "generator learning rate"},
+    {"lr_d", OPT_FLOAT, OFF(lr_d), 0, "discriminator learning rate"},
+    {"lr_e", OPT_FLOAT, OFF(lr_e), 0, "age estimator learning rate"},
+    {"beta1", OPT_FLOAT, OFF(beta1), 0, "Adam beta1"},
+    {"beta2", OPT_FLOAT, OFF(beta2), 0, "Adam beta2"},
+    {"lambda_adv", OPT_FLOAT, OFF(lambda_adv), 0, "weight of the adversarial loss"},
+    {"lambda_cyc", OPT_FLOAT, OFF(lambda_cyc), 0, "weight of cycle consistency"},
+    {"lambda_rec", OPT_FLOAT, OFF(lambda_rec), 0, "weight of reconstruction at the source age"},
+    {"lambda_age", OPT_FLOAT, OFF(lambda_age), 0, "weight of the age estimator's verdict on outputs"},
+    {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 0, "weight of the L1 penalty on the delta"},
+    {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 0, "discriminator weight of wrong-age real negatives"},
+    {"ckpt_every", OPT_INT, OFF(ckpt_every), 1, "steps between checkpoints (and blobs)"},
+    {"sample_every", OPT_INT, OFF(sample_every), 1, "steps between sample grids (0: never)"},
+    {"log_every", OPT_INT, OFF(log_every), 1, "steps between progress lines"},
+    {"data", OPT_STR, OFF(data), 1, "UTKFace folder (labels.tsv, images/)"},
+    {"out", OPT_STR, OFF(out), 1, "run folder for checkpoint, blob, log and samples"},
+};
+#define NOPT (int)(sizeof(options) / sizeof(options[0]))
+
+int train_option_resumable(const char *key) {
+    for (int i = 0; i < NOPT; i++) if (!strcmp(options[i].key, key)) return options[i].resumable;
+    return 0;
+}
+
+void train_config_usage(FILE *f) {
+    for (int i = 0; i < NOPT; i++) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s", options[i].key);
+        for (char *p = flag + 2; *p; p++) if (*p == '_') *p = '-';
+        fprintf(f, "  %-16s %s\n", flag, options[i].help);
+    }
+}
+
+int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e) {
+    for (int i = 0; i < NOPT; i++) {
+        if (strcmp(options[i].key, key)) continue;
+        void *p = (char *)tc + options[i].off;
+        char *end;
+        switch (options[i].type) {
+        case OPT_INT: {
+            long v = strtol(value, &end, 10);
+            if (end == value || *end || v < 0 || v > 1000000000)
+                return err_set(e, "--%s: expected a non-negative whole number, got '%s'", key, value);
+            *(int *)p = (int)v;
+            return 0;
+        }
+        case OPT_FLOAT: {
+            float v = strtof(value, &end);
+            if (end == value || *end || !(v >= 0) || v > 1e6f)
+                return err_set(e, "--%s: expected a non-negative number, got '%s'", key, value);
+            *(float *)p = v;
+            return 0;
+        }
+        case OPT_STR:
+            if (strlen(value) >= sizeof(tc->data)) return err_set(e, "--%s: value too long", key);
+            snprintf((char *)p, sizeof(tc->data), "%s", value);
+            return 0;
+        case OPT_GROUPS:
+            if (strlen(value) >= sizeof(tc->groups)) return err_set(e, "--%s: value too long", key);
+            snprintf(tc->groups, sizeof(tc->groups), "%s", value);
+            return parse_groups(&tc->model, value, e);
+        case OPT_DISC:
+            if (!strcmp(value, "pair")) tc->model.disc_pair = 1;
+            else if (!strcmp(value, "target")) tc->model.disc_pair = 0;
+            else return err_set(e, "--disc: expected 'pair' or 'target', got '%s'", value);
+            return 0;
+        }
+    }
+    return err_set(e, "unknown option --%s (see --help)", key);
+}
+
+void train_config_text(const TrainConfig *tc, char *buf, size_t n) {
+    size_t k = 0;
+    for (int i = 0; i < NOPT && k < n; i++) {
+        const void *p = (const char *)tc + options[i].off;
+        switch (options[i].type) {
+        case OPT_INT: k += snprintf(buf + k, n - k, "%s=%d\n", options[i].key, *(const int *)p); break;
+        case OPT_FLOAT: k += snprintf(buf + k, n - k, "%s=%.9g\n", options[i].key, *(const float *)p); break;
+        case OPT_STR: k += snprintf(buf + k, n - k, "%s=%s\n", options[i].key, (const char *)p); break;
+        case OPT_GROUPS: k += snprintf(buf + k, n - k, "%s=%s\n", options[i].key, tc->groups); break;
+        case OPT_DISC: k += snprintf(buf + k, n - k, "%s=%s\n", options[i].key, tc->model.disc_pair ? "pair" : "target"); break;
+        }
+    }
+}
+
+static int set_all(TrainConfig *tc, const char *const *kv, Err *e) {
+    for (int i = 0; kv[i]; i += 2)
+        if (train_config_set(tc, kv[i], kv[i + 1], e)) return -1;
+    return 0;
+}
+
+int train_config_named(TrainConfig *tc, const char *name, Err *e) {
+    memset(tc, 0, sizeof(*tc));
+    static const char *const common[] = {
+        "groups", "0-9,10-19,20-29,30-44,45-59,60+", "gen_code", "64", "gen_hidden", "256",
+        "seed", "1", "shift", "4", "lr_g", "0.0002", "lr_d", "0.0002", "lr_e", "0.0005",
+        "beta1", "0.5", "beta2", "0.999", "lambda_adv", "1", "lambda_cyc", "10", "lambda_rec", "10",
+        "lambda_age", "1", "lambda_delta", "1", "lambda_wrong", "0.5", "log_every", "10",
+        "data", "../shared/data/utkface-part1", NULL};
+    if (set_all(tc, common, e)) return -1;
+    static const char *const tiny[] = {
+        "res", "32", "groups", "0-19,20-49,50+", "gen_width", "4", "gen_res_ch", "16", "gen_nres", "1",
+        "gen_code", "8", "gen_hidden", "16", "est_width", "4", "disc_width", "8", "disc", "target",
+        "batch", "4", "steps", "40", "shift", "1", "lr_g", "0.002", "lr_d", "0.001", "lr_e", "0.002",
+        "ckpt_every", "20", "sample_every", "0", "log_every", "10", "out", "runs/tiny", NULL};
+    static const char *const dflt[] = {
+        "res", "128", "gen_width", "16", "gen_res_ch", "128", "gen_nres", "4", "est_width", "16",
+        "disc_width", "32", "disc", "target", "batch", "8", "steps", "200000", "ckpt_every", "250",
+        "sample_every", "250", "out", "runs/default", NULL};
+    /* the seed's discriminator exactly: 256x256, 3 groups, width 64, on (input, output) pairs */
+    static const char *const seed[] = {
+        "res", "256", "groups", "0-19,20-49,50+", "gen_width", "16", "gen_res_ch", "128", "gen_nres", "4",
+        "est_width", "16", "disc_width", "64", "disc", "pair", "batch", "8", "steps", "200000",
+        "ckpt_every", "250", "sample_every", "250", "out", "runs/seed", NULL};
+    const char *const *named = !strcmp(name, "tiny") ? tiny : !strcmp(name, "default") ? dflt
+                             : !strcmp(name, "seed") ? seed : NULL;
+    if (!named) return err_set(e, "--config: unknown configuration '%s' (tiny, default or seed)", name);
+    return set_all(tc, named, e);
+}
+
+int train_config_finish(TrainConfig *tc, Err *e) {
+    if (model_config_validate(&tc->model, e)) return -1;
+    if (tc->batch < 2 || tc->batch > 256) return err_set(e, "--batch %d: must be 2..256 (batch norm needs two)", tc->batch);
+    if (tc->log_every < 1) return err_set(e, "--log-every must be at least 1");
+    ModelConfig probe = tc->model;
+    Discriminator d;
+    if (disc_build(&d, &probe)) return err_set(e, "resolution %d is too small for the PatchGAN", tc->model.res);
+    return 0;
+}
+
+/* ------------------------------------------------------------- trainer */
+
+static void *zalloc(size_t n) { return calloc(n ? n : 1, 1); }
+
+int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
+    memset(t, 0, sizeof(*t));
+    t->tc = *tc;
+    const ModelConfig *c = &tc->model;
+    int B = tc->batch, G = c->groups;
+    gen_build(&t->gen, c);
+    disc_build(&t->disc, c);
+    est_build(&t->est, c);
+    if (params_alloc(&t->gen.ps, 1) || params_alloc(&t->disc.ps, 1) || params_alloc(&t->est.ps, 1))
+        return err_set(e, "out of memory for the networks");
+    Rng init;
+    rng_seed(&init, (uint64_t)tc->seed * 1000003u + 17);
+    params_init(&t->gen.ps, &init);
+    params_init(&t->disc.ps, &init);
+    params_init(&t->est.ps, &init);
+    size_t s = gen_scratch_floats(&t->gen, B), s2 = disc_scratch_floats(&t->disc, B), s3 = est_scratch_floats(&t->est, B);
+    if (s2 > s) s = s2;
+    if (s3 > s) s = s3;
+    t->scratch = zalloc(sizeof(float) * s);
+    size_t nimg = (size_t)B * 3 * c->res * c->res;
+    t->x = zalloc(sizeof(float) * nimg); t->x2 = zalloc(sizeof(float) * nimg); t->dy = zalloc(sizeof(float) * nimg);
+    t->dpatch = zalloc(sizeof(float) * B * c->res * c->res);
+    t->dlogits = zalloc(sizeof(float) * B * G);
+    t->gw_src = zalloc(sizeof(float) * B * G); t->gw_tgt = zalloc(sizeof(float) * B * G);
+    t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
+    t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
+    t->wrong = zalloc(sizeof(int) * B); t->src2 = zalloc(sizeof(int) * B);
+    if (!t->scratch || !t->x || !t->x2 || !t->dy || !t->dpatch || !t->dlogits || !t->gw_src || !t->gw_tgt ||
+        !t->gw_wrong || !t->gw_src2 || !t->src || !t->tgt || !t->wrong || !t->src2 ||
+        gen_acts_alloc(&t->gen, &t->g_main, B, 1, t->scratch) || gen_acts_alloc(&t->gen, &t->g_aux, B, 1, t->scratch) ||
+        disc_acts_alloc(&t->disc, &t->da, B, t->scratch) || est_acts_alloc(&t->est, &t->ea, B, 1, t->scratch)) {
+        trainer_free(t);
+        return err_set(e, "out of memory for batch %d at %dx%d", B, c->res, c->res);
+    }
+    rng_seed(&t->rng, (uint64_t)tc->seed);
+    return 0;
+}
+
+void trainer_free(Trainer *t) {
+    gen_acts_free(&t->g_main); gen_acts_free(&t->g_aux); disc_acts_free(&t->da); est_acts_free(&t->ea);
+    params_free(&t->gen.ps); params_free(&t->disc.ps); params_free(&t->est.ps);
+    free(t->scratch); free(t->x); free(t->x2); free(t->dy); free(t->dpatch); free(t->dlogits);
+    free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
+    free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
+    memset(t, 0, sizeof(*t));
+}
+
+static void one_hot(float *w, const int *g, int B, int G) {
+    memset(w, 0, sizeof(float) * B * G);
+    for (int b = 0; b < B; b++) w[b * G + g[b]] = 1.0f;
+}
+
+/* D's verdict on one kind of batch, with LSGAN's loss against `target`;
+ * backpropagates weight * loss into D's parameters (and into dy if given). */
+static float disc_term(Trainer *t, const float *x, const float *gw_in, const float *y, const float *gw_out,
+                       float target, float weight, float *dy, int param_grads) {
+    int B = t->tc.batch;
+    const float *logits = disc_forward(&t->disc, &t->da, x, gw_in, y, gw_out);
+    size_t n = (size_t)B * t->da.out_hw * t->da.out_hw;
+    float loss = mse_const_forward(logits, target, n);
+    memset(t->dpatch, 0, sizeof(float) * n);
+    mse_const_backward(t->dpatch, logits, target, weight, n);
+    disc_backward(&t->disc, &t->da, t->dpatch, dy, param_grads);
+    return loss;
+}
+
+Losses trainer_step(Trainer *t, const Dataset *data) {
+    const TrainConfig *tc = &t->tc;
+    const ModelConfig *c = &tc->model;
+    int B = tc->batch, G = c->groups, pair = c->disc_pair;
+    size_t nimg = (size_t)B * 3 * c->res * c->res;
+    Losses L = {0};
+    AdamConfig ag = {tc->lr_g, tc->beta1, tc->beta2, 1e-8f}, ad = {tc->lr_d, tc->beta1, tc->beta2, 1e-8f},
+               ae = {tc->lr_e, 0.9f, tc->beta2, 1e-8f};
+    t->step++;
+
+    dataset_batch(data, &t->rng, B, tc->shift, t->x, t->src);
+    for (int b = 0; b < B; b++) {
+        t->tgt[b] = (t->src[b] + 1 + rng_int(&t->rng, G - 1)) % G;   /* always a different age */
+        t->src2[b] = t->src[(b + 1) % B];                            /* the pair D's real partner */
+        t->wrong[b] = ((pair ? t->src2[b] : t->src[b]) + 1 + rng_int(&t->rng, G - 1)) % G;
+    }
+    for (int b = 0; b < B; b++)
+        memcpy(t->x2 + (size_t)b * nimg / B, t->x + (size_t)((b + 1) % B) * nimg / B, sizeof(float) * nimg / B);
+    one_hot(t->gw_src, t->src, B, G); one_hot(t->gw_tgt, t->tgt, B, G);
+    one_hot(t->gw_wrong, t->wrong, B, G); one_hot(t->gw_src2, t->src2, B, G);
+
+    /* age estimator on real photos */
+    params_zero_grad(&t->est.ps);
+    const float *logits = est_forward(&t->est, &t->ea, t->x, 1);
+    L.est_loss = crossentropy_forward(t->ea.probs, logits, t->src, B, G);
+    int correct = 0;
+    for (int b = 0; b < B; b++) {
+        int best = 0;
+        for (int g = 1; g < G; g++) if (logits[b * G + g] > logits[b * G + best]) best = g;
+        correct += best == t->src[b];
+    }
+    L.est_acc = (float)correct / B;
+    memset(t->dlogits, 0, sizeof(float) * B * G);
+    crossentropy_backward(t->dlogits, t->ea.probs, t->src, 1.0f, B, G);
+    est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
+    adam_step(&t->est.ps, &ae, t->step);
+
+    /* y = G(x, target) */
+    gen_forward(&t->gen, &t->g_main, t->x, t->gw_tgt);
+    const float *y = t->g_main.y;
+
+    /* discriminator: real at their own age -> 1; generated -> 0; real at a wrong age -> 0 */
+    params_zero_grad(&t->disc.ps);
+    if (pair) {
+        L.d_real = disc_term(t, t->x, t->gw_src, t->x2, t->gw_src2, 1.0f, 1.0f, NULL, 1);
+        L.d_fake = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 0.0f, 1.0f, NULL, 1);
+        L.d_loss = L.d_real + L.d_fake;
+        if (tc->lambda_wrong > 0)
+            L.d_loss += tc->lambda_wrong * disc_term(t, t->x, t->gw_src, t->x2, t->gw_wrong, 0.0f, tc->lambda_wrong, NULL, 1);
+    } else {
+        L.d_real = disc_term(t, NULL, NULL, t->x, t->gw_src, 1.0f, 1.0f, NULL, 1);
+        L.d_fake = disc_term(t, NULL, NULL, y, t->gw_tgt, 0.0f, 1.0f, NULL, 1);
+        L.d_loss = L.d_real + L.d_fake;
+        if (tc->lambda_wrong > 0)
+            L.d_loss += tc->lambda_wrong * disc_term(t, NULL, NULL, t->x, t->gw_wrong, 0.0f, tc->lambda_wrong, NULL, 1);
+    }
+    adam_step(&t->disc.ps, &ad, t->step);
+
+    /* generator */
+    params_zero_grad(&t->gen.ps);
+    memset(t->dy, 0, sizeof(float) * nimg);
+    if (tc->lambda_rec > 0) {
+        gen_forward(&t->gen, &t->g_aux, t->x, t->gw_src);
+        L.rec = l1_forward(t->g_aux.y, t->x, nimg);
+        float *d = t->x2; /* free now: reused as the gradient buffer */
+        memset(d, 0, sizeof(float) * nimg);
+        l1_backward(d, t->g_aux.y, t->x, tc->lambda_rec, nimg);
+        gen_backward(&t->gen, &t->g_aux, d, NULL);
+    }
+    if (tc->lambda_cyc > 0) {
+        gen_forward(&t->gen, &t->g_aux, y, t->gw_src);
+        L.cyc = l1_forward(t->g_aux.y, t->x, nimg);
+        float *d = t->x2;
+        memset(d, 0, sizeof(float) * nimg);
+        l1_backward(d, t->g_aux.y, t->x, tc->lambda_cyc, nimg);
+        gen_backward(&t->gen, &t->g_aux, d, t->dy);
+    }
+    L.adv = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0);
+    if (tc->lambda_age > 0) {
+        const float *lg = est_forward(&t->est, &t->ea, y, 0);
+        L.age = crossentropy_forward(t->ea.probs, lg, t->tgt, B, G);
+        memset(t->dlogits, 0, sizeof(float) * B * G);
+        crossentropy_backward(t->dlogits, t->ea.probs, t->tgt, tc->lambda_age, B, G);
+        est_backward(&t->est, &t->ea, t->dlogits, t->dy, 0);
+    }
+    L.delta = l1_forward(y, t->x, nimg);
+    l1_backward(t->dy, y, t->x, tc->lambda_delta, nimg);
+    gen_backward(&t->gen, &t->g_main, t->dy, NULL);
+    adam_step(&t->gen.ps, &ag, t->step);
+    return L;
+}
+
+/* ---------------------------------------------------------- checkpoints */
+
+static void write_set(BlobWriter *w, const char *prefix, const ParamSet *ps) {
+    char name[64];
+    int shape[1] = {(int)ps->total};
+    blobw_params(w, prefix, ps, DT_F32);
+    snprintf(name, sizeof(name), "%sadam_m", prefix);
+    blobw_floats(w, name, DT_F32, 1, shape, ps->adam_m);
+    snprintf(name, sizeof(name), "%sadam_v", prefix);
+    blobw_floats(w, name, DT_F32, 1, shape, ps->adam_v);
+}
+
+static int read_set(const Blob *b, const char *prefix, ParamSet *ps, const char *what, Err *e) {
+    char name[64];
+    if (blob_read_params(b, prefix, ps, what, e)) return -1;
+    snprintf(name, sizeof(name), "%sadam_m", prefix);
+    if (blob_read_floats(b, name, ps->adam_m, ps->total, what, e)) return -1;
+    snprintf(name, sizeof(name), "%sadam_v", prefix);
+    return blob_read_floats(b, name, ps->adam_v, ps->total, what, e);
+}
+
+int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e) {
+    char cfg[4096];
+    train_config_text(&t->tc, cfg, sizeof(cfg));
+    BlobWriter w;
+    blobw_begin(&w, CKPT_MAGIC, cfg);
+    uint32_t state[3] = {(uint32_t)t->step, (uint32_t)(t->rng.s >> 32), (uint32_t)t->rng.s};
+    blobw_u32(&w, "train.state", 3, state);
+    write_set(&w, "gen.", &t->gen.ps);
+    write_set(&w, "disc.", &t->disc.ps);
+    write_set(&w, "estimator.", &t->est.ps);
+    return blobw_save(&w, path, e);
+}
+
+static int read_checkpoint(const char *path, uint8_t **buf, Blob **blob, Err *e) {
+    size_t len;
+    *blob = NULL;
+    if (file_read_all(path, (size_t)4 << 30, buf, &len, e)) return -1;
+    *blob = malloc(sizeof(Blob));
+    if (!*blob) { free(*buf); return err_set(e, "%s: out of memory", path); }
+    if (blob_parse(*blob, *buf, len, CKPT_MAGIC, path, e)) { free(*buf); free(*blob); return -1; }
+    return 0;
+}
+
+/* The options stored in a checkpoint's header, "key=value" lines. */
+static int parse_train_config(const char *text, TrainConfig *tc, const char *what, Err *e) {
+    memset(tc, 0, sizeof(*tc));
+    for (const char *line = text; *line;) {
+        const char *eq = strchr(line, '='), *nl = strchr(line, '\n');
+        if (!eq || !nl || eq > nl) return err_set(e, "%s: malformed configuration", what);
+        char key[64], val[1100];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - line), line);
+        snprintf(val, sizeof(val), "%.*s", (int)(nl - eq - 1), eq + 1);
+        if (train_config_set(tc, key, val, e)) return -1;
+        line = nl + 1;
+    }
+    return 0;
+}
+
+int checkpoint_read_config(const char *path, TrainConfig *tc, Err *e) {
+    uint8_t *buf;
+    Blob *blob;
+    if (read_checkpoint(path, &buf, &blob, e)) return -1;
+    int rc = parse_train_config(blob->config, tc, path, e);
+    free(buf);
+    free(blob);
+    return rc;
+}
+
+int trainer_load_checkpoint(Trainer *t, const char *path, Err *e) {
+    uint8_t *buf;
+    Blob *blob;
+    if (read_checkpoint(path, &buf, &blob, e)) return -1;
+    uint32_t state[3];
+    TrainConfig file;
+    int rc = -1;
+    if (parse_train_config(blob->config, &file, path, e)) goto done;
+    if (model_config_match(&file.model, &t->tc.model, path, e)) goto done;
+    if (file.model.disc_width != t->tc.model.disc_width || file.model.disc_pair != t->tc.model.disc_pair) {
+        err_set(e, "%s: does not match this model: the discriminator differs", path);
+        goto done;
+    }
+    if (blob_read_u32(blob, "train.state", state, 3, path, e) || read_set(blob, "gen.", &t->gen.ps, path, e) ||
+        read_set(blob, "disc.", &t->disc.ps, path, e) || read_set(blob, "estimator.", &t->est.ps, path, e))
+        goto done;
+    t->step = (int)state[0];
+    t->rng.s = ((uint64_t)state[1] << 32) | state[2];
+    rc = 0;
+done:
+    free(buf);
+    free(blob);
+    return rc;
+}
+
+int trainer_export_blob(const Trainer *t, const char *path, Err *e) {
+    char info[64];
+    snprintf(info, sizeof(info), "trained_steps:%d", t->step);
+    return bundle_save(path, &t->gen, &t->est, info, e);
+}
+
+int trainer_sample_grid(Trainer *t, const Dataset *faces, const int *idx, int n, const char *path, Err *e) {
+    const ModelConfig *c = &t->tc.model;
+    int R = c->res, G = c->groups, B = t->tc.batch;
+    Image grid;
+    if (image_alloc(&grid, R * (G + 1), R * n)) return err_set(e, "%s: out of memory", path);
+    size_t per = (size_t)3 * R * R;
+    uint8_t *tile = malloc(per);
+    /* one face across all groups, a batch of up to B outputs at a time */
+    float *x = t->x, *gw = t->gw_tgt;
+    for (int f = 0; f < n; f++) {
+        dataset_image(faces, idx[f], x);
+        for (int g0 = 0; g0 <= G; g0 += B) {
+            int cnt = G + 1 - g0 < B ? G + 1 - g0 : B;
+            memset(gw, 0, sizeof(float) * B * G);
+            for (int k = 0; k < B; k++) {
+                if (k) memcpy(x + per * k, x, sizeof(float) * per);
+                int g = g0 + k - 1; /* column 0 is the input itself */
+                if (g >= 0 && g < G) gw[k * G + g] = 1.0f;
+            }
+            gen_forward(&t->gen, &t->g_aux, x, gw);
+            for (int k = 0; k < cnt; k++) {
+                int col = g0 + k;
+                chw_to_rgb(col == 0 ? x : t->g_aux.y + per * k, R, R, tile);
+                for (int yy = 0; yy < R; yy++)
+                    memcpy(grid.rgb + (((size_t)f * R + yy) * grid.w + (size_t)col * R) * 3, tile + (size_t)yy * R * 3, (size_t)R * 3);
+            }
+        }
+    }
+    free(tile);
+    int rc = image_save(path, &grid, e);
+    image_free(&grid);
+    return rc;
+}

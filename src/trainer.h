@@ -1,0 +1,60 @@
+/* The GAN trainer: configuration, one training step, checkpoints (resumable
+ * bit for bit), the browser blob and sample grids. */
+#ifndef REAGE_TRAINER_H
+#define REAGE_TRAINER_H
+#include "dataset.h"
+#include "errors.h"
+#include "model.h"
+
+typedef struct {
+    ModelConfig model;
+    char groups[256];              /* age group spec, e.g. "0-9,10-19,...,60+" */
+    int batch, steps, seed, shift, max_images;
+    float lr_g, lr_d, lr_e, beta1, beta2;
+    float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_wrong;
+    int ckpt_every, sample_every, log_every;
+    char data[1024], out[1024];
+} TrainConfig;
+
+/* "tiny", "default" or "seed" */
+int train_config_named(TrainConfig *tc, const char *name, Err *e);
+/* Sets one option by its name ("lambda_cyc", "res", "disc", ...). */
+int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e);
+int train_config_finish(TrainConfig *tc, Err *e);
+void train_config_text(const TrainConfig *tc, char *buf, size_t n);
+/* Options a resumed run may change without breaking its state. */
+int train_option_resumable(const char *key);
+void train_config_usage(FILE *f);
+
+typedef struct {
+    float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, est_loss, est_acc;
+} Losses;
+
+typedef struct {
+    TrainConfig tc;
+    Generator gen;
+    Discriminator disc;
+    Estimator est;
+    GenActs g_main, g_aux;         /* x -> y, and the recon / cycle passes */
+    DiscActs da;
+    EstActs ea;
+    float *scratch;
+    float *x, *x2, *dy, *dpatch, *dlogits;
+    float *gw_src, *gw_tgt, *gw_wrong, *gw_src2;
+    int *src, *tgt, *wrong, *src2;
+    int step;
+    Rng rng;
+} Trainer;
+
+int trainer_init(Trainer *t, const TrainConfig *tc, Err *e);
+void trainer_free(Trainer *t);
+Losses trainer_step(Trainer *t, const Dataset *data);
+int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e);
+/* Restores a checkpoint written for the same configuration. */
+int trainer_load_checkpoint(Trainer *t, const char *path, Err *e);
+/* Reads just the configuration stored in a checkpoint. */
+int checkpoint_read_config(const char *path, TrainConfig *tc, Err *e);
+int trainer_export_blob(const Trainer *t, const char *path, Err *e);
+/* A grid: one row a face, the input then every age group. */
+int trainer_sample_grid(Trainer *t, const Dataset *faces, const int *idx, int n, const char *path, Err *e);
+#endif

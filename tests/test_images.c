@@ -1,0 +1,76 @@
+/* Image decoding: good images round-trip; empty, truncated, non-image and
+ * absurdly large ones are refused with a message and no crash. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "../src/fileio.h"
+#include "../src/image.h"
+#include "check.h"
+
+static int has(const char *msg, const char *part) { return strstr(msg, part) != NULL; }
+
+/* A PNG header (signature + IHDR) claiming w x h pixels; no pixel data. */
+static size_t fake_png(uint8_t *b, uint32_t w, uint32_t h) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    uint8_t ihdr[25] = {0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                        w >> 24, w >> 16, w >> 8, w, h >> 24, h >> 16, h >> 8, h, 8, 2, 0, 0, 0};
+    memcpy(b, sig, 8);
+    memcpy(b + 8, ihdr, 25);
+    return 33;
+}
+
+void test_images(void) {
+    Image img, back;
+    Err e;
+    image_alloc(&img, 7, 5);
+    for (int i = 0; i < 7 * 5 * 3; i++) img.rgb[i] = (uint8_t)(i * 37);
+    char path[] = "/tmp/reage-img-XXXXXX";
+    close(mkstemp(path));
+    char png[64];
+    snprintf(png, sizeof(png), "%s.png", path);
+    CHECK(image_save(png, &img, &e) == 0, "png saves: %s", e.msg);
+    CHECK(image_load(png, &back, &e) == 0 && back.w == 7 && back.h == 5 && !memcmp(back.rgb, img.rgb, 105),
+          "png round trip is exact");
+    image_free(&back);
+
+    uint8_t *buf;
+    size_t len;
+    file_read_all(png, 1 << 20, &buf, &len, &e);
+    CHECK(image_decode(buf, 0, &back, "empty.jpg", &e) != 0 && has(e.msg, "empty"), "empty: %s", e.msg);
+    CHECK(image_decode(buf, len / 2, &back, "half.png", &e) != 0 && has(e.msg, "half.png"), "truncated png: %s", e.msg);
+    free(buf);
+    const char *text = "this is a text file renamed to .jpg\n";
+    CHECK(image_decode((const uint8_t *)text, strlen(text), &back, "notes.jpg", &e) != 0 && has(e.msg, "not an image"),
+          "text: %s", e.msg);
+    uint8_t hdr[64];
+    size_t n = fake_png(hdr, 100000, 100000);
+    CHECK(image_decode(hdr, n, &back, "huge.png", &e) != 0 && has(e.msg, "100000x100000"), "huge header: %s", e.msg);
+    n = fake_png(hdr, 8000, 9000);
+    CHECK(image_decode(hdr, n, &back, "big.png", &e) != 0 && has(e.msg, "8000x9000"), "oversize area refused: %s", e.msg);
+
+    /* a real photo from the data set, whole and cut short */
+    const char *data = getenv("REAGE_TEST_DATA");
+    char jpg[4096];
+    snprintf(jpg, sizeof(jpg), "%s/images/1_0_0_20161219140623097.jpg.chip.jpg", data ? data : "../shared/data/utkface-part1");
+    if (file_read_all(jpg, 1 << 24, &buf, &len, &e) == 0) {
+        CHECK(image_decode(buf, len, &back, "face.jpg", &e) == 0 && back.w == 200 && back.h == 200, "a UTKFace photo decodes");
+        image_free(&back);
+        CHECK(image_decode(buf, len / 3, &back, "cut.jpg", &e) != 0 && has(e.msg, "corrupt"), "truncated jpeg: %s", e.msg);
+        free(buf);
+    } else {
+        CHECK(0, "test photo missing: %s", e.msg);
+    }
+
+    /* float conversion round trip */
+    float *chw = malloc(sizeof(float) * 105);
+    uint8_t *rgb = malloc(105);
+    rgb_to_chw(img.rgb, 7, 5, chw);
+    chw_to_rgb(chw, 7, 5, rgb);
+    CHECK(!memcmp(rgb, img.rgb, 105) && chw[0] == -1.0f, "rgb <-> [-1,1] planes round trip");
+    free(chw);
+    free(rgb);
+    image_free(&img);
+    remove(png);
+    remove(path);
+}

@@ -1,0 +1,206 @@
+/* The trainer end to end on small synthetic data: loading (with a corrupt
+ * photo among good ones), bad folders and flags, a tiny configuration that
+ * overfits, and checkpoints that resume bit for bit. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "../src/fileio.h"
+#include "../src/image.h"
+#include "../src/bundle.h"
+#include "../src/trainer.h"
+#include "check.h"
+
+static int has(const char *msg, const char *part) { return strstr(msg, part) != NULL; }
+static char dir[64];
+
+/* 12 faces-to-be: smooth colour fields whose tint depends on the age, so
+ * that age is learnable; plus one corrupt file. */
+static void make_data(void) {
+    snprintf(dir, sizeof(dir), "/tmp/reage-data-XXXXXX");
+    if (!mkdtemp(dir)) return;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/images", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/labels.tsv", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "file\tage\tgender\trace\tsplit\n");
+    int ages[12] = {3, 8, 15, 25, 33, 41, 52, 60, 67, 75, 85, 30};
+    Err e;
+    for (int i = 0; i < 12; i++) {
+        Image img;
+        image_alloc(&img, 40, 40);
+        for (int y = 0; y < 40; y++)
+            for (int x = 0; x < 40; x++) {
+                uint8_t *p = img.rgb + (y * 40 + x) * 3;
+                p[0] = (uint8_t)(ages[i] * 2 + x);
+                p[1] = (uint8_t)(120 + y * (i % 3));
+                p[2] = (uint8_t)(200 - ages[i] * 2);
+            }
+        snprintf(path, sizeof(path), "%s/images/face%02d.%s", dir, i, i % 2 ? "jpg" : "png");
+        image_save(path, &img, &e);
+        image_free(&img);
+        fprintf(f, "face%02d.%s\t%d\t0\t0\t%s\n", i, i % 2 ? "jpg" : "png", ages[i], i == 11 ? "test" : "train");
+    }
+    snprintf(path, sizeof(path), "%s/images/broken.jpg", dir);
+    FILE *b = fopen(path, "w");
+    fputs("not a jpeg", b);
+    fclose(b);
+    fprintf(f, "broken.jpg\t40\t0\t0\ttrain\n");
+    fclose(f);
+}
+
+static void test_loading(const TrainConfig *tc) {
+    Dataset d;
+    Err e;
+    CHECK(dataset_load(&d, dir, "train", &tc->model, 0, &e) == 0, "synthetic data loads: %s", e.msg);
+    CHECK(d.count == 11 && d.skipped == 1, "11 photos kept, the corrupt one skipped (%d, %d)", d.count, d.skipped);
+    CHECK(d.group_count[0] == 3 && d.group_count[1] == 3 && d.group_count[2] == 5, "photos sorted into groups");
+    dataset_free(&d);
+    CHECK(dataset_load(&d, "/nonexistent/utkface", "train", &tc->model, 0, &e) != 0 && has(e.msg, "data folder not found"),
+          "missing folder: %s", e.msg);
+    char empty[64];
+    snprintf(empty, sizeof(empty), "/tmp/reage-empty-XXXXXX");
+    CHECK(mkdtemp(empty) != NULL, "empty folder");
+    CHECK(dataset_load(&d, empty, "train", &tc->model, 0, &e) != 0 && has(e.msg, "labels.tsv"), "empty folder: %s", e.msg);
+    rmdir(empty);
+    CHECK(dataset_load(&d, dir, "validation", &tc->model, 0, &e) != 0 && has(e.msg, "no photos"), "empty split: %s", e.msg);
+}
+
+static void test_config_errors(void) {
+    TrainConfig tc;
+    Err e;
+    CHECK(train_config_named(&tc, "huge", &e) != 0 && has(e.msg, "unknown configuration"), "unknown config: %s", e.msg);
+    train_config_named(&tc, "tiny", &e);
+    CHECK(train_config_set(&tc, "batch", "abc", &e) != 0 && has(e.msg, "--batch"), "bad number: %s", e.msg);
+    CHECK(train_config_set(&tc, "lr_g", "-1", &e) != 0, "negative learning rate refused");
+    CHECK(train_config_set(&tc, "colour", "red", &e) != 0 && has(e.msg, "unknown option"), "unknown flag: %s", e.msg);
+    CHECK(train_config_set(&tc, "disc", "both", &e) != 0, "bad discriminator kind refused");
+    CHECK(train_config_set(&tc, "res", "36", &e) == 0 && train_config_finish(&tc, &e) != 0 && has(e.msg, "multiple of 8"),
+          "resolution checked: %s", e.msg);
+    train_config_named(&tc, "seed", &e);
+    CHECK(train_config_finish(&tc, &e) == 0 && tc.model.res == 256 && tc.model.groups == 3 && tc.model.disc_pair &&
+          tc.model.disc_width == 64, "the seed configuration is the seed's discriminator");
+    train_config_named(&tc, "default", &e);
+    CHECK(train_config_finish(&tc, &e) == 0 && tc.model.res == 128 && tc.model.groups == 6, "default: 128x128, 6 groups");
+    Generator g;
+    gen_build(&g, &tc.model);
+    CHECK(gen_flops(&g) <= 1.5e9 && params_trainable_count(&g.ps) <= 4000000,
+          "shipped generator within budget: %.3f GFLOPs, %zu parameters", gen_flops(&g) / 1e9, params_trainable_count(&g.ps));
+}
+
+static void tiny_config(TrainConfig *tc) {
+    Err e;
+    train_config_named(tc, "tiny", &e);
+    train_config_set(tc, "data", dir, &e);
+    train_config_finish(tc, &e);
+}
+
+static void test_overfit(void) {
+    TrainConfig tc;
+    tiny_config(&tc);
+    Dataset d;
+    Err e;
+    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    Trainer t;
+    CHECK(trainer_init(&t, &tc, &e) == 0, "tiny trainer starts");
+    enum { STEPS = 200, W = 25 };
+    double est_first = 0, est_last = 0, age_first = 0, age_last = 0;
+    for (int s = 0; s < STEPS; s++) {
+        Losses l = trainer_step(&t, &d);
+        if (getenv("REAGE_TEST_VERBOSE")) printf("step %d est %.3f age %.3f\n", s, l.est_loss, l.age);
+        if (s < W) { est_first += l.est_loss; age_first += l.age; }
+        if (s >= STEPS - W) { est_last += l.est_loss; age_last += l.age; }
+        CHECK(isfinite(l.d_loss) && isfinite(l.adv) && isfinite(l.cyc), "losses stay finite at step %d", s);
+    }
+    /* the age estimator memorises 11 photos; the generator learns to make
+     * outputs that it reads as their target age */
+    CHECK(est_last * 2 < est_first, "estimator loss fell 2x: %.3f -> %.3f", est_first / W, est_last / W);
+    CHECK(age_last * 2 < age_first, "generator's age loss fell 2x: %.3f -> %.3f", age_first / W, age_last / W);
+    trainer_free(&t);
+    dataset_free(&d);
+}
+
+static int same_params(const ParamSet *a, const ParamSet *b) {
+    return a->total == b->total && !memcmp(a->data, b->data, sizeof(float) * a->total) &&
+           !memcmp(a->adam_m, b->adam_m, sizeof(float) * a->total) && !memcmp(a->adam_v, b->adam_v, sizeof(float) * a->total);
+}
+
+static void test_resume(void) {
+    TrainConfig tc;
+    tiny_config(&tc);
+    Dataset d;
+    Err e;
+    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    Trainer a, b;
+    trainer_init(&a, &tc, &e);
+    for (int s = 0; s < 12; s++) trainer_step(&a, &d);
+    trainer_init(&b, &tc, &e);
+    for (int s = 0; s < 6; s++) trainer_step(&b, &d);
+    char ckpt[128];
+    snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", dir);
+    CHECK(trainer_save_checkpoint(&b, ckpt, &e) == 0, "checkpoint saves: %s", e.msg);
+    trainer_free(&b);
+    TrainConfig saved;
+    CHECK(checkpoint_read_config(ckpt, &saved, &e) == 0 && train_config_finish(&saved, &e) == 0 &&
+          saved.model.res == tc.model.res && saved.lambda_cyc == tc.lambda_cyc, "configuration read back from the checkpoint");
+    trainer_init(&b, &saved, &e);
+    CHECK(trainer_load_checkpoint(&b, ckpt, &e) == 0 && b.step == 6, "checkpoint loads at step 6: %s", e.msg);
+    for (int s = 0; s < 6; s++) trainer_step(&b, &d);
+    CHECK(same_params(&a.gen.ps, &b.gen.ps) && same_params(&a.disc.ps, &b.disc.ps) && same_params(&a.est.ps, &b.est.ps),
+          "resumed run equals the uninterrupted one bit for bit");
+    trainer_free(&b);
+    /* a checkpoint of another model is refused */
+    TrainConfig other = tc;
+    other.model.gen_res_ch = 8;
+    trainer_init(&b, &other, &e);
+    CHECK(trainer_load_checkpoint(&b, ckpt, &e) != 0 && has(e.msg, "does not match"), "other model refused: %s", e.msg);
+    trainer_free(&b);
+    /* a damaged checkpoint changes nothing */
+    uint8_t *buf;
+    size_t len;
+    file_read_all(ckpt, 1 << 28, &buf, &len, &e);
+    file_write_atomic(ckpt, buf, len - 10, &e);
+    trainer_init(&b, &tc, &e);
+    float before = b.gen.ps.data[0];
+    CHECK(trainer_load_checkpoint(&b, ckpt, &e) != 0 && has(e.msg, "truncated") && b.step == 0 && b.gen.ps.data[0] == before,
+          "truncated checkpoint refused: %s", e.msg);
+    free(buf);
+    /* the browser blob from a trainer loads as a bundle */
+    char blob[128];
+    snprintf(blob, sizeof(blob), "%s/reage.blob", dir);
+    CHECK(trainer_export_blob(&a, blob, &e) == 0, "blob exports");
+    file_read_all(blob, 1 << 28, &buf, &len, &e);
+    Bundle bundle;
+    CHECK(bundle_load(&bundle, buf, len, &tc.model, blob, &e) == 0, "exported blob loads: %s", e.msg);
+    float face[3 * 32 * 32], out[3 * 32 * 32], gw[3] = {0, 0, 1};
+    for (int i = 0; i < 3 * 32 * 32; i++) face[i] = (i % 50) / 25.0f - 1.0f;
+    float age = bundle_estimate_age(&bundle, face);
+    bundle_reage(&bundle, face, gw, out);
+    CHECK(age >= 0 && age <= 120, "estimated age %.1f is an age", age);
+    int in_range = 1;
+    for (int i = 0; i < 3 * 32 * 32; i++) in_range &= out[i] >= -1 && out[i] <= 1;
+    CHECK(in_range, "re-aged output stays in [-1, 1]");
+    bundle_free(&bundle);
+    free(buf);
+    remove(blob);
+    remove(ckpt);
+    trainer_free(&a);
+    trainer_free(&b);
+    dataset_free(&d);
+}
+
+void test_training(void) {
+    make_data();
+    TrainConfig tc;
+    tiny_config(&tc);
+    test_loading(&tc);
+    test_config_errors();
+    test_overfit();
+    test_resume();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
+}
