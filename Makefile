@@ -8,11 +8,17 @@ CFLAGS ?= -O3 $(ARCH)
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Isrc -Isrc/third_party
 LDLIBS := -lm
 
-# Native sgemm: Debian's OpenBLAS (its OpenMP flavour, so that it shares our
-# thread pool) when installed, else the engine's portable blocked kernel.
+# Native sgemm: Debian's oneDNN (measured fastest here: its AVX-512 kernels;
+# OpenBLAS is pinned to Haswell kernels on this machine), else OpenBLAS (its
+# OpenMP flavour, sharing our thread pool), else the portable blocked kernel.
+# `make bench` prints the backend it measured.
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
-ifneq ($(wildcard $(OPENBLAS_INC)/cblas.h),)
+SGEMM ?= $(if $(wildcard /usr/include/dnnl.h),onednn,$(if $(wildcard $(OPENBLAS_INC)/cblas.h),openblas,blocked))
+ifeq ($(SGEMM),onednn)
+  CFLAGS += -DREAGE_DNNL
+  LDLIBS += -ldnnl
+else ifeq ($(SGEMM),openblas)
   CFLAGS += -DREAGE_OPENBLAS -I$(OPENBLAS_INC)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
@@ -32,21 +38,29 @@ $(BUILD):
 $(BUILD)/reage-train: src/train_main.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ src/train_main.c $(NATIVE) $(LDLIBS)
 
+$(BUILD)/reage-bench: tools/bench_native.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/bench_native.c $(NATIVE) $(LDLIBS)
+
 $(BUILD)/test_engine: $(TESTS) $(NATIVE) $(HEADERS) tests/*.h | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(TESTS) $(NATIVE) $(LDLIBS)
 
 # Installs the optional native dependencies when run as root (CI, a fresh
 # machine); elsewhere the build falls back to the portable kernel.
 deps:
-	@if [ ! -f $(OPENBLAS_INC)/cblas.h ]; then \
+	@if [ ! -f /usr/include/dnnl.h ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libopenblas-openmp-dev) >/dev/null; \
-	  else echo "note: libopenblas-openmp-dev not installed; using the portable sgemm (install it as root for speed)"; fi; \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libdnnl-dev) >/dev/null; \
+	  else echo "note: libdnnl-dev is not installed; using a slower sgemm (install it as root for speed)"; fi; \
 	fi
 
 test: deps
 	$(MAKE) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
+
+bench: deps $(BUILD)/reage-bench
+	@if ! /usr/bin/python3 -c "import torch" 2>/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch) >/dev/null; fi
+	tools/bench.sh
 
 train: $(BUILD)/reage-train
 	$(BUILD)/reage-train --config default --data $(DATA) --out runs/default

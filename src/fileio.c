@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fileio.h"
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,4 +58,11 @@ int dir_ensure(const char *path, Err *e) {
     if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : err_set(e, "%s: exists and is not a folder", path);
     if (mkdir(path, 0755) != 0) return err_set(e, "%s: cannot create folder: %s", path, strerror(errno));
     return 0;
+}
+
+void memory_keep_freed(void) {
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }

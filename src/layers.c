@@ -11,10 +11,15 @@
 
 int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
 
+/* Large output maps get one GEMM per image, writing NCHW directly; small
+ * ones one GEMM for the whole batch (through a transposed buffer), which
+ * keeps the matrices big enough for the BLAS to run at speed. */
+static int batched_gemm(size_t P) { return P < 1024; }
+
 size_t conv2d_scratch_floats(ConvShape s) {
     size_t P = (size_t)conv_out_size(s.H, s.K, s.S, s.P) * conv_out_size(s.W, s.K, s.S, s.P);
     size_t cols = (size_t)s.C * s.K * s.K * s.B * P;
-    return cols + (size_t)s.OC * s.B * P;
+    return cols + (batched_gemm(P) ? (size_t)s.OC * s.B * P : 0);
 }
 
 /* col[(c,ky,kx), b*P + oy*OW + ox] = inp[b, c, oy*S-P+ky, ox*S-P+kx] */
@@ -61,15 +66,19 @@ static void col2im_add(float *dinp, const float *col, ConvShape s, int OH, int O
             for (int ky = 0; ky < K; ky++)
                 for (int kx = 0; kx < K; kx++) {
                     const float *src = col + ((size_t)(c * K + ky) * K + kx) * BP + (size_t)b * P;
+                    /* output columns whose input column 0 <= ix < W */
+                    int lo = (s.P - kx + s.S - 1) / s.S, hi = (s.W + s.P - kx + s.S - 1) / s.S;
+                    if (s.P - kx < 0) lo = 0;
+                    if (hi > OW) hi = OW;
                     for (int oy = 0; oy < OH; oy++) {
                         int iy = oy * s.S - s.P + ky;
                         if (iy < 0 || iy >= s.H) continue;
-                        float *drow = dst + (size_t)iy * s.W;
+                        float *drow = dst + (size_t)iy * s.W + kx - s.P;
                         const float *srow = src + (size_t)oy * OW;
-                        for (int ox = 0; ox < OW; ox++) {
-                            int ix = ox * s.S - s.P + kx;
-                            if (ix >= 0 && ix < s.W) drow[ix] += srow[ox];
-                        }
+                        if (s.S == 1)
+                            for (int ox = lo; ox < hi; ox++) drow[ox] += srow[ox];
+                        else
+                            for (int ox = lo; ox < hi; ox++) drow[ox * s.S] += srow[ox];
                     }
                 }
         }
@@ -82,7 +91,20 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
     int CKK = s.C * s.K * s.K;
     float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
     im2col(col, inp, s, OH, OW);
-    /* One GEMM over the whole batch keeps the matrices large. */
+    if (!batched_gemm(P)) {
+        for (int b = 0; b < s.B; b++)
+            sgemm(0, 0, s.OC, (int)P, CKK, 1.0f, weight, CKK, col + (size_t)b * P, (int)BP, 0.0f,
+                  out + (size_t)b * s.OC * P, (int)P);
+        if (bias) {
+            PAR2
+            for (int b = 0; b < s.B; b++)
+                for (int oc = 0; oc < s.OC; oc++) {
+                    float *o = out + ((size_t)b * s.OC + oc) * P, bv = bias[oc];
+                    for (size_t p = 0; p < P; p++) o[p] += bv;
+                }
+        }
+        return;
+    }
     sgemm(0, 0, s.OC, (int)BP, CKK, 1.0f, weight, CKK, col, (int)BP, 0.0f, tmp, (int)BP);
     PAR2
     for (int b = 0; b < s.B; b++)
@@ -101,6 +123,32 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
     size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
     int CKK = s.C * s.K * s.K;
     float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
+    if (!batched_gemm(P)) {
+        if (dbias) {
+            PAR
+            for (int oc = 0; oc < s.OC; oc++) {
+                double acc = 0.0;
+                for (int b = 0; b < s.B; b++) {
+                    const float *d = dout + ((size_t)b * s.OC + oc) * P;
+                    for (size_t i = 0; i < P; i++) acc += d[i];
+                }
+                dbias[oc] += (float)acc;
+            }
+        }
+        if (dweight) {
+            im2col(col, inp, s, OH, OW);
+            for (int b = 0; b < s.B; b++)
+                sgemm(0, 1, s.OC, CKK, (int)P, 1.0f, dout + (size_t)b * s.OC * P, (int)P, col + (size_t)b * P,
+                      (int)BP, 1.0f, dweight, CKK);
+        }
+        if (dinp) {
+            for (int b = 0; b < s.B; b++)
+                sgemm(1, 0, CKK, (int)P, s.OC, 1.0f, weight, CKK, dout + (size_t)b * s.OC * P, (int)P, 0.0f,
+                      col + (size_t)b * P, (int)BP);
+            col2im_add(dinp, col, s, OH, OW);
+        }
+        return;
+    }
     PAR2
     for (int b = 0; b < s.B; b++)
         for (int oc = 0; oc < s.OC; oc++)

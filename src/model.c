@@ -685,6 +685,12 @@ void disc_backward(Discriminator *d, DiscActs *a, const float *dlogits, float *d
     }
 }
 
+double disc_flops(const Discriminator *d) {
+    double f = 0;
+    for (int l = 0; l < DISC_LAYERS; l++) f += conv_flops(d->s[l]);
+    return f;
+}
+
 void disc_describe(const Discriminator *d, FILE *f) {
     char name[96], pn[PARAM_NAME_MAX];
     int H = d->cfg.res, G = d->cfg.groups;

@@ -133,6 +133,7 @@ const float *disc_forward(const Discriminator *d, DiscActs *a, const float *x,
 void disc_backward(Discriminator *d, DiscActs *a, const float *dlogits,
                    float *dy, int param_grads);
 void disc_describe(const Discriminator *d, FILE *f);
+double disc_flops(const Discriminator *d); /* forward, one image */
 
 typedef struct {
     ModelConfig cfg;

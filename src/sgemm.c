@@ -19,7 +19,15 @@ void sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
 }
 
-#if defined(REAGE_OPENBLAS)
+#if defined(REAGE_DNNL)
+#include <dnnl.h>
+const char *sgemm_backend(void) { return "onednn"; }
+void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+           const float *A, int lda, const float *B, int ldb, float beta,
+           float *C, int ldc) {
+    dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#elif defined(REAGE_OPENBLAS)
 #include <cblas.h>
 const char *sgemm_backend(void) { return "openblas"; }
 void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,

@@ -48,6 +48,7 @@ static int pick_faces(const Dataset *d, int *idx, int n) {
 }
 
 int main(int argc, char **argv) {
+    memory_keep_freed();
     const char *config = "default";
     int resume = 0, describe = 0, threads = 0;
     Err e;

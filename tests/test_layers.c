@@ -75,6 +75,8 @@ static void test_conv(void) {
     ConvShape shapes[] = {
         {2, 3, 7, 7, 4, 3, 1, 1}, {2, 5, 8, 8, 3, 4, 2, 1}, {1, 4, 9, 9, 6, 3, 2, 1},
         {3, 2, 6, 6, 2, 1, 1, 0}, {2, 3, 6, 6, 2, 4, 1, 1}, {1, 2, 5, 5, 3, 5, 1, 2},
+        /* maps of 1024+ outputs take the one-GEMM-per-image path */
+        {2, 3, 40, 40, 4, 3, 1, 1}, {2, 2, 66, 66, 3, 4, 2, 1},
     };
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
         cs = shapes[t];

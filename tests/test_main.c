@@ -1,5 +1,6 @@
 /* Runs every engine test and prints the closing "N passed, N failed" line. */
 #include <stdio.h>
+#include "../src/fileio.h"
 #include <string.h>
 #include "check.h"
 
@@ -12,6 +13,7 @@ void test_images(void);
 void test_training(void);
 
 int main(int argc, char **argv) {
+    memory_keep_freed();
     struct { const char *name; void (*fn)(void); } suites[] = {
         {"layers", test_layers}, {"models", test_models}, {"blob", test_blob},
         {"images", test_images}, {"training", test_training},

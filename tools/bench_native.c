@@ -1,0 +1,140 @@
+/* build/reage-bench: times the engine's training kernels, one line a case:
+ *   CASE <name> ms=<median> gflops=<achieved>
+ * tools/bench.sh runs it beside the PyTorch peer (tools/torch_peer.py),
+ * which times the same networks, and prints the ratios. */
+#include <omp.h>
+#include <stdio.h>
+#include "fileio.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "dataset.h"
+#include "sgemm.h"
+#include "trainer.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static int reps = 7;
+
+#define TIME_CASE(name, flops, body)                                         \
+    do {                                                                     \
+        double times_[64];                                                        \
+        body; /* warm-up */                                                  \
+        for (int r = 0; r < reps; r++) {                                     \
+            double t0 = now_ms();                                            \
+            body;                                                            \
+            times_[r] = now_ms() - t0;                                            \
+        }                                                                    \
+        qsort(times_, reps, sizeof(double), cmp);                                 \
+        double med = times_[reps / 2];                                            \
+        printf("CASE %s ms=%.1f gflops=%.1f\n", name, med, (flops) / med / 1e6); \
+        fflush(stdout);                                                      \
+    } while (0)
+
+static void bench_disc(int res) {
+    TrainConfig tc;
+    Err e;
+    train_config_named(&tc, "seed", &e);
+    char r[16];
+    snprintf(r, sizeof(r), "%d", res);
+    train_config_set(&tc, "res", r, &e);
+    Discriminator d;
+    disc_build(&d, &tc.model);
+    params_alloc(&d.ps, 1);
+    Rng rng;
+    rng_seed(&rng, 1);
+    params_init(&d.ps, &rng);
+    int B = 8;
+    float *scratch = calloc(disc_scratch_floats(&d, B), sizeof(float));
+    DiscActs a;
+    disc_acts_alloc(&d, &a, B, scratch);
+    size_t n = (size_t)B * 3 * res * res;
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n), gw[8 * 3] = {0};
+    for (size_t i = 0; i < n; i++) x[i] = y[i] = rng_uniform(&rng) * 2 - 1;
+    for (int b = 0; b < B; b++) gw[b * 3 + b % 3] = 1;
+    float *dl = malloc(sizeof(float) * B * 32 * 32);
+    for (int i = 0; i < B * 32 * 32; i++) dl[i] = 1e-3f;
+    char name[64];
+    snprintf(name, sizeof(name), "seed_disc_fwd_bwd_b8_%d", res);
+    TIME_CASE(name, 3.0 * B * disc_flops(&d), {
+        params_zero_grad(&d.ps);
+        disc_forward(&d, &a, x, gw, y, gw);
+        disc_backward(&d, &a, dl, NULL, 1);
+    });
+    disc_acts_free(&a);
+    params_free(&d.ps);
+    free(scratch); free(x); free(y); free(dl);
+}
+
+static void bench_gen(void) {
+    TrainConfig tc;
+    Err e;
+    train_config_named(&tc, "default", &e);
+    Generator g;
+    gen_build(&g, &tc.model);
+    params_alloc(&g.ps, 1);
+    Rng rng;
+    rng_seed(&rng, 2);
+    params_init(&g.ps, &rng);
+    int B = 8, G = tc.model.groups;
+    float *scratch = calloc(gen_scratch_floats(&g, B), sizeof(float));
+    GenActs a;
+    gen_acts_alloc(&g, &a, B, 1, scratch);
+    size_t n = (size_t)B * 3 * 128 * 128;
+    float *x = malloc(sizeof(float) * n), *dy = malloc(sizeof(float) * n), gw[8 * MAX_GROUPS] = {0};
+    for (size_t i = 0; i < n; i++) { x[i] = rng_uniform(&rng) * 2 - 1; dy[i] = 1e-4f; }
+    for (int b = 0; b < B; b++) gw[b * G + b % G] = 1;
+    TIME_CASE("gen_fwd_bwd_b8_128", 3.0 * B * gen_flops(&g), {
+        params_zero_grad(&g.ps);
+        gen_forward(&g, &a, x, gw);
+        gen_backward(&g, &a, dy, NULL);
+    });
+    TIME_CASE("gen_fwd_b8_128", B * gen_flops(&g), { gen_forward(&g, &a, x, gw); });
+    gen_acts_free(&a);
+    params_free(&g.ps);
+    free(scratch); free(x); free(dy);
+}
+
+static void bench_step(void) {
+    TrainConfig tc;
+    Err e;
+    train_config_named(&tc, "default", &e);
+    train_config_finish(&tc, &e);
+    /* a synthetic in-memory data set: the step's cost does not depend on the pixels */
+    Dataset d;
+    memset(&d, 0, sizeof(d));
+    d.res = 128;
+    d.count = 64;
+    d.pixels = malloc((size_t)64 * 128 * 128 * 3);
+    for (size_t i = 0; i < (size_t)64 * 128 * 128 * 3; i++) d.pixels[i] = (uint8_t)(i * 2654435761u >> 24);
+    for (int g = 0; g < tc.model.groups; g++) {
+        d.by_group[g] = malloc(sizeof(int) * 64);
+        for (int i = 0; i < 10; i++) d.by_group[g][i] = g * 10 + i;
+        d.group_count[g] = 10;
+    }
+    Trainer t;
+    trainer_init(&t, &tc, &e);
+    /* one step: 3 generator passes (main, reconstruction, cycle), 4 discriminator passes, 2 estimator passes */
+    double flops = tc.batch * (3 * 3.0 * gen_flops(&t.gen) + 4 * 3.0 * disc_flops(&t.disc));
+    TIME_CASE("train_step_b8_128", flops, { trainer_step(&t, &d); });
+    trainer_free(&t);
+}
+
+int main(int argc, char **argv) {
+    memory_keep_freed();
+    const char *only = argc > 1 ? argv[1] : "";
+    if (getenv("BENCH_REPS")) reps = atoi(getenv("BENCH_REPS"));
+    if (reps < 1 || reps > 64) reps = 7;
+    printf("# sgemm %s, %d threads, median of %d\n", sgemm_backend(), omp_get_max_threads(), reps);
+    if (!*only || !strcmp(only, "disc")) { bench_disc(128); bench_disc(256); }
+    if (!*only || !strcmp(only, "gen")) bench_gen();
+    if (!*only || !strcmp(only, "step")) bench_step();
+    return 0;
+}
