@@ -23,20 +23,45 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c
+ENGINE := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c
 
-.PHONY: all test deps train bench clean
-all: $(BUILD)/reage-train
+.PHONY: all test deps train bench clean web serve
+all: $(BUILD)/reage-train $(BUILD)/reage
 
 $(BUILD):
 	mkdir -p $(BUILD)
 
 $(BUILD)/reage-train: src/train_main.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ src/train_main.c $(NATIVE) $(LDLIBS)
+
+$(BUILD)/reage: src/reage_main.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ src/reage_main.c $(NATIVE) $(LDLIBS)
+
+$(BUILD)/reage-parity: tests/parity_native.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tests/parity_native.c $(NATIVE) $(LDLIBS)
+
+# The browser engine: a standalone WebAssembly module with SIMD, wrapped by
+# web/reage.js. Needs Debian's emscripten (installed here when run as root).
+WASM_SRC := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/wasm_api.c
+EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
+              -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
+web/reage.wasm: $(WASM_SRC) $(HEADERS)
+	@command -v emcc >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q emscripten) >/dev/null; \
+	  else echo "make web needs Emscripten: sudo apt-get install emscripten"; exit 1; fi; }
+	NODE_PATH=/usr/share/nodejs emcc $(EMCC_FLAGS) -o $@.tmp.wasm $(WASM_SRC) && mv $@.tmp.wasm $@
+
+web: web/reage.wasm
+
+# The filter in the browser, on the shipped weights.
+serve: web/reage.wasm
+	@test -f weights/reage.blob || { echo "weights/reage.blob is missing: train with make train, or check out the repository's weights"; exit 1; }
+	@command -v node >/dev/null || { echo "make serve needs Node.js (apt-get install nodejs)"; exit 1; }
+	node tools/serve.js
 
 $(BUILD)/reage-bench: tools/bench_native.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/bench_native.c $(NATIVE) $(LDLIBS)

@@ -128,6 +128,7 @@ uint8_t *blobw_finish(BlobWriter *w, size_t *len) {
     return b;
 }
 
+#ifndef __EMSCRIPTEN__ /* the browser build has no file system */
 int blobw_save(BlobWriter *w, const char *path, Err *e) {
     size_t len;
     uint8_t *b = blobw_finish(w, &len);
@@ -136,6 +137,7 @@ int blobw_save(BlobWriter *w, const char *path, Err *e) {
     free(b);
     return rc;
 }
+#endif
 
 /* ---------------------------------------------------------------- reader */
 
@@ -175,14 +177,14 @@ int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
         if (take(&c, NULL, t->name_len) || take(&c, &t->dtype, 4) || take(&c, &t->ndim, 4))
             return err_set(e, "%s: truncated at tensor %u", what, i);
         if (t->ndim > 4 || t->dtype > DT_U32) return err_set(e, "%s: malformed tensor %u", what, i);
-        t->count = 1;
+        uint64_t count = 1;
         for (uint32_t d = 0; d < t->ndim; d++) {
             if (take(&c, &t->shape[d], 4)) return err_set(e, "%s: truncated at tensor %u", what, i);
-            if (t->shape[d] > (1u << 28)) return err_set(e, "%s: malformed tensor %u", what, i);
-            t->count *= t->shape[d];
+            count *= t->shape[d];
+            if (count > ((uint64_t)1 << 29)) return err_set(e, "%s: malformed tensor %u (too large)", what, i);
         }
+        t->count = (size_t)count;
         size_t bytes = t->count * (t->dtype == DT_F16 ? 2 : 4);
-        if (t->count > ((size_t)1 << 32)) return err_set(e, "%s: malformed tensor %u", what, i);
         t->data = c.p;
         if (take(&c, NULL, bytes)) return err_set(e, "%s: truncated in tensor '%.*s'", what, (int)t->name_len, t->name);
     }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef __EMSCRIPTEN__ /* the browser build has no file system */
 int bundle_save(const char *path, const Generator *g, const Estimator *m, const char *info, Err *e) {
     char cfg[2048];
     model_config_text(&g->cfg, cfg, sizeof(cfg));
@@ -15,6 +16,7 @@ int bundle_save(const char *path, const Generator *g, const Estimator *m, const 
     blobw_params(&w, "", &m->ps, DT_F16); /* estimator tensors are already named est.* */
     return blobw_save(&w, path, e);
 }
+#endif
 
 int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *expect,
                 const char *what, Err *e) {

@@ -131,9 +131,9 @@ static float *take(Arena *a, size_t n) {
 }
 
 static float *alloc_floats(size_t n) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, sizeof(float) * (n ? n : 1))) return NULL;
-    memset(p, 0, sizeof(float) * (n ? n : 1));
+    size_t bytes = (sizeof(float) * (n ? n : 1) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
     return p;
 }
 

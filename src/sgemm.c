@@ -39,20 +39,44 @@ void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 }
 #else
 /* Portable blocked kernel for builds without a BLAS (WebAssembly, a machine
- * without OpenBLAS). Operands are packed so that the inner loop runs over
- * contiguous rows of B and C, which compilers vectorise (and which the WASM
- * build replaces with explicit SIMD in sgemm_wasm.c). */
-const char *sgemm_backend(void) { return "blocked"; }
-/* C[i, 0:n] += a * B[k, 0:n] for a 4-row strip: the micro-kernel. */
-static void axpy_rows4(int n, const float *a4, int astride, const float *b,
-                       float *c, int ldc) {
-    float a0 = a4[0], a1 = a4[astride], a2 = a4[2 * astride], a3 = a4[3 * astride];
-    float *c0 = c, *c1 = c + ldc, *c2 = c + 2 * ldc, *c3 = c + 3 * ldc;
-    for (int j = 0; j < n; j++) {
-        float bj = b[j];
-        c0[j] += a0 * bj; c1[j] += a1 * bj; c2[j] += a2 * bj; c3[j] += a3 * bj;
+ * without oneDNN or OpenBLAS). Panels of A and B are packed so that a 4x8
+ * block of C stays in registers for a whole panel of K. */
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+const char *sgemm_backend(void) { return "wasm-simd"; }
+/* c[4x8] += a[k][0..3] (outer) b[k][0..7] over k; separate multiply and add,
+ * since V8 rejects this Emscripten's draft fused multiply-add */
+static void kernel_4x8(int kc, const float *a, int astride, const float *b, int bstride, float *c, int ldc) {
+    v128_t c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
+    v128_t c10 = wasm_v128_load(c + ldc), c11 = wasm_v128_load(c + ldc + 4);
+    v128_t c20 = wasm_v128_load(c + 2 * ldc), c21 = wasm_v128_load(c + 2 * ldc + 4);
+    v128_t c30 = wasm_v128_load(c + 3 * ldc), c31 = wasm_v128_load(c + 3 * ldc + 4);
+    for (int k = 0; k < kc; k++) {
+        const float *ak = a + (size_t)k * astride, *bk = b + (size_t)k * bstride;
+        v128_t b0 = wasm_v128_load(bk), b1 = wasm_v128_load(bk + 4);
+        v128_t a0 = wasm_f32x4_splat(ak[0]), a1 = wasm_f32x4_splat(ak[1]);
+        v128_t a2 = wasm_f32x4_splat(ak[2]), a3 = wasm_f32x4_splat(ak[3]);
+        c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
+        c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0)); c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
+        c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0)); c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
+        c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0)); c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
     }
+    wasm_v128_store(c, c00); wasm_v128_store(c + 4, c01);
+    wasm_v128_store(c + ldc, c10); wasm_v128_store(c + ldc + 4, c11);
+    wasm_v128_store(c + 2 * ldc, c20); wasm_v128_store(c + 2 * ldc + 4, c21);
+    wasm_v128_store(c + 3 * ldc, c30); wasm_v128_store(c + 3 * ldc + 4, c31);
 }
+#else
+const char *sgemm_backend(void) { return "blocked"; }
+static void kernel_4x8(int kc, const float *a, int astride, const float *b, int bstride, float *c, int ldc) {
+    float acc[4][8];
+    for (int r = 0; r < 4; r++) for (int j = 0; j < 8; j++) acc[r][j] = c[(size_t)r * ldc + j];
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 8; j++) acc[r][j] += a[(size_t)k * astride + r] * b[(size_t)k * bstride + j];
+    for (int r = 0; r < 4; r++) for (int j = 0; j < 8; j++) c[(size_t)r * ldc + j] = acc[r][j];
+}
+#endif
 
 enum { KC = 256, NC = 512 };
 
@@ -92,20 +116,18 @@ void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                 else memcpy(dst, B + (size_t)(k0 + k) * ldb + n0, sizeof(float) * nc);
             }
             for (int i = 0; i < M; i += 4) {
-                int rows = M - i < 4 ? M - i : 4;
+                int rows = M - i < 4 ? M - i : 4, j0 = 0;
                 float *c = C + (size_t)i * ldc + n0;
-                if (rows == 4) {
-                    for (int k = 0; k < kc; k++)
-                        axpy_rows4(nc, Ap + (size_t)k * Mp + i, 1, Bp + (size_t)k * nc, c, ldc);
-                } else {
-                    for (int r = 0; r < rows; r++)
-                        for (int k = 0; k < kc; k++) {
-                            float a = Ap[(size_t)k * Mp + i + r];
-                            const float *b = Bp + (size_t)k * nc;
-                            float *cr = c + (size_t)r * ldc;
-                            for (int j = 0; j < nc; j++) cr[j] += a * b[j];
-                        }
-                }
+                if (rows == 4)
+                    for (; j0 + 8 <= nc; j0 += 8) kernel_4x8(kc, Ap + i, Mp, Bp + j0, nc, c + j0, ldc);
+                /* the last rows and columns that do not fill a block */
+                for (int r = 0; r < rows; r++)
+                    for (int k = 0; k < kc; k++) {
+                        float a = Ap[(size_t)k * Mp + i + r];
+                        const float *b = Bp + (size_t)k * nc;
+                        float *cr = c + (size_t)r * ldc;
+                        for (int j = j0; j < nc; j++) cr[j] += a * b[j];
+                    }
             }
         }
     }

@@ -1,0 +1,102 @@
+#include "photo.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+CropBox crop_default(int w, int h) {
+    CropBox b = {w * 0.5f, h * 0.5f, (float)(w < h ? w : h)};
+    return b;
+}
+
+static float sample(const Photo *p, float x, float y, int c) {
+    if (x < 0) x = 0;
+    if (y < 0) y = 0;
+    if (x > p->w - 1) x = (float)(p->w - 1);
+    if (y > p->h - 1) y = (float)(p->h - 1);
+    int x0 = (int)x, y0 = (int)y, x1 = x0 + 1 < p->w ? x0 + 1 : x0, y1 = y0 + 1 < p->h ? y0 + 1 : y0;
+    float fx = x - x0, fy = y - y0;
+    const uint8_t *r0 = p->px + (size_t)y0 * p->w * p->channels, *r1 = p->px + (size_t)y1 * p->w * p->channels;
+    float top = r0[x0 * p->channels + c] * (1 - fx) + r0[x1 * p->channels + c] * fx;
+    float bot = r1[x0 * p->channels + c] * (1 - fx) + r1[x1 * p->channels + c] * fx;
+    return top * (1 - fy) + bot * fy;
+}
+
+void photo_crop(const Photo *p, CropBox box, int res, float *face) {
+    float scale = box.size / res, x0 = box.cx - box.size * 0.5f, y0 = box.cy - box.size * 0.5f;
+    size_t n = (size_t)res * res;
+    /* area-average when the box is much larger than the crop, so that the
+     * generator sees what the training resize showed it, not aliasing */
+    int taps = scale > 1.5f ? (int)ceilf(scale) : 1;
+    if (taps > 8) taps = 8;
+    for (int i = 0; i < res; i++)
+        for (int j = 0; j < res; j++)
+            for (int c = 0; c < 3; c++) {
+                float acc = 0;
+                for (int a = 0; a < taps; a++)
+                    for (int b = 0; b < taps; b++)
+                        acc += sample(p, x0 + (j + (b + 0.5f) / taps) * scale - 0.5f,
+                                      y0 + (i + (a + 0.5f) / taps) * scale - 0.5f, c);
+                face[c * n + (size_t)i * res + j] = acc / (taps * taps) * (2.0f / 255.0f) - 1.0f;
+            }
+}
+
+float photo_estimate_age(Bundle *b, const Photo *p, CropBox box) {
+    int R = b->cfg.res;
+    float *face = malloc(sizeof(float) * 3 * R * R);
+    if (!face) return -1;
+    photo_crop(p, box, R, face);
+    float age = bundle_estimate_age(b, face);
+    free(face);
+    return age;
+}
+
+void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float target_age) {
+    int R = b->cfg.res;
+    size_t n = (size_t)R * R;
+    float *face = malloc(sizeof(float) * 3 * n), *aged = malloc(sizeof(float) * 3 * n);
+    float *same = malloc(sizeof(float) * 3 * n), gw[MAX_GROUPS];
+    if (!face || !aged || !same) { free(face); free(aged); free(same); return; }
+    photo_crop(p, box, R, face);
+    age_to_groupw(&b->cfg, target_age, gw);
+    bundle_reage(b, face, gw, aged);
+    age_to_groupw(&b->cfg, source_age, gw);
+    bundle_reage(b, face, gw, same);
+    /* the change in 0..255 units; the reconstruction's own error cancels */
+    for (size_t i = 0; i < 3 * n; i++) aged[i] = (aged[i] - same[i]) * 127.5f;
+    float x0 = box.cx - box.size * 0.5f, y0 = box.cy - box.size * 0.5f, inv = R / box.size;
+    float feather = box.size * 0.08f;
+    int px0 = (int)floorf(x0), py0 = (int)floorf(y0), px1 = (int)ceilf(x0 + box.size), py1 = (int)ceilf(y0 + box.size);
+    if (px0 < 0) px0 = 0;
+    if (py0 < 0) py0 = 0;
+    if (px1 > p->w) px1 = p->w;
+    if (py1 > p->h) py1 = p->h;
+    for (int y = py0; y < py1; y++) {
+        float v = (y + 0.5f - y0) * inv - 0.5f, dy = fminf(y + 0.5f - y0, y0 + box.size - y - 0.5f);
+        if (v < 0) v = 0;
+        if (v > R - 1) v = (float)(R - 1);
+        int v0 = (int)v, v1 = v0 + 1 < R ? v0 + 1 : v0;
+        float fv = v - v0;
+        uint8_t *row = p->px + (size_t)y * p->w * p->channels;
+        for (int x = px0; x < px1; x++) {
+            float dx = fminf(x + 0.5f - x0, x0 + box.size - x - 0.5f), d = fminf(dx, dy);
+            if (d <= 0) continue;
+            /* a smooth ramp over the outer 8% of the box hides its edge */
+            float t = d >= feather ? 1.0f : d / feather, wgt = t * t * (3 - 2 * t);
+            float u = (x + 0.5f - x0) * inv - 0.5f;
+            if (u < 0) u = 0;
+            if (u > R - 1) u = (float)(R - 1);
+            int u0 = (int)u, u1 = u0 + 1 < R ? u0 + 1 : u0;
+            float fu = u - u0;
+            for (int c = 0; c < 3; c++) {
+                const float *d0 = aged + c * n;
+                float delta = (d0[v0 * R + u0] * (1 - fu) + d0[v0 * R + u1] * fu) * (1 - fv) +
+                              (d0[v1 * R + u0] * (1 - fu) + d0[v1 * R + u1] * fu) * fv;
+                float val = row[x * p->channels + c] + wgt * delta + 0.5f;
+                row[x * p->channels + c] = val <= 0 ? 0 : val >= 255 ? 255 : (uint8_t)val;
+            }
+        }
+    }
+    free(face);
+    free(aged);
+    free(same);
+}

@@ -1,0 +1,27 @@
+/* Re-aging a face inside a full-resolution photo: the crop box is sampled
+ * down to the generator's resolution, the generator's change (aged minus
+ * reconstructed at the source age) is upsampled back to the crop's size,
+ * added to the photo's own pixels and feathered into the surroundings. */
+#ifndef REAGE_PHOTO_H
+#define REAGE_PHOTO_H
+#include <stdint.h>
+#include "bundle.h"
+
+typedef struct {
+    uint8_t *px;       /* rows of w pixels, `channels` bytes each (3 RGB, 4 RGBA) */
+    int w, h, channels;
+} Photo;
+
+typedef struct { float cx, cy, size; } CropBox; /* square, in photo pixels */
+
+/* The box the page and the CLI start from: the whole image when it is a
+ * square, else a centred square of the shorter side. */
+CropBox crop_default(int w, int h);
+/* Samples the box into face [3,res,res] in [-1,1] (bilinear; outside the
+ * photo the edge repeats). */
+void photo_crop(const Photo *p, CropBox box, int res, float *face);
+float photo_estimate_age(Bundle *b, const Photo *p, CropBox box);
+/* Re-ages the face in the box from source_age to target_age (years), in
+ * place. At target == source the photo is unchanged. */
+void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float target_age);
+#endif

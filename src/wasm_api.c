@@ -1,0 +1,78 @@
+/* The browser's entry points into the engine (web/reage.wasm). The page's
+ * worker copies the weight blob and the photo's RGBA pixels into this
+ * module's memory and calls these; web/reage.js wraps them. */
+#include <stdlib.h>
+#include <string.h>
+#include "bundle.h"
+#include "photo.h"
+#include "sgemm.h"
+
+#define EXPORT __attribute__((visibility("default"), used))
+
+/* Photos larger than this are downscaled by the page before they get here. */
+#define WASM_MAX_PIXELS (24u * 1024u * 1024u)
+
+static Bundle bundle;
+static int loaded;
+static Err err;
+
+EXPORT void *reage_malloc(size_t n) { return malloc(n); }
+EXPORT void reage_free(void *p) { free(p); }
+EXPORT const char *reage_error(void) { return err.msg; }
+EXPORT const char *reage_backend(void) { return sgemm_backend(); }
+
+/* Returns 0, or -1 with reage_error() set; a failed load keeps the model
+ * that was loaded before. */
+EXPORT int reage_load(const uint8_t *blob, size_t len) {
+    Bundle next;
+    if (bundle_load(&next, blob, len, NULL, "weights", &err)) return -1;
+    if (loaded) bundle_free(&bundle);
+    bundle = next;
+    loaded = 1;
+    return 0;
+}
+
+EXPORT int reage_res(void) { return loaded ? bundle.cfg.res : 0; }
+EXPORT int reage_groups(void) { return loaded ? bundle.cfg.groups : 0; }
+EXPORT int reage_group_lo(int g) { return loaded && g >= 0 && g < bundle.cfg.groups ? bundle.cfg.group_lo[g] : -1; }
+EXPORT int reage_group_hi(int g) { return loaded && g >= 0 && g < bundle.cfg.groups ? bundle.cfg.group_hi[g] : -1; }
+EXPORT const char *reage_info(void) { return loaded ? bundle.info : ""; }
+
+static int check(int w, int h) {
+    if (!loaded) return err_set(&err, "no weights loaded"), -1;
+    if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
+        return err_set(&err, "photo of %dx%d pixels is larger than %u megapixels", w, h, WASM_MAX_PIXELS >> 20), -1;
+    return 0;
+}
+
+/* rgba: w*h*4 bytes. Returns the age in years, or -1. */
+EXPORT float reage_estimate_age(uint8_t *rgba, int w, int h, float cx, float cy, float size) {
+    if (check(w, h)) return -1;
+    Photo p = {rgba, w, h, 4};
+    CropBox box = {cx, cy, size};
+    return photo_estimate_age(&bundle, &p, box);
+}
+
+/* Re-ages the face in the box, in place. Returns 0, or -1. */
+EXPORT int reage_apply(uint8_t *rgba, int w, int h, float cx, float cy, float size, float source_age,
+                       float target_age) {
+    if (check(w, h)) return -1;
+    Photo p = {rgba, w, h, 4};
+    CropBox box = {cx, cy, size};
+    photo_reage(&bundle, &p, box, source_age, target_age);
+    return 0;
+}
+
+/* For the parity test: the generator's raw output for a [3,res,res] face. */
+EXPORT int reage_generate(const float *face, const float *groupw, float *out) {
+    if (!loaded) return err_set(&err, "no weights loaded");
+    bundle_reage(&bundle, face, groupw, out);
+    return 0;
+}
+
+/* For the kernel test: C = A (MxK) * B (KxN) through the SIMD kernel
+ * (reference = 0) or the scalar reference (reference = 1). */
+EXPORT void reage_test_sgemm(int reference, int ta, int tb, int M, int N, int K, const float *A, const float *B,
+                             float beta, float *C) {
+    (reference ? sgemm_ref : sgemm)(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+}

@@ -1,0 +1,93 @@
+// The engine's tiny JS wrapper: instantiates web/reage.wasm (a standalone
+// module built from the same C as the native tools) and moves pixels and
+// weights in and out of its memory. Used by the page's worker and by tests.
+
+export class ReAgeEngine {
+  static async create(wasmBytes) {
+    const { instance } = await WebAssembly.instantiate(wasmBytes, {
+      env: { emscripten_notify_memory_growth: () => {} },
+    });
+    instance.exports._initialize();
+    return new ReAgeEngine(instance.exports);
+  }
+
+  constructor(exports) {
+    this.x = exports;
+  }
+
+  get backend() { return this.#string(this.x.reage_backend()); }
+
+  #string(ptr) {
+    const bytes = new Uint8Array(this.x.memory.buffer, ptr);
+    return new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0)));
+  }
+
+  // Copies a typed array into the module's heap; the caller frees it.
+  #put(array) {
+    const ptr = this.x.reage_malloc(array.byteLength || 1);
+    if (!ptr) throw new Error('the engine is out of memory');
+    new Uint8Array(this.x.memory.buffer, ptr, array.byteLength)
+      .set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
+    return ptr;
+  }
+
+  #fail() { throw new Error(this.#string(this.x.reage_error())); }
+
+  // Loads a weight blob (ArrayBuffer or Uint8Array); throws with the
+  // engine's message on a bad one and keeps the previous model.
+  load(blob) {
+    const bytes = blob instanceof Uint8Array ? blob : new Uint8Array(blob);
+    const ptr = this.#put(bytes);
+    const rc = this.x.reage_load(ptr, bytes.byteLength);
+    this.x.reage_free(ptr);
+    if (rc !== 0) this.#fail();
+    this.res = this.x.reage_res();
+    this.groups = [];
+    for (let g = 0; g < this.x.reage_groups(); g++) {
+      this.groups.push({ lo: this.x.reage_group_lo(g), hi: Math.min(this.x.reage_group_hi(g), 100) });
+    }
+    this.info = this.#string(this.x.reage_info());
+  }
+
+  get minAge() { return this.groups[0].lo; }
+  get maxAge() { return this.groups[this.groups.length - 1].hi; }
+
+  // rgba: Uint8ClampedArray of width*height*4; box: {cx, cy, size} in pixels.
+  estimateAge(rgba, width, height, box) {
+    const ptr = this.#put(rgba);
+    const age = this.x.reage_estimate_age(ptr, width, height, box.cx, box.cy, box.size);
+    this.x.reage_free(ptr);
+    if (age < 0) this.#fail();
+    return age;
+  }
+
+  // Returns a new Uint8ClampedArray: the photo with the face re-aged.
+  apply(rgba, width, height, box, sourceAge, targetAge) {
+    const ptr = this.#put(rgba);
+    const rc = this.x.reage_apply(ptr, width, height, box.cx, box.cy, box.size, sourceAge, targetAge);
+    const out = rc === 0 ? new Uint8ClampedArray(this.x.memory.buffer.slice(ptr, ptr + rgba.byteLength)) : null;
+    this.x.reage_free(ptr);
+    if (!out) this.#fail();
+    return out;
+  }
+
+  // The generator's raw output for a [3,res,res] face and group weights.
+  generate(face, groupw) {
+    const f = this.#put(face), g = this.#put(groupw), o = this.x.reage_malloc(face.byteLength);
+    const rc = this.x.reage_generate(f, g, o);
+    const out = new Float32Array(this.x.memory.buffer.slice(o, o + face.byteLength));
+    [f, g, o].forEach((p) => this.x.reage_free(p));
+    if (rc !== 0) this.#fail();
+    return out;
+  }
+
+  // C = A * B through the SIMD kernel, or the scalar reference.
+  sgemm(reference, M, N, K, A, B) {
+    const a = this.#put(A), b = this.#put(B), c = this.x.reage_malloc(M * N * 4);
+    new Float32Array(this.x.memory.buffer, c, M * N).fill(0);
+    this.x.reage_test_sgemm(reference ? 1 : 0, 0, 0, M, N, K, a, b, 0, c);
+    const out = new Float32Array(this.x.memory.buffer.slice(c, c + M * N * 4));
+    [a, b, c].forEach((p) => this.x.reage_free(p));
+    return out;
+  }
+}
