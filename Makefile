@@ -58,7 +58,8 @@ web/reage.wasm: $(WASM_SRC) $(HEADERS)
 web: web/reage.wasm
 
 # The filter in the browser, on the shipped weights.
-serve: web/reage.wasm
+serve:
+	@test -f web/reage.wasm || $(MAKE) web/reage.wasm
 	@test -f weights/reage.blob || { echo "weights/reage.blob is missing: train with make train, or check out the repository's weights"; exit 1; }
 	@command -v node >/dev/null || { echo "make serve needs Node.js (apt-get install nodejs)"; exit 1; }
 	node tools/serve.js
@@ -69,18 +70,23 @@ $(BUILD)/reage-bench: tools/bench_native.c $(NATIVE) $(HEADERS) | $(BUILD)
 $(BUILD)/test_engine: $(TESTS) $(NATIVE) $(HEADERS) tests/*.h | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(TESTS) $(NATIVE) $(LDLIBS)
 
-# Installs the optional native dependencies when run as root (CI, a fresh
-# machine); elsewhere the build falls back to the portable kernel.
+# Installs what the build and the tests need when run as root (CI, a fresh
+# Debian 12 machine); elsewhere names the packages to install.
+APT_PACKAGES := $(if $(wildcard /usr/include/dnnl.h),,libdnnl-dev) $(if $(shell command -v emcc),,emscripten) \
+                $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v npm),,npm)
 deps:
-	@if [ ! -f /usr/include/dnnl.h ]; then \
+	@if [ -n "$(strip $(APT_PACKAGES))" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libdnnl-dev) >/dev/null; \
-	  else echo "note: libdnnl-dev is not installed; using a slower sgemm (install it as root for speed)"; fi; \
+	    echo "installing $(strip $(APT_PACKAGES)) ..."; \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES)) >/dev/null; \
+	  else echo "note: please install $(strip $(APT_PACKAGES)) (sudo apt-get install ...)"; fi; \
 	fi
+	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage-parity web/reage.wasm
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
+	REAGE_TEST_DATA=$(DATA) node --test tests/
 
 bench: deps $(BUILD)/reage-bench
 	@if ! /usr/bin/python3 -c "import torch" 2>/dev/null && [ "$$(id -u)" = 0 ]; then \
