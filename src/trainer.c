@@ -125,8 +125,10 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
     static const char *const common[] = {
         "groups", "0-9,10-19,20-29,30-44,45-59,60+", "gen_code", "64", "gen_hidden", "256",
         "seed", "1", "shift", "4", "lr_g", "0.0002", "lr_d", "0.0002", "lr_e", "0.0005",
-        "beta1", "0.5", "beta2", "0.999", "lambda_adv", "1", "lambda_cyc", "10", "lambda_rec", "10",
-        "lambda_age", "1", "lambda_delta", "1", "lambda_wrong", "0.5", "log_every", "10",
+        /* L1 terms act as a dead zone around "no change": kept weak enough that
+         * the adversarial and age terms can move the face off the identity */
+        "beta1", "0.5", "beta2", "0.999", "lambda_adv", "2", "lambda_cyc", "5", "lambda_rec", "5",
+        "lambda_age", "2", "lambda_delta", "0.1", "lambda_wrong", "0.5", "log_every", "10",
         "data", "../shared/data/utkface-part1", NULL};
     if (set_all(tc, common, e)) return -1;
     static const char *const tiny[] = {
