@@ -16,10 +16,127 @@ int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1
  * keeps the matrices big enough for the BLAS to run at speed. */
 static int batched_gemm(size_t P) { return P < 1024; }
 
+/* "Same" convolutions (stride 1, padding (K-1)/2) over large maps skip
+ * im2col: each kernel tap is one GEMM over a zero-padded copy of the image,
+ * with output rows as wide as the padded input (the extra columns are
+ * dropped). No K*K-times-larger column buffer streams through memory. */
+static int shift_gemm(ConvShape s, size_t P) { return s.S == 1 && s.K % 2 == 1 && s.P == s.K / 2 && P >= 1024; }
+
+typedef struct {
+    int W2, KK;          /* padded row width, taps */
+    size_t ld, N;        /* padded plane stride (with slack for the last taps), output row span */
+    float *wt, *dwt, *pad, *dpad, *ext;
+} ShiftPlan;
+
+static ShiftPlan shift_plan(ConvShape s, float *scratch) {
+    ShiftPlan p;
+    p.W2 = s.W + 2 * s.P;
+    p.KK = s.K * s.K;
+    p.ld = (size_t)(s.H + 2 * s.P) * p.W2 + s.K;
+    p.N = (size_t)s.H * p.W2;
+    p.wt = scratch;
+    p.dwt = p.wt + (size_t)p.KK * s.OC * s.C;
+    p.pad = p.dwt + (size_t)p.KK * s.OC * s.C;
+    p.dpad = p.pad + (size_t)s.C * p.ld;
+    p.ext = p.dpad + (size_t)s.C * p.ld;
+    return p;
+}
+static size_t shift_floats(ConvShape s) {
+    size_t W2 = s.W + 2 * s.P, ld = (size_t)(s.H + 2 * s.P) * W2 + s.K;
+    return 2 * (size_t)s.K * s.K * s.OC * s.C + 2 * (size_t)s.C * ld + (size_t)s.OC * s.H * W2;
+}
+
 size_t conv2d_scratch_floats(ConvShape s) {
     size_t P = (size_t)conv_out_size(s.H, s.K, s.S, s.P) * conv_out_size(s.W, s.K, s.S, s.P);
+    if (shift_gemm(s, P)) return shift_floats(s);
     size_t cols = (size_t)s.C * s.K * s.K * s.B * P;
     return cols + (batched_gemm(P) ? (size_t)s.OC * s.B * P : 0);
+}
+
+/* image b of inp into p->pad, zero borders */
+static void shift_fill(ShiftPlan *p, const float *img, ConvShape s) {
+    PAR
+    for (int c = 0; c < s.C; c++) {
+        float *dst = p->pad + (size_t)c * p->ld;
+        memset(dst, 0, sizeof(float) * p->ld);
+        for (int y = 0; y < s.H; y++)
+            memcpy(dst + (size_t)(y + s.P) * p->W2 + s.P, img + ((size_t)c * s.H + y) * s.W, sizeof(float) * s.W);
+    }
+}
+
+static size_t tap_offset(const ShiftPlan *p, int k, int K) { return (size_t)(k / K) * p->W2 + k % K; }
+
+static void shift_forward(float *out, const float *inp, const float *weight, const float *bias,
+                          float *scratch, ConvShape s) {
+    ShiftPlan p = shift_plan(s, scratch);
+    for (int k = 0; k < p.KK; k++)
+        for (int oc = 0; oc < s.OC; oc++)
+            for (int c = 0; c < s.C; c++)
+                p.wt[((size_t)k * s.OC + oc) * s.C + c] = weight[((size_t)oc * s.C + c) * p.KK + k];
+    for (int b = 0; b < s.B; b++) {
+        shift_fill(&p, inp + (size_t)b * s.C * s.H * s.W, s);
+        for (int k = 0; k < p.KK; k++)
+            sgemm(0, 0, s.OC, (int)p.N, s.C, 1.0f, p.wt + (size_t)k * s.OC * s.C, s.C, p.pad + tap_offset(&p, k, s.K),
+                  (int)p.ld, k ? 1.0f : 0.0f, p.ext, (int)p.N);
+        PAR
+        for (int oc = 0; oc < s.OC; oc++) {
+            float bv = bias ? bias[oc] : 0.0f;
+            for (int y = 0; y < s.H; y++) {
+                const float *src = p.ext + (size_t)oc * p.N + (size_t)y * p.W2;
+                float *dst = out + (((size_t)b * s.OC + oc) * s.H + y) * s.W;
+                for (int x = 0; x < s.W; x++) dst[x] = src[x] + bv;
+            }
+        }
+    }
+}
+
+static void shift_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, float *scratch, ConvShape s) {
+    ShiftPlan p = shift_plan(s, scratch);
+    for (int k = 0; k < p.KK; k++)
+        for (int oc = 0; oc < s.OC; oc++)
+            for (int c = 0; c < s.C; c++)
+                p.wt[((size_t)k * s.OC + oc) * s.C + c] = weight[((size_t)oc * s.C + c) * p.KK + k];
+    if (dweight) memset(p.dwt, 0, sizeof(float) * p.KK * s.OC * s.C);
+    for (int b = 0; b < s.B; b++) {
+        /* dout in the wide-row layout, zero in the dropped columns */
+        PAR
+        for (int oc = 0; oc < s.OC; oc++) {
+            double acc = 0.0;
+            for (int y = 0; y < s.H; y++) {
+                const float *src = dout + (((size_t)b * s.OC + oc) * s.H + y) * s.W;
+                float *dst = p.ext + (size_t)oc * p.N + (size_t)y * p.W2;
+                memcpy(dst, src, sizeof(float) * s.W);
+                for (int x = s.W; x < p.W2; x++) dst[x] = 0.0f;
+                for (int x = 0; x < s.W; x++) acc += src[x];
+            }
+            if (dbias) dbias[oc] += (float)acc;
+        }
+        if (dweight) {
+            shift_fill(&p, inp + (size_t)b * s.C * s.H * s.W, s);
+            for (int k = 0; k < p.KK; k++)
+                sgemm(0, 1, s.OC, s.C, (int)p.N, 1.0f, p.ext, (int)p.N, p.pad + tap_offset(&p, k, s.K), (int)p.ld,
+                      1.0f, p.dwt + (size_t)k * s.OC * s.C, s.C);
+        }
+        if (dinp) {
+            memset(p.dpad, 0, sizeof(float) * s.C * p.ld);
+            for (int k = 0; k < p.KK; k++)
+                sgemm(1, 0, s.C, (int)p.N, s.OC, 1.0f, p.wt + (size_t)k * s.OC * s.C, s.C, p.ext, (int)p.N, 1.0f,
+                      p.dpad + tap_offset(&p, k, s.K), (int)p.ld);
+            PAR
+            for (int c = 0; c < s.C; c++)
+                for (int y = 0; y < s.H; y++) {
+                    const float *src = p.dpad + (size_t)c * p.ld + (size_t)(y + s.P) * p.W2 + s.P;
+                    float *dst = dinp + (((size_t)b * s.C + c) * s.H + y) * s.W;
+                    for (int x = 0; x < s.W; x++) dst[x] += src[x];
+                }
+        }
+    }
+    if (dweight)
+        for (int oc = 0; oc < s.OC; oc++)
+            for (int c = 0; c < s.C; c++)
+                for (int k = 0; k < p.KK; k++)
+                    dweight[((size_t)oc * s.C + c) * p.KK + k] += p.dwt[((size_t)k * s.OC + oc) * s.C + c];
 }
 
 /* col[(c,ky,kx), b*P + oy*OW + ox] = inp[b, c, oy*S-P+ky, ox*S-P+kx] */
@@ -89,6 +206,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
     int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
     size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
     int CKK = s.C * s.K * s.K;
+    if (shift_gemm(s, P)) { shift_forward(out, inp, weight, bias, scratch, s); return; }
     float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
     im2col(col, inp, s, OH, OW);
     if (!batched_gemm(P)) {
@@ -122,6 +240,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
     int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
     size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
     int CKK = s.C * s.K * s.K;
+    if (shift_gemm(s, P)) { shift_backward(dinp, dweight, dbias, dout, inp, weight, scratch, s); return; }
     float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
     if (!batched_gemm(P)) {
         if (dbias) {

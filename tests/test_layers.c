@@ -77,12 +77,14 @@ static void test_conv(void) {
         {3, 2, 6, 6, 2, 1, 1, 0}, {2, 3, 6, 6, 2, 4, 1, 1}, {1, 2, 5, 5, 3, 5, 1, 2},
         /* maps of 1024+ outputs take the one-GEMM-per-image path */
         {2, 3, 40, 40, 4, 3, 1, 1}, {2, 2, 66, 66, 3, 4, 2, 1},
+        /* ... and "same" ones take one GEMM per kernel tap */
+        {2, 3, 33, 35, 4, 3, 1, 1}, {1, 2, 36, 32, 3, 5, 1, 2}, {2, 2, 32, 34, 2, 4, 1, 1},
     };
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
         cs = shapes[t];
-        int OH = conv_out_size(cs.H, cs.K, cs.S, cs.P);
+        int OH = conv_out_size(cs.H, cs.K, cs.S, cs.P), OW = conv_out_size(cs.W, cs.K, cs.S, cs.P);
         size_t nin = (size_t)cs.B * cs.C * cs.H * cs.W, nw = (size_t)cs.OC * cs.C * cs.K * cs.K;
-        size_t nout = (size_t)cs.B * cs.OC * OH * OH;
+        size_t nout = (size_t)cs.B * cs.OC * OH * OW;
         c_in = buf(nin, -1, 1, 10 + t); c_w = buf(nw, -1, 1, 20 + t); c_b = buf(cs.OC, -1, 1, 30 + t);
         c_out = zeros(nout); c_scr = zeros(conv2d_scratch_floats(cs));
         float *ref = zeros(nout);

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
 echo "# $(date -u +%FT%TZ) $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# other processes using CPU now:"; ps -eo pcpu,comm --sort=-pcpu | awk 'NR>1 && $1>5 {print "#   " $0}'
+echo "# other processes running or stopped now (state, command):"
+ps -eo stat=,pid=,comm= | awk -v self=$$ '$1 ~ /^[RT]/ && $2 != self && $3 != "ps" && $3 != "awk" {print "#   " $0}'
 ours=$(build/reage-bench $what)
 echo "$ours"
 peer=""
