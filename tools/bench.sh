@@ -7,7 +7,7 @@ what="${1:-}"
 echo "# $(date -u +%FT%TZ) $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# other processes running or stopped now (state, command):"
 ps -eo stat=,pid=,comm= | awk -v self=$$ '$1 ~ /^[RT]/ && $2 != self && $3 != "ps" && $3 != "awk" {print "#   " $0}'
-ours=$(build/reage-bench $what)
+ours=$( [ "$what" = web ] || build/reage-bench $what)
 echo "$ours"
 peer=""
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -21,3 +21,15 @@ echo "$ours" | awk '/^CASE/ {split($3, a, "="); print $2, a[2]}' | while read -r
   p=$(echo "$peer" | awk -v n="$name" '$1 == "CASE" && $2 == n {split($3, a, "="); print a[2]}')
   [ -n "$p" ] && awk -v n="$name" -v o="$ms" -v p="$p" 'BEGIN {printf "RATIO %s ours_ms=%s peer_ms=%s speedup=%.2f\n", n, o, p, p / o}'
 done
+
+# Inference in the browser's engine against ONNX Runtime Web, on the same generator.
+if [ "$what" = "" ] || [ "$what" = "web" ]; then
+  build/reage-bench infer
+  if /usr/bin/python3 -c "import torch" 2>/dev/null && [ -d node_modules/onnxruntime-web ]; then
+    build/reage-bench blobs build >/dev/null
+    for r in 128 256; do /usr/bin/python3 tools/torch_check.py build/gen$r.blob - build/gen$r.onnx >/dev/null 2>&1; done
+    node tools/bench_web.mjs build
+  else
+    echo "# onnxruntime-web (npm ci) and python3-torch are needed for the browser comparison"
+  fi
+fi

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bundle.h"
 #include "dataset.h"
 #include "sgemm.h"
 #include "trainer.h"
@@ -127,6 +128,64 @@ static void bench_step(void) {
     trainer_free(&t);
 }
 
+/* Random-weight blobs of the shipped generator at 128 and 256, so that the
+ * browser benchmark times both sizes without a trained 256 model. */
+static int write_blobs(const char *dir) {
+    for (int res = 128; res <= 256; res *= 2) {
+        TrainConfig tc;
+        Err e;
+        char r[16], path[1024];
+        train_config_named(&tc, "default", &e);
+        snprintf(r, sizeof(r), "%d", res);
+        train_config_set(&tc, "res", r, &e);
+        Generator g;
+        Estimator m;
+        gen_build(&g, &tc.model);
+        est_build(&m, &tc.model);
+        params_alloc(&g.ps, 0);
+        params_alloc(&m.ps, 0);
+        Rng rng;
+        rng_seed(&rng, 3);
+        params_init(&g.ps, &rng);
+        params_init(&m.ps, &rng);
+        snprintf(path, sizeof(path), "%s/gen%d.blob", dir, res);
+        if (bundle_save(path, &g, &m, "random weights for benchmarks", &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+        printf("BLOB %s gflops=%.3f\n", path, gen_flops(&g) / 1e9);
+        params_free(&g.ps);
+        params_free(&m.ps);
+    }
+    return 0;
+}
+
+/* One face through the generator, as the page and the CLI run it. */
+static void bench_gen_single(void) {
+    for (int res = 128; res <= 256; res *= 2) {
+        TrainConfig tc;
+        Err e;
+        char r[16], name[64];
+        train_config_named(&tc, "default", &e);
+        snprintf(r, sizeof(r), "%d", res);
+        train_config_set(&tc, "res", r, &e);
+        Generator g;
+        gen_build(&g, &tc.model);
+        params_alloc(&g.ps, 0);
+        Rng rng;
+        rng_seed(&rng, 4);
+        params_init(&g.ps, &rng);
+        float *scratch = calloc(gen_scratch_floats(&g, 1), sizeof(float));
+        GenActs a;
+        gen_acts_alloc(&g, &a, 1, 0, scratch);
+        float *x = calloc((size_t)3 * res * res, sizeof(float)), gw[MAX_GROUPS] = {0};
+        gw[3] = 1;
+        snprintf(name, sizeof(name), "native_gen_fwd_b1_%d", res);
+        TIME_CASE(name, gen_flops(&g), { gen_forward(&g, &a, x, gw); });
+        gen_acts_free(&a);
+        params_free(&g.ps);
+        free(scratch);
+        free(x);
+    }
+}
+
 int main(int argc, char **argv) {
     memory_keep_freed();
     const char *only = argc > 1 ? argv[1] : "";
@@ -136,5 +195,7 @@ int main(int argc, char **argv) {
     if (!*only || !strcmp(only, "disc")) { bench_disc(128); bench_disc(256); }
     if (!*only || !strcmp(only, "gen")) bench_gen();
     if (!*only || !strcmp(only, "step")) bench_step();
+    if (!strcmp(only, "infer")) bench_gen_single();
+    if (!strcmp(only, "blobs")) return write_blobs(argc > 2 ? argv[2] : "build");
     return 0;
 }
