@@ -23,7 +23,7 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c
+ENGINE := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
@@ -46,7 +46,7 @@ $(BUILD)/reage-parity: tests/parity_native.c $(NATIVE) $(HEADERS) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 web/reage.wasm: $(WASM_SRC) $(HEADERS)

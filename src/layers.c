@@ -1,4 +1,5 @@
 #include "layers.h"
+#include "kernels.h"
 #include "sgemm.h"
 #include <math.h>
 #include <string.h>
@@ -331,11 +332,8 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
         mean[c] = m;
         rstd[c] = r;
         float g = gamma[c] * r, sh = beta[c] - m * g;
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            float *y = out + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) y[i] = x[i] * g + sh;
-        }
+        for (int b = 0; b < B; b++)
+            kernel_scale_shift(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, g, sh, HW);
     }
 }
 
@@ -372,16 +370,12 @@ void instancenorm_forward(float *out, float *mean, float *rstd,
                           const float *inp, int B, int C, int HW) {
     PAR
     for (int bc = 0; bc < B * C; bc++) {
-        const float *x = inp + (size_t)bc * HW;
-        float *y = out + (size_t)bc * HW;
-        double sum = 0.0, sq = 0.0;
-        for (int i = 0; i < HW; i++) sum += x[i];
-        double mu = sum / HW;
-        for (int i = 0; i < HW; i++) { double d = x[i] - mu; sq += d * d; }
-        float m = (float)mu, r = (float)(1.0 / sqrt(sq / HW + BN_EPS));
+        float m, var;
+        kernel_mean_var(inp + (size_t)bc * HW, HW, &m, &var);
+        float r = (float)(1.0 / sqrt((double)var + BN_EPS));
         mean[bc] = m;
         rstd[bc] = r;
-        for (int i = 0; i < HW; i++) y[i] = (x[i] - m) * r;
+        kernel_scale_shift(out + (size_t)bc * HW, inp + (size_t)bc * HW, r, -m * r, HW);
     }
 }
 
@@ -404,9 +398,7 @@ void film_forward(float *out, const float *inp, const float *gamma,
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             float g = 1.0f + gamma[(size_t)b * mod_stride + c], sh = beta[(size_t)b * mod_stride + c];
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            float *y = out + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) y[i] = x[i] * g + sh;
+            kernel_scale_shift(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, g, sh, HW);
         }
 }
 
@@ -432,14 +424,16 @@ void film_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
 
 /* -------------------------------------------------------------- pointwise */
 
+/* pointwise work in chunks: threads natively, SIMD lanes within each */
+#define CHUNK 4096
 void relu_forward(float *out, const float *inp, size_t N) {
-    PAR for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+    PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky(out + i, inp + i, 0.0f, N - i < CHUNK ? N - i : CHUNK);
 }
 void relu_backward(float *dinp, const float *dout, const float *inp, size_t N) {
     PAR for (size_t i = 0; i < N; i++) if (inp[i] > 0.0f) dinp[i] += dout[i];
 }
 void leakyrelu_forward(float *out, const float *inp, float slope, size_t N) {
-    PAR for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : slope * inp[i];
+    PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky(out + i, inp + i, slope, N - i < CHUNK ? N - i : CHUNK);
 }
 void leakyrelu_backward(float *dinp, const float *dout, const float *inp,
                         float slope, size_t N) {
@@ -485,11 +479,9 @@ void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W
         const float *x = inp + (size_t)bc * H * W;
         float *y = out + (size_t)bc * 4 * H * W;
         for (int i = 0; i < H; i++) {
-            float *r0 = y + (size_t)(2 * i) * 2 * W, *r1 = r0 + 2 * W;
-            for (int j = 0; j < W; j++) {
-                float v = x[(size_t)i * W + j];
-                r0[2 * j] = r0[2 * j + 1] = r1[2 * j] = r1[2 * j + 1] = v;
-            }
+            float *r0 = y + (size_t)(2 * i) * 2 * W;
+            kernel_upsample_row(r0, x + (size_t)i * W, W);
+            memcpy(r0 + 2 * W, r0, sizeof(float) * 2 * W);
         }
     }
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bundle.h"
+#include "kernels.h"
 #include "photo.h"
 #include "sgemm.h"
 
@@ -75,4 +76,17 @@ EXPORT int reage_generate(const float *face, const float *groupw, float *out) {
 EXPORT void reage_test_sgemm(int reference, int ta, int tb, int M, int N, int K, const float *A, const float *B,
                              float beta, float *C) {
     (reference ? sgemm_ref : sgemm)(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+}
+
+EXPORT const char *reage_kernel_backend(void) { return kernel_backend(); }
+
+/* For the kernel test: runs elementwise kernel `which` (0 scale-shift, 1 leaky,
+ * 2 mean/var into y[0..1], 3 upsample row) in its SIMD or reference form. */
+EXPORT void reage_test_kernel(int which, int reference, float *y, const float *x, int n) {
+    switch (which) {
+    case 0: (reference ? kernel_scale_shift_ref : kernel_scale_shift)(y, x, 0.7f, -0.2f, n); break;
+    case 1: (reference ? kernel_leaky_ref : kernel_leaky)(y, x, 0.2f, n); break;
+    case 2: (reference ? kernel_mean_var_ref : kernel_mean_var)(x, n, y, y + 1); break;
+    case 3: (reference ? kernel_upsample_row_ref : kernel_upsample_row)(y, x, n); break;
+    }
 }

@@ -22,6 +22,20 @@ test('the wasm build uses its SIMD kernel', async () => {
   assert.equal(e.backend, 'wasm-simd');
 });
 
+test('SIMD elementwise kernels match their scalar references', async () => {
+  const e = await engine();
+  assert.equal(e.kernelBackend, 'wasm-simd');
+  for (const n of [1, 7, 64, 1001]) {
+    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.3) * 3);
+    for (const which of [0, 1, 2, 3]) {
+      const fast = e.kernel(which, false, x), ref = e.kernel(which, true, x);
+      let worst = 0;
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(fast[i] - ref[i]));
+      assert.ok(worst < 1e-5, `kernel ${which}, n=${n}: max difference ${worst}`);
+    }
+  }
+});
+
 test('SIMD sgemm matches the scalar reference', async () => {
   const e = await engine();
   for (const [M, N, K] of [[4, 8, 1], [5, 13, 7], [64, 100, 300], [33, 517, 129]]) {

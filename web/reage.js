@@ -81,6 +81,19 @@ export class ReAgeEngine {
     return out;
   }
 
+  // An elementwise kernel (0 scale-shift, 1 leaky ReLU, 2 mean/variance,
+  // 3 upsampling row) in its SIMD or reference form, for tests.
+  kernel(which, reference, x) {
+    const xp = this.#put(x), outLen = which === 3 ? 2 * x.length : which === 2 ? 2 : x.length;
+    const yp = this.x.reage_malloc(outLen * 4);
+    this.x.reage_test_kernel(which, reference ? 1 : 0, yp, xp, x.length);
+    const out = new Float32Array(this.x.memory.buffer.slice(yp, yp + outLen * 4));
+    [xp, yp].forEach((p) => this.x.reage_free(p));
+    return out;
+  }
+
+  get kernelBackend() { return this.#string(this.x.reage_kernel_backend()); }
+
   // C = A * B through the SIMD kernel, or the scalar reference.
   sgemm(reference, M, N, K, A, B) {
     const a = this.#put(A), b = this.#put(B), c = this.x.reage_malloc(M * N * 4);

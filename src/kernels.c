@@ -1,0 +1,81 @@
+#include "kernels.h"
+
+void kernel_scale_shift_ref(float *y, const float *x, float a, float b, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+}
+void kernel_leaky_ref(float *y, const float *x, float slope, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+}
+void kernel_mean_var_ref(const float *x, size_t n, float *mean, float *var) {
+    double s = 0.0, sq = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    double mu = s / n;
+    for (size_t i = 0; i < n; i++) { double d = x[i] - mu; sq += d * d; }
+    *mean = (float)mu;
+    *var = (float)(sq / n);
+}
+void kernel_upsample_row_ref(float *y, const float *x, int w) {
+    for (int j = 0; j < w; j++) y[2 * j] = y[2 * j + 1] = x[j];
+}
+
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+const char *kernel_backend(void) { return "wasm-simd"; }
+
+void kernel_scale_shift(float *y, const float *x, float a, float b, size_t n) {
+    v128_t va = wasm_f32x4_splat(a), vb = wasm_f32x4_splat(b);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(x + i), va), vb));
+    for (; i < n; i++) y[i] = x[i] * a + b;
+}
+
+void kernel_leaky(float *y, const float *x, float slope, size_t n) {
+    v128_t zero = wasm_f32x4_splat(0.0f), vs = wasm_f32x4_splat(slope);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v128_t v = wasm_v128_load(x + i);
+        /* max(v, 0) + slope * min(v, 0) */
+        wasm_v128_store(y + i, wasm_f32x4_add(wasm_f32x4_pmax(v, zero), wasm_f32x4_mul(vs, wasm_f32x4_pmin(v, zero))));
+    }
+    for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+}
+
+/* four float lanes, each summing a quarter of the terms, then double at the end */
+void kernel_mean_var(const float *x, size_t n, float *mean, float *var) {
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) acc = wasm_f32x4_add(acc, wasm_v128_load(x + i));
+    double s = (double)wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) +
+               wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
+    for (; i < n; i++) s += x[i];
+    float mu = (float)(s / n);
+    v128_t vm = wasm_f32x4_splat(mu), sq = wasm_f32x4_splat(0.0f);
+    for (i = 0; i + 4 <= n; i += 4) {
+        v128_t d = wasm_f32x4_sub(wasm_v128_load(x + i), vm);
+        sq = wasm_f32x4_add(sq, wasm_f32x4_mul(d, d));
+    }
+    double q = (double)wasm_f32x4_extract_lane(sq, 0) + wasm_f32x4_extract_lane(sq, 1) +
+               wasm_f32x4_extract_lane(sq, 2) + wasm_f32x4_extract_lane(sq, 3);
+    for (; i < n; i++) { double d = x[i] - mu; q += d * d; }
+    *mean = mu;
+    *var = (float)(q / n);
+}
+
+void kernel_upsample_row(float *y, const float *x, int w) {
+    int j = 0;
+    for (; j + 4 <= w; j += 4) {
+        v128_t v = wasm_v128_load(x + j);
+        wasm_v128_store(y + 2 * j, wasm_i32x4_shuffle(v, v, 0, 0, 1, 1));
+        wasm_v128_store(y + 2 * j + 4, wasm_i32x4_shuffle(v, v, 2, 2, 3, 3));
+    }
+    for (; j < w; j++) y[2 * j] = y[2 * j + 1] = x[j];
+}
+#else
+/* Natively the compiler vectorises the scalar loops (and the matrix work,
+ * which dominates, runs in oneDNN or OpenBLAS). */
+const char *kernel_backend(void) { return "scalar"; }
+void kernel_scale_shift(float *y, const float *x, float a, float b, size_t n) { kernel_scale_shift_ref(y, x, a, b, n); }
+void kernel_leaky(float *y, const float *x, float slope, size_t n) { kernel_leaky_ref(y, x, slope, n); }
+void kernel_mean_var(const float *x, size_t n, float *mean, float *var) { kernel_mean_var_ref(x, n, mean, var); }
+void kernel_upsample_row(float *y, const float *x, int w) { kernel_upsample_row_ref(y, x, w); }
+#endif

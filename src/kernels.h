@@ -1,0 +1,22 @@
+/* The elementwise inner loops of the layers: one interface, a WASM SIMD
+ * version where the build has it, and the scalar reference that the tests
+ * compare it with (*_ref). Matrix multiplication lives in sgemm.h. */
+#ifndef REAGE_KERNELS_H
+#define REAGE_KERNELS_H
+#include <stddef.h>
+
+/* y[i] = x[i] * a + b */
+void kernel_scale_shift(float *y, const float *x, float a, float b, size_t n);
+void kernel_scale_shift_ref(float *y, const float *x, float a, float b, size_t n);
+/* y[i] = x[i] > 0 ? x[i] : slope * x[i]  (slope 0: ReLU) */
+void kernel_leaky(float *y, const float *x, float slope, size_t n);
+void kernel_leaky_ref(float *y, const float *x, float slope, size_t n);
+/* mean and biased variance of x[0..n) */
+void kernel_mean_var(const float *x, size_t n, float *mean, float *var);
+void kernel_mean_var_ref(const float *x, size_t n, float *mean, float *var);
+/* one output row pair of nearest-neighbour 2x upsampling: y[2j] = y[2j+1] = x[j] */
+void kernel_upsample_row(float *y, const float *x, int w);
+void kernel_upsample_row_ref(float *y, const float *x, int w);
+/* which implementation the non-_ref kernels run: "wasm-simd" or "scalar" */
+const char *kernel_backend(void);
+#endif
