@@ -29,7 +29,7 @@ HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c
 
-.PHONY: all test deps train bench clean web serve
+.PHONY: all test deps train bench eval clean web serve
 all: $(BUILD)/reage-train $(BUILD)/reage
 
 $(BUILD):
@@ -40,6 +40,9 @@ $(BUILD)/reage-train: src/train_main.c $(NATIVE) $(HEADERS) | $(BUILD)
 
 $(BUILD)/reage: src/reage_main.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ src/reage_main.c $(NATIVE) $(LDLIBS)
+
+$(BUILD)/reage-render: tools/eval/render.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/eval/render.c $(NATIVE) $(LDLIBS)
 
 $(BUILD)/reage-parity: tests/parity_native.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tests/parity_native.c $(NATIVE) $(LDLIBS)
@@ -92,6 +95,11 @@ bench: deps $(BUILD)/reage-bench
 	@if ! /usr/bin/python3 -c "import torch" 2>/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch) >/dev/null; fi
 	tools/bench.sh
+
+# The shipped weights judged by an external model (tools/eval/judge.mjs):
+# prints the table, writes weights/eval.json and weights/eval-grid.jpg.
+eval: deps $(BUILD)/reage-render
+	node tools/eval/judge.mjs --data $(DATA)
 
 train: $(BUILD)/reage-train
 	$(BUILD)/reage-train --config default --data $(DATA) --out runs/default

@@ -1,0 +1,71 @@
+// The evaluation's own arithmetic, on a handful of images with known answers
+// (no trained model needed): the judge's descriptor puts an image next to
+// itself and two different adults far apart, and the summary counts right.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { loadJudge, summarize } from '../tools/eval/judge.mjs';
+
+const require = createRequire(import.meta.url);
+const jpeg = require('jpeg-js');
+const root = new URL('..', import.meta.url).pathname;
+const data = process.env.REAGE_TEST_DATA || join(root, '../shared/data/utkface-part1');
+
+function adults(k) {
+  const rows = readFileSync(join(data, 'labels.tsv'), 'utf8').split('\n').map((l) => l.split('\t'))
+    .filter((r) => r[4] === 'test' && Number(r[1]) >= 25 && Number(r[1]) <= 45);
+  // different people: the first photos of different sexes and ethnicities
+  const seen = new Set(), out = [];
+  for (const r of rows) {
+    const key = `${r[2]}-${r[3]}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const img = jpeg.decode(readFileSync(join(data, 'images', r[0])), { useTArray: true, formatAsRGBA: false });
+    out.push({ age: Number(r[1]), rgb: img.data, w: img.width, h: img.height });
+    if (out.length === k) break;
+  }
+  return out;
+}
+
+test('the judge: an image is its own twin, different adults are far apart, ages are ages', async () => {
+  const judge = await loadJudge();
+  const [a, b, c] = adults(3);
+  const da = await judge.descriptor(a.rgb, a.w, a.h);
+  assert.ok(judge.distance(da, await judge.descriptor(a.rgb, a.w, a.h)) < 1e-4, 'same image, same descriptor');
+  // the same photo mirrored is still the same person
+  const flip = new Uint8Array(a.rgb.length);
+  for (let y = 0; y < a.h; y++) for (let x = 0; x < a.w; x++) for (let ch = 0; ch < 3; ch++) {
+    flip[(y * a.w + x) * 3 + ch] = a.rgb[(y * a.w + (a.w - 1 - x)) * 3 + ch];
+  }
+  const dFlip = judge.distance(da, await judge.descriptor(flip, a.w, a.h));
+  const dOther = Math.min(judge.distance(da, await judge.descriptor(b.rgb, b.w, b.h)),
+    judge.distance(da, await judge.descriptor(c.rgb, c.w, c.h)));
+  if (process.env.REAGE_TEST_VERBOSE) console.log({ dFlip, dOther });
+  assert.ok(dFlip < 0.45, `mirrored photo of the same person at ${dFlip.toFixed(3)}`);
+  assert.ok(dOther > 0.55 && dOther > dFlip, `different people at ${dOther.toFixed(3)}`);
+  const age = await judge.age(a.rgb, a.w, a.h);
+  assert.ok(Math.abs(age - a.age) < 20, `judged ${age.toFixed(1)} for a ${a.age}-year-old`);
+});
+
+test('the summary: group means, in-group shares and identity shares', () => {
+  const ages = [[0, 19], [20, 49], [50, 200]];
+  const face = (trueAge, inputAge, outs) => ({ trueAge, inputAge, outputs: outs.map(([age, distance]) => ({ age, distance })) });
+  const s = summarize([
+    face(10, 12, [[8, null], [30, null], [60, null]]),
+    face(30, 33, [[15, null], [25, 0.4], [70, 0.7]]),
+    face(60, 55, [[18, null], [45, 0.55], [40, 0.3]]),
+  ], ages);
+  assert.equal(s.groups[0].outputs_mean_age, (8 + 15 + 18) / 3);
+  assert.equal(s.groups[0].outputs_in_group, 1);
+  assert.equal(s.groups[2].outputs_in_group, 2 / 3);
+  assert.equal(s.groups[1].real_mean_age, 33);
+  assert.equal(s.groups[1].real_in_group, 1);
+  assert.equal(s.groups[2].real_in_group, 1);
+  assert.equal(s.groups[0].real_count, 1);
+  assert.equal(s.identity.pairs, 4); // the child's outputs are not scored
+  assert.equal(s.identity.mean_distance, (0.4 + 0.7 + 0.55 + 0.3) / 4);
+  assert.equal(s.identity.under_0_6, 3 / 4);
+  assert.equal(s.identity.under_0_5, 2 / 4);
+});

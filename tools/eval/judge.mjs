@@ -1,0 +1,143 @@
+// `make eval`: an external judge of the shipped weights, as face-aging papers
+// measure. @vladmandic/face-api's age net and 128-d face descriptor, on
+// TensorFlow.js's WASM backend, score every test face re-aged to every age
+// group by build/reage-render: does the output read as the target age, and is
+// it still the same person? The judge's models are never used in training.
+//
+// usage: node tools/eval/judge.mjs [--weights BLOB] [--data DIR] [--limit N] [--out DIR]
+import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const root = new URL('../..', import.meta.url).pathname;
+
+export const ADULT = 20; // the descriptor is unreliable on children: identity is scored from 20 up
+
+// The judge: age in years and a face descriptor for a whole aligned crop
+// (on UTKFace-style crops that is more accurate than detecting first).
+export async function loadJudge() {
+  const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
+  require('@tensorflow/tfjs-backend-wasm').setWasmPaths(join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/'));
+  await faceapi.tf.setBackend('wasm');
+  await faceapi.tf.ready();
+  const models = join(root, 'node_modules/@vladmandic/face-api/model');
+  await faceapi.nets.ageGenderNet.loadFromDisk(models);
+  await faceapi.nets.faceRecognitionNet.loadFromDisk(models);
+  const tensor = (rgb, w, h) => faceapi.tf.tensor3d(rgb, [h, w, 3], 'int32');
+  return {
+    async age(rgb, w, h) {
+      const t = tensor(rgb, w, h);
+      try { return (await faceapi.nets.ageGenderNet.predictAgeAndGender(t)).age; } finally { t.dispose(); }
+    },
+    async descriptor(rgb, w, h) {
+      const t = tensor(rgb, w, h);
+      try { return await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(t); } finally { t.dispose(); }
+    },
+    distance: (a, b) => faceapi.euclideanDistance(a, b),
+  };
+}
+
+const mean = (xs) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
+const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
+const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
+
+// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null }] }]; ages: [[lo, hi], ...]
+export function summarize(faces, ages) {
+  const groups = ages.map(([lo, hi], g) => {
+    const outs = faces.map((f) => f.outputs[g].age);
+    const real = faces.filter((f) => groupOf(f.trueAge, ages) === g).map((f) => f.inputAge);
+    return {
+      group: `${lo}-${hi >= 120 ? '' : hi}`.replace(/-$/, '+'),
+      outputs_mean_age: mean(outs),
+      outputs_in_group: mean(outs.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
+      real_mean_age: mean(real),
+      real_in_group: mean(real.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
+      real_count: real.length,
+    };
+  });
+  const dists = [];
+  for (const f of faces) {
+    if (f.trueAge < ADULT) continue;
+    ages.forEach(([lo], g) => { if (lo >= ADULT && f.outputs[g].distance != null) dists.push(f.outputs[g].distance); });
+  }
+  return {
+    faces: faces.length,
+    groups,
+    identity: {
+      pairs: dists.length,
+      mean_distance: mean(dists),
+      under_0_6: mean(dists.map((d) => (d < 0.6 ? 1 : 0))),
+      under_0_5: mean(dists.map((d) => (d < 0.5 ? 1 : 0))),
+    },
+  };
+}
+
+export function table(s) {
+  const pct = (x) => `${(100 * x).toFixed(0)} %`;
+  const lines = ['| target group | outputs: mean judged age | outputs in group | real faces: mean judged age | real in group | real faces |',
+    '| --- | --- | --- | --- | --- | --- |'];
+  for (const g of s.groups) {
+    lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} |`);
+  }
+  const i = s.identity;
+  lines.push('', `Identity, adult inputs (${ADULT}+) to adult groups: mean descriptor distance ${i.mean_distance.toFixed(3)}, ` +
+    `${pct(i.under_0_6)} under 0.6, ${pct(i.under_0_5)} under 0.5 (${i.pairs} pairs, ${s.faces} test faces).`);
+  return lines.join('\n');
+}
+
+async function main() {
+  const arg = (name, dflt) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : dflt; };
+  const weights = arg('--weights', join(root, 'weights/reage.blob'));
+  const data = arg('--data', process.env.DATA || join(root, '../shared/data/utkface-part1'));
+  const out = arg('--out', join(root, 'weights'));
+  const limit = arg('--limit', '0');
+  mkdirSync(out, { recursive: true });
+  const judge = await loadJudge();
+  const render = spawn(join(root, 'build/reage-render'),
+    ['--weights', weights, '--data', data, '--limit', limit, '--grid', join(out, 'eval-grid.jpg')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let buf = Buffer.alloc(0), header = null, recordBytes = 0;
+  const faces = [];
+  const t0 = Date.now();
+  for await (const chunk of render.stdout) {
+    buf = Buffer.concat([buf, chunk]);
+    if (!header) {
+      const nl = buf.indexOf(10);
+      if (nl < 0) continue;
+      header = JSON.parse(buf.subarray(0, nl).toString());
+      buf = buf.subarray(nl + 1);
+      recordBytes = 20 + (header.groups + 1) * header.side * header.side * 3;
+    }
+    while (buf.length >= recordBytes) {
+      const rec = buf.subarray(0, recordBytes);
+      buf = buf.subarray(recordBytes);
+      const trueAge = rec.readInt32LE(4), side = header.side, px = side * side * 3;
+      const image = (k) => new Uint8Array(rec.buffer.slice(rec.byteOffset + 20 + k * px, rec.byteOffset + 20 + (k + 1) * px));
+      const input = image(0);
+      const face = { trueAge, inputAge: await judge.age(input, side, side), outputs: [] };
+      const inputDesc = trueAge >= ADULT ? await judge.descriptor(input, side, side) : null;
+      for (let g = 0; g < header.groups; g++) {
+        const img = image(g + 1);
+        const adult = inputDesc && header.ages[g][0] >= ADULT;
+        face.outputs.push({
+          age: await judge.age(img, side, side),
+          distance: adult ? judge.distance(inputDesc, await judge.descriptor(img, side, side)) : null,
+        });
+      }
+      faces.push(face);
+      if (faces.length % 50 === 0) process.stderr.write(`judged ${faces.length}/${header.count} faces (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+    }
+  }
+  const code = await new Promise((resolve) => render.on('close', resolve));
+  if (code !== 0 || !header) throw new Error(`reage-render failed (exit ${code})`);
+  const summary = summarize(faces, header.ages);
+  const report = { date: new Date().toISOString(), weights, limit: Number(limit), ...summary };
+  writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
+  console.log(table(summary));
+  console.log(`\nwrote ${join(out, 'eval.json')} and ${join(out, 'eval-grid.jpg')}`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e) => { console.error(`eval: ${e.message}`); process.exit(1); });
+}
