@@ -64,6 +64,7 @@ int main(int argc, char **argv) {
     Bundle b;
     if (bundle_load(&b, buf, len, NULL, weights, &e)) return fail(e.msg);
     free(buf);
+    if (b.info[0]) fprintf(stderr, "weights %s (%s)\n", weights, b.info);
     Image img;
     if (image_load(in, &img, &e)) return fail(e.msg);
     Photo p = {img.rgb, img.w, img.h, 3};

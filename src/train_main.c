@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
             }
             train_config_set(&saved, keys[k], vals[k], &e);
         }
-        if (!strcmp(saved.out, tc.out) || 1) snprintf(saved.out, sizeof(saved.out), "%s", tc.out);
+        snprintf(saved.out, sizeof(saved.out), "%s", tc.out); /* where this run's files are */
         tc = saved;
     }
     if (train_config_finish(&tc, &e)) return fail(e.msg);

@@ -27,6 +27,8 @@ worker.onmessage = ({ data }) => {
       age.min = data.minAge;
       age.max = data.maxAge;
       status('');
+      const steps = /trained_steps:(\d+)/.exec(data.info);
+      if (steps) $('modelInfo').textContent = ` (${Number(steps[1]).toLocaleString('en')} training steps)`;
       document.body.dataset.ready = 'true';
       if (state.photo) sendPhoto();
       break;
