@@ -591,6 +591,41 @@ void l1_backward(float *da, const float *a, const float *b, float scale, size_t 
         da[i] += d > 0.0f ? k : (d < 0.0f ? -k : 0.0f);
     }
 }
+static float tv_at(const float *a, const float *b, size_t i) { return a[i] - (b ? b[i] : 0.0f); }
+
+float tv_forward(const float *a, const float *b, int BC, int H, int W) {
+    double s = 0.0;
+    for (int p = 0; p < BC; p++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                size_t i = ((size_t)p * H + y) * W + x;
+                float v = tv_at(a, b, i);
+                if (x + 1 < W) s += fabsf(tv_at(a, b, i + 1) - v);
+                if (y + 1 < H) s += fabsf(tv_at(a, b, i + W) - v);
+            }
+    return (float)(s / ((double)BC * H * W));
+}
+
+void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W) {
+    float k = scale / ((float)BC * H * W);
+    for (int p = 0; p < BC; p++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                size_t i = ((size_t)p * H + y) * W + x;
+                float v = tv_at(a, b, i);
+                if (x + 1 < W) {
+                    float d = tv_at(a, b, i + 1) - v, g = d > 0 ? k : d < 0 ? -k : 0.0f;
+                    da[i + 1] += g;
+                    da[i] -= g;
+                }
+                if (y + 1 < H) {
+                    float d = tv_at(a, b, i + W) - v, g = d > 0 ? k : d < 0 ? -k : 0.0f;
+                    da[i + W] += g;
+                    da[i] -= g;
+                }
+            }
+}
+
 float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G) {
     double loss = 0.0;

@@ -99,6 +99,10 @@ void bce_logits_const_backward(float *dx, const float *x, float target, float sc
 /* mean |a - b|; b NULL means zeros */
 float l1_forward(const float *a, const float *b, size_t N);
 void l1_backward(float *da, const float *a, const float *b, float scale, size_t N);
+/* total variation of a - b (b NULL: zeros), mean over pixels of
+ * |horizontal step| + |vertical step|: penalises speckle in a delta */
+float tv_forward(const float *a, const float *b, int BC, int H, int W);
+void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W);
 /* softmax cross-entropy against integer labels; probs [B,G] is written */
 float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G);

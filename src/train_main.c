@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
     }
     FILE *log = fopen(logp, resume ? "a" : "w");
     if (!log) return fail("cannot open the training log for writing");
-    if (!resume) fprintf(log, "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\test_loss\test_acc\n");
+    if (!resume) fprintf(log, "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\n");
     printf("training %s to step %d: batch %d at %dx%d, %d threads, sgemm %s\n", config, tc.steps, tc.batch,
            tc.model.res, tc.model.res, omp_get_max_threads(), sgemm_backend());
     signal(SIGINT, on_signal);
@@ -157,11 +157,12 @@ int main(int argc, char **argv) {
             for (size_t k = 0; k < sizeof(Losses) / sizeof(float); k++) a[k] /= navg;
             double eta = (tc.steps - t.step) * (now - t0) / (t.step - first);
             printf("step %6d/%d | %5.1f img/s | D %.3f (real %.3f fake %.3f) | adv %.3f cyc %.4f rec %.4f age %.3f delta %.4f"
-                   " | est %.3f acc %.2f | ETA %dh%02dm\n",
+                   " tv %.4f | est %.3f acc %.2f | ETA %dh%02dm\n",
                    t.step, tc.steps, ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age,
-                   avg.delta, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
-            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\n", t.step, ips,
-                    avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age, avg.delta, avg.est_loss, avg.est_acc);
+                   avg.delta, avg.tv, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
+            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\n", t.step, ips,
+                    avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age, avg.delta, avg.tv, avg.est_loss,
+                    avg.est_acc);
             fflush(stdout);
             fflush(log);
             memset(&avg, 0, sizeof(avg));

@@ -39,6 +39,7 @@ static const Option options[] = {
     {"lambda_rec", OPT_FLOAT, OFF(lambda_rec), 1, "weight of reconstruction at the source age"},
     {"lambda_age", OPT_FLOAT, OFF(lambda_age), 1, "weight of the age estimator's verdict on outputs"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
+    {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
     {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 1, "discriminator weight of wrong-age real negatives"},
     {"ckpt_every", OPT_INT, OFF(ckpt_every), 1, "steps between checkpoints (and blobs)"},
     {"sample_every", OPT_INT, OFF(sample_every), 1, "steps between sample grids (0: never)"},
@@ -130,7 +131,7 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
          * estimator's verdict stays a small nudge: given more weight, the
          * generator learns speckle that fools it (seen at 250 steps with 2) */
         "beta1", "0.5", "beta2", "0.999", "lambda_adv", "2", "lambda_cyc", "5", "lambda_rec", "5",
-        "lambda_age", "0.1", "lambda_delta", "0.1", "lambda_wrong", "0.5", "log_every", "10",
+        "lambda_age", "0.1", "lambda_delta", "0.1", "lambda_tv", "1", "lambda_wrong", "0.5", "log_every", "10",
         "data", "../shared/data/utkface-part1", NULL};
     if (set_all(tc, common, e)) return -1;
     static const char *const tiny[] = {
@@ -320,6 +321,8 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     }
     L.delta = l1_forward(y, t->x, nimg);
     l1_backward(t->dy, y, t->x, tc->lambda_delta, nimg);
+    L.tv = tv_forward(y, t->x, B * 3, c->res, c->res);
+    if (tc->lambda_tv > 0) tv_backward(t->dy, y, t->x, tc->lambda_tv, B * 3, c->res, c->res);
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
     adam_step(&t->gen.ps, &ag, t->step);
     return L;

@@ -11,7 +11,7 @@ typedef struct {
     char groups[256];              /* age group spec, e.g. "0-9,10-19,...,60+" */
     int batch, steps, seed, shift, max_images;
     float lr_g, lr_d, lr_e, beta1, beta2;
-    float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_wrong;
+    float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];
 } TrainConfig;
@@ -27,7 +27,7 @@ int train_option_resumable(const char *key);
 void train_config_usage(FILE *f);
 
 typedef struct {
-    float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, est_loss, est_acc;
+    float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc;
 } Losses;
 
 typedef struct {

@@ -270,6 +270,7 @@ static double loss_value(void *ctx) {
     case 2: return bce_logits_const_forward(l_x, 0.0f, 12);
     case 3: return l1_forward(l_x, l_y, 12);
     case 4: return l1_forward(l_x, NULL, 12);
+    case 5: return tv_forward(l_x, l_y, 2, 2, 3);
     default: return crossentropy_forward(probs, l_x, l_labels, 4, 3);
     }
 }
@@ -277,8 +278,8 @@ static double loss_value(void *ctx) {
 static void test_losses(void) {
     l_x = buf(12, -2, 2, 70);
     l_y = buf(12, -2, 2, 71);
-    const char *names[] = {"mse", "bce(1)", "bce(0)", "l1", "l1(zero)", "crossentropy"};
-    for (l_kind = 0; l_kind < 6; l_kind++) {
+    const char *names[] = {"mse", "bce(1)", "bce(0)", "l1", "l1(zero)", "tv", "crossentropy"};
+    for (l_kind = 0; l_kind < 7; l_kind++) {
         float g[12] = {0}, probs[12];
         switch (l_kind) {
         case 0: mse_const_backward(g, l_x, 0.7f, 1.0f, 12); break;
@@ -286,6 +287,7 @@ static void test_losses(void) {
         case 2: bce_logits_const_backward(g, l_x, 0.0f, 1.0f, 12); break;
         case 3: l1_backward(g, l_x, l_y, 1.0f, 12); break;
         case 4: l1_backward(g, l_x, NULL, 1.0f, 12); break;
+        case 5: tv_backward(g, l_x, l_y, 1.0f, 2, 2, 3); break;
         default:
             crossentropy_forward(probs, l_x, l_labels, 4, 3);
             crossentropy_backward(g, probs, l_labels, 1.0f, 4, 3);
@@ -297,6 +299,8 @@ static void test_losses(void) {
     float z[3] = {0, 0, 0}, p[3];
     int lab = 1;
     CHECK(fabsf(crossentropy_forward(p, z, &lab, 1, 3) - logf(3.0f)) < 1e-6f, "uniform logits give log(G)");
+    float ramp[6] = {0, 1, 2, 0, 1, 2}; /* 2x3, steps of 1 across, none down */
+    CHECK(fabsf(tv_forward(ramp, NULL, 1, 2, 3) - 4.0f / 6.0f) < 1e-6f, "tv of a ramp");
     float zero = 0;
     CHECK(fabsf(bce_logits_const_forward(&zero, 1.0f, 1) - logf(2.0f)) < 1e-6f, "bce at 0 is log 2");
     free(l_x); free(l_y);
