@@ -131,7 +131,7 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
          * estimator's verdict stays a small nudge: given more weight, the
          * generator learns speckle that fools it (seen at 250 steps with 2) */
         "beta1", "0.5", "beta2", "0.999", "lambda_adv", "2", "lambda_cyc", "5", "lambda_rec", "5",
-        "lambda_age", "0.1", "lambda_delta", "0.1", "lambda_tv", "1", "lambda_wrong", "0.5", "log_every", "10",
+        "lambda_age", "0.1", "lambda_delta", "0.1", "lambda_tv", "3", "lambda_wrong", "0.5", "log_every", "10",
         "data", "../shared/data/utkface-part1", NULL};
     if (set_all(tc, common, e)) return -1;
     static const char *const tiny[] = {
