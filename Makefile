@@ -91,7 +91,7 @@ test: deps
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/
 
-bench: deps $(BUILD)/reage-bench
+bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity
 	@if ! /usr/bin/python3 -c "import torch" 2>/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch) >/dev/null; fi
 	tools/bench.sh

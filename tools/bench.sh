@@ -26,6 +26,7 @@ done
 if [ "$what" = "" ] || [ "$what" = "web" ]; then
   build/reage-bench infer
   if /usr/bin/python3 -c "import torch" 2>/dev/null && [ -d node_modules/onnxruntime-web ]; then
+    build/reage-parity weights/reage.blob build/parity.f32 >/dev/null && /usr/bin/python3 tools/torch_check.py weights/reage.blob build/parity.f32 2>/dev/null
     build/reage-bench blobs build >/dev/null
     for r in 128 256; do /usr/bin/python3 tools/torch_check.py build/gen$r.blob - build/gen$r.onnx >/dev/null 2>&1; done
     node tools/bench_web.mjs build
