@@ -39,13 +39,29 @@ static int reps = 7;
         fflush(stdout);                                                      \
     } while (0)
 
-static void bench_disc(int res) {
+/* A named configuration at another resolution. */
+static TrainConfig config_at(const char *name, int res) {
     TrainConfig tc;
     Err e;
-    train_config_named(&tc, "seed", &e);
     char r[16];
+    train_config_named(&tc, name, &e);
     snprintf(r, sizeof(r), "%d", res);
     train_config_set(&tc, "res", r, &e);
+    return tc;
+}
+
+/* The generator of the default configuration at res, with seeded weights. */
+static void random_generator(Generator *g, int res, int for_training, uint64_t seed) {
+    TrainConfig tc = config_at("default", res);
+    gen_build(g, &tc.model);
+    params_alloc(&g->ps, for_training);
+    Rng rng;
+    rng_seed(&rng, seed);
+    params_init(&g->ps, &rng);
+}
+
+static void bench_disc(int res) {
+    TrainConfig tc = config_at("seed", res);
     Discriminator d;
     disc_build(&d, &tc.model);
     params_alloc(&d.ps, 1);
@@ -75,16 +91,11 @@ static void bench_disc(int res) {
 }
 
 static void bench_gen(void) {
-    TrainConfig tc;
-    Err e;
-    train_config_named(&tc, "default", &e);
     Generator g;
-    gen_build(&g, &tc.model);
-    params_alloc(&g.ps, 1);
+    random_generator(&g, 128, 1, 2);
     Rng rng;
     rng_seed(&rng, 2);
-    params_init(&g.ps, &rng);
-    int B = 8, G = tc.model.groups;
+    int B = 8, G = g.cfg.groups;
     float *scratch = calloc(gen_scratch_floats(&g, B), sizeof(float));
     GenActs a;
     gen_acts_alloc(&g, &a, B, 1, scratch);
@@ -132,21 +143,15 @@ static void bench_step(void) {
  * browser benchmark times both sizes without a trained 256 model. */
 static int write_blobs(const char *dir) {
     for (int res = 128; res <= 256; res *= 2) {
-        TrainConfig tc;
         Err e;
-        char r[16], path[1024];
-        train_config_named(&tc, "default", &e);
-        snprintf(r, sizeof(r), "%d", res);
-        train_config_set(&tc, "res", r, &e);
+        char path[1024];
         Generator g;
         Estimator m;
-        gen_build(&g, &tc.model);
-        est_build(&m, &tc.model);
-        params_alloc(&g.ps, 0);
+        random_generator(&g, res, 0, 3);
+        est_build(&m, &g.cfg);
         params_alloc(&m.ps, 0);
         Rng rng;
-        rng_seed(&rng, 3);
-        params_init(&g.ps, &rng);
+        rng_seed(&rng, 5);
         params_init(&m.ps, &rng);
         snprintf(path, sizeof(path), "%s/gen%d.blob", dir, res);
         if (bundle_save(path, &g, &m, "random weights for benchmarks", &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
@@ -160,18 +165,9 @@ static int write_blobs(const char *dir) {
 /* One face through the generator, as the page and the CLI run it. */
 static void bench_gen_single(void) {
     for (int res = 128; res <= 256; res *= 2) {
-        TrainConfig tc;
-        Err e;
-        char r[16], name[64];
-        train_config_named(&tc, "default", &e);
-        snprintf(r, sizeof(r), "%d", res);
-        train_config_set(&tc, "res", r, &e);
+        char name[64];
         Generator g;
-        gen_build(&g, &tc.model);
-        params_alloc(&g.ps, 0);
-        Rng rng;
-        rng_seed(&rng, 4);
-        params_init(&g.ps, &rng);
+        random_generator(&g, res, 0, 4);
         float *scratch = calloc(gen_scratch_floats(&g, 1), sizeof(float));
         GenActs a;
         gen_acts_alloc(&g, &a, 1, 0, scratch);
