@@ -55,19 +55,7 @@ float f16_to_f32(uint16_t h) {
 
 /* ---------------------------------------------------------------- writer */
 
-static void put(BlobWriter *w, const void *p, size_t n) {
-    if (w->failed) return;
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 1 << 16;
-        while (cap < w->len + n) cap *= 2;
-        uint8_t *nb = realloc(w->buf, cap);
-        if (!nb) { w->failed = 1; return; }
-        w->buf = nb;
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, p, n);
-    w->len += n;
-}
+static void put(BlobWriter *w, const void *p, size_t n) { bytes_append(&w->out, p, n); }
 static void put_u32(BlobWriter *w, uint32_t v) { put(w, &v, 4); }
 
 void blobw_begin(BlobWriter *w, const char *magic, const char *config) {
@@ -76,7 +64,7 @@ void blobw_begin(BlobWriter *w, const char *magic, const char *config) {
     put_u32(w, BLOB_VERSION);
     put_u32(w, (uint32_t)strlen(config));
     put(w, config, strlen(config));
-    w->count_pos = w->len;
+    w->count_pos = w->out.len;
     put_u32(w, 0);
 }
 
@@ -118,13 +106,13 @@ void blobw_params(BlobWriter *w, const char *prefix, const ParamSet *ps, DType d
 }
 
 uint8_t *blobw_finish(BlobWriter *w, size_t *len) {
-    if (!w->failed) memcpy(w->buf + w->count_pos, &w->ntensors, 4);
-    uint32_t crc = w->failed ? 0 : crc32_bytes(w->buf, w->len, 0);
+    if (!w->out.failed) memcpy(w->out.buf + w->count_pos, &w->ntensors, 4);
+    uint32_t crc = w->out.failed ? 0 : crc32_bytes(w->out.buf, w->out.len, 0);
     put_u32(w, crc);
-    if (w->failed) { free(w->buf); w->buf = NULL; *len = 0; return NULL; }
-    *len = w->len;
-    uint8_t *b = w->buf;
-    w->buf = NULL;
+    if (w->out.failed) { free(w->out.buf); w->out.buf = NULL; *len = 0; return NULL; }
+    *len = w->out.len;
+    uint8_t *b = w->out.buf;
+    w->out.buf = NULL;
     return b;
 }
 

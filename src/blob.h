@@ -15,6 +15,7 @@
 #define REAGE_BLOB_H
 #include <stddef.h>
 #include <stdint.h>
+#include "bytes.h"
 #include "errors.h"
 #include "params.h"
 
@@ -26,11 +27,9 @@
 typedef enum { DT_F32 = 0, DT_F16 = 1, DT_U32 = 2 } DType;
 
 typedef struct {
-    uint8_t *buf;
-    size_t len, cap;
+    Bytes out;
     size_t count_pos;
     uint32_t ntensors;
-    int failed;
 } BlobWriter;
 
 void blobw_begin(BlobWriter *w, const char *magic, const char *config);

@@ -1,4 +1,5 @@
 #include "image.h"
+#include "bytes.h"
 #include "fileio.h"
 #include <stdlib.h>
 #include <string.h>
@@ -102,21 +103,7 @@ int image_load(const char *path, Image *img, Err *e) {
     return rc;
 }
 
-typedef struct { uint8_t *buf; size_t len, cap; int failed; } MemOut;
-static void mem_write(void *ctx, void *data, int size) {
-    MemOut *m = ctx;
-    if (m->failed) return;
-    if (m->len + size > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 1 << 16;
-        while (cap < m->len + size) cap *= 2;
-        uint8_t *nb = realloc(m->buf, cap);
-        if (!nb) { m->failed = 1; return; }
-        m->buf = nb;
-        m->cap = cap;
-    }
-    memcpy(m->buf + m->len, data, size);
-    m->len += size;
-}
+static void mem_write(void *ctx, void *data, int size) { bytes_append(ctx, data, (size_t)size); }
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -130,7 +117,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 int image_save(const char *path, const Image *img, Err *e) {
-    MemOut m = {0};
+    Bytes m = {0};
     int ok = ends_with(path, ".jpg") || ends_with(path, ".jpeg")
                  ? stbi_write_jpg_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, 95)
                  : stbi_write_png_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, img->w * 3);
