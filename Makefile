@@ -23,14 +23,14 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c
+ENGINE := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/facedetect.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
-         tests/test_blob.c tests/test_images.c tests/test_training.c
+         tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
 
 .PHONY: all test deps train bench eval clean web serve
-all: $(BUILD)/reage-train $(BUILD)/reage
+all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -47,9 +47,26 @@ $(BUILD)/reage-render: tools/eval/render.c $(NATIVE) $(HEADERS) | $(BUILD)
 $(BUILD)/reage-parity: tests/parity_native.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tests/parity_native.c $(NATIVE) $(LDLIBS)
 
+# The face detector: MediaPipe's BlazeFace short-range weights, from the
+# pinned npm package, converted to the engine's blob format (committed, so
+# that make serve needs no npm; rebuilt when the package is newer).
+FACE_TFLITE := node_modules/@mediapipe/face_detection/face_detection_short_range.tflite
+FACE_PKG_VERSION = $(shell node -p "require('./node_modules/@mediapipe/face_detection/package.json').version" 2>/dev/null)
+$(BUILD)/reage-tflite: tools/tflite_convert.c $(ENGINE) src/fileio.c $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/tflite_convert.c $(ENGINE) src/fileio.c $(LDLIBS)
+
+$(BUILD)/reage-template: tools/measure_template.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/measure_template.c $(NATIVE) $(LDLIBS)
+
+weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
+	@test -f $(FACE_TFLITE) || npm ci --no-audit --no-fund
+	$(MAKE) $(BUILD)/reage-tflite
+	$(BUILD)/reage-tflite --source "@mediapipe/face_detection $(FACE_PKG_VERSION) face_detection_short_range.tflite" $(FACE_TFLITE) $@
+	cp /usr/share/common-licenses/Apache-2.0 weights/blazeface.LICENSE
+
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/facedetect.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 web/reage.wasm: $(WASM_SRC) $(HEADERS)

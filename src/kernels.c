@@ -18,6 +18,23 @@ void kernel_upsample_row_ref(float *y, const float *x, int w) {
     for (int j = 0; j < w; j++) y[2 * j] = y[2 * j + 1] = x[j];
 }
 
+/* one output column of kernel_dw3_row */
+static float dw3_at(const float *r0, const float *r1, const float *r2, const float *k, float bias,
+                    int w, int j) {
+    const float *r[3] = {r0, r1, r2};
+    float acc = bias;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            int x = j - 1 + b;
+            if (x >= 0 && x < w) acc += k[3 * a + b] * r[a][x];
+        }
+    return acc;
+}
+void kernel_dw3_row_ref(float *y, const float *r0, const float *r1, const float *r2,
+                        const float *k, float bias, int w) {
+    for (int j = 0; j < w; j++) y[j] = dw3_at(r0, r1, r2, k, bias, w, j);
+}
+
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 const char *kernel_backend(void) { return "wasm-simd"; }
@@ -70,6 +87,30 @@ void kernel_upsample_row(float *y, const float *x, int w) {
     }
     for (; j < w; j++) y[2 * j] = y[2 * j + 1] = x[j];
 }
+
+/* Interior columns four at a time from unaligned loads at j-1, j, j+1; the
+ * two edge columns (which read the padding) go through the reference. */
+void kernel_dw3_row(float *y, const float *r0, const float *r1, const float *r2,
+                    const float *k, float bias, int w) {
+    if (w < 6) { kernel_dw3_row_ref(y, r0, r1, r2, k, bias, w); return; }
+    const float *r[3] = {r0, r1, r2};
+    v128_t kv[9];
+    for (int i = 0; i < 9; i++) kv[i] = wasm_f32x4_splat(k[i]);
+    v128_t vb = wasm_f32x4_splat(bias);
+    int j = 1;
+    for (; j + 4 <= w - 1; j += 4) {
+        v128_t acc = vb;
+        for (int a = 0; a < 3; a++) {
+            const float *ra = r[a] + j - 1;
+            acc = wasm_f32x4_add(acc, wasm_f32x4_mul(kv[3 * a], wasm_v128_load(ra)));
+            acc = wasm_f32x4_add(acc, wasm_f32x4_mul(kv[3 * a + 1], wasm_v128_load(ra + 1)));
+            acc = wasm_f32x4_add(acc, wasm_f32x4_mul(kv[3 * a + 2], wasm_v128_load(ra + 2)));
+        }
+        wasm_v128_store(y + j, acc);
+    }
+    y[0] = dw3_at(r0, r1, r2, k, bias, w, 0);
+    for (; j < w; j++) y[j] = dw3_at(r0, r1, r2, k, bias, w, j);
+}
 #else
 /* Natively the compiler vectorises the scalar loops (and the matrix work,
  * which dominates, runs in oneDNN or OpenBLAS). */
@@ -78,4 +119,8 @@ void kernel_scale_shift(float *y, const float *x, float a, float b, size_t n) { 
 void kernel_leaky(float *y, const float *x, float slope, size_t n) { kernel_leaky_ref(y, x, slope, n); }
 void kernel_mean_var(const float *x, size_t n, float *mean, float *var) { kernel_mean_var_ref(x, n, mean, var); }
 void kernel_upsample_row(float *y, const float *x, int w) { kernel_upsample_row_ref(y, x, w); }
+void kernel_dw3_row(float *y, const float *r0, const float *r1, const float *r2,
+                    const float *k, float bias, int w) {
+    kernel_dw3_row_ref(y, r0, r1, r2, k, bias, w);
+}
 #endif

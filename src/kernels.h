@@ -17,6 +17,13 @@ void kernel_mean_var_ref(const float *x, size_t n, float *mean, float *var);
 /* one output row pair of nearest-neighbour 2x upsampling: y[2j] = y[2j+1] = x[j] */
 void kernel_upsample_row(float *y, const float *x, int w);
 void kernel_upsample_row_ref(float *y, const float *x, int w);
+/* one output row of a 3x3 depthwise convolution at stride 1 with zero
+ * padding: y[j] = bias + sum over a, b of k[3a+b] * r_a[j-1+b], where
+ * r_a[-1] and r_a[w] read as zero (r0/r2 point at a zero row at the edges) */
+void kernel_dw3_row(float *y, const float *r0, const float *r1, const float *r2,
+                    const float *k, float bias, int w);
+void kernel_dw3_row_ref(float *y, const float *r0, const float *r1, const float *r2,
+                        const float *k, float bias, int w);
 /* which implementation the non-_ref kernels run: "wasm-simd" or "scalar" */
 const char *kernel_backend(void);
 #endif

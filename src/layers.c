@@ -498,6 +498,82 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
     }
 }
 
+int same_out_size(int in, int s) { return (in + s - 1) / s; }
+int same_pad_before(int in, int k, int s) {
+    int total = (same_out_size(in, s) - 1) * s + k - in;
+    return total > 0 ? total / 2 : 0;
+}
+
+void dwconv3_forward(float *out, const float *inp, const float *weight, const float *bias,
+                     int B, int C, int H, int W, int S) {
+    int OH = same_out_size(H, S), OW = same_out_size(W, S), pt = same_pad_before(H, 3, S),
+        pl = same_pad_before(W, 3, S);
+    if (S == 1) {
+        /* stride 1 runs row by row through the SIMD kernel; at the top and
+         * bottom edges the taps that would read the padding row are zeroed */
+        PAR
+        for (int bc = 0; bc < B * C; bc++) {
+            const float *x = inp + (size_t)bc * H * W, *k = weight + (size_t)(bc % C) * 9;
+            float bv = bias ? bias[bc % C] : 0.0f, kt[9], kb[9];
+            for (int t = 0; t < 9; t++) {
+                kt[t] = t < 3 ? 0.0f : k[t];
+                kb[t] = t >= 6 ? 0.0f : k[t];
+            }
+            for (int i = 0; i < H; i++) {
+                const float *up = i > 0 ? x + (size_t)(i - 1) * W : x, *down = i + 1 < H ? x + (size_t)(i + 1) * W : x;
+                const float *kk = H == 1 ? NULL : i == 0 ? kt : i + 1 == H ? kb : k;
+                if (!kk) {  /* a single row: only the middle taps */
+                    float km[9] = {0, 0, 0, k[3], k[4], k[5], 0, 0, 0};
+                    kernel_dw3_row(out + (size_t)bc * W, x, x, x, km, bv, W);
+                } else {
+                    kernel_dw3_row(out + ((size_t)bc * H + i) * W, up, x + (size_t)i * W, down, kk, bv, W);
+                }
+            }
+        }
+        return;
+    }
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + (size_t)bc * H * W, *k = weight + (size_t)(bc % C) * 9;
+        float bv = bias ? bias[bc % C] : 0.0f;
+        for (int i = 0; i < OH; i++)
+            for (int j = 0; j < OW; j++) {
+                float acc = bv;
+                for (int a = 0; a < 3; a++) {
+                    int y = i * S - pt + a;
+                    if (y < 0 || y >= H) continue;
+                    for (int b = 0; b < 3; b++) {
+                        int xx = j * S - pl + b;
+                        if (xx >= 0 && xx < W) acc += k[3 * a + b] * x[(size_t)y * W + xx];
+                    }
+                }
+                out[((size_t)bc * OH + i) * OW + j] = acc;
+            }
+    }
+}
+
+void maxpool2_forward(float *out, const float *inp, int B, int C, int H, int W) {
+    int OH = H / 2, OW = W / 2;
+    PAR
+    for (int bc = 0; bc < B * C; bc++)
+        for (int i = 0; i < OH; i++) {
+            const float *r0 = inp + ((size_t)bc * H + 2 * i) * W, *r1 = r0 + W;
+            float *o = out + ((size_t)bc * OH + i) * OW;
+            for (int j = 0; j < OW; j++)
+                o[j] = fmaxf(fmaxf(r0[2 * j], r0[2 * j + 1]), fmaxf(r1[2 * j], r1[2 * j + 1]));
+        }
+}
+
+void zeropad_forward(float *out, const float *inp, int B, int C, int H, int W,
+                     int top, int left, int bottom, int right) {
+    int OH = H + top + bottom, OW = W + left + right;
+    memset(out, 0, sizeof(float) * (size_t)B * C * OH * OW);
+    for (int bc = 0; bc < B * C; bc++)
+        for (int i = 0; i < H; i++)
+            memcpy(out + ((size_t)bc * OH + i + top) * OW + left, inp + ((size_t)bc * H + i) * W,
+                   sizeof(float) * W);
+}
+
 void avgpool_forward(float *out, const float *inp, int B, int C, int HW) {
     PAR
     for (int bc = 0; bc < B * C; bc++) {

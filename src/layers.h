@@ -28,6 +28,23 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
                      const float *dout, const float *inp, const float *weight,
                      float *scratch, ConvShape s);
 
+/* ---- inference-only layers of the face detector (BlazeFace) ----
+ * These run only forward: the detector ships trained, so there is no
+ * backward pass to check. */
+/* TensorFlow's "SAME" padding: output ceil(in / stride), the padding split
+ * with the odd pixel after. */
+int same_out_size(int in, int s);
+int same_pad_before(int in, int k, int s);
+/* 3x3 depthwise convolution (weight [C,3,3], bias [C]), "SAME" padding,
+ * stride 1 or 2. */
+void dwconv3_forward(float *out, const float *inp, const float *weight, const float *bias,
+                     int B, int C, int H, int W, int S);
+/* 2x2 max pooling at stride 2 (H and W even). */
+void maxpool2_forward(float *out, const float *inp, int B, int C, int H, int W);
+/* Copies [B,C,H,W] into [B,C,H+top+bottom,W+left+right] with zero borders. */
+void zeropad_forward(float *out, const float *inp, int B, int C, int H, int W,
+                     int top, int left, int bottom, int right);
+
 /* ---- normalisation ---- */
 /* Batch norm over (B, HW) per channel. Training mode uses the batch's
  * statistics and updates the running ones (PyTorch's momentum 0.1, unbiased

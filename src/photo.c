@@ -4,7 +4,7 @@
 #include <string.h>
 
 CropBox crop_default(int w, int h) {
-    CropBox b = {w * 0.5f, h * 0.5f, (float)(w < h ? w : h)};
+    CropBox b = {w * 0.5f, h * 0.5f, (float)(w < h ? w : h), 0.0f};
     return b;
 }
 
@@ -22,7 +22,7 @@ static float sample(const Photo *p, float x, float y, int c) {
 }
 
 void photo_crop(const Photo *p, CropBox box, int res, float *face) {
-    float scale = box.size / res, x0 = box.cx - box.size * 0.5f, y0 = box.cy - box.size * 0.5f;
+    float scale = box.size / res, half = box.size * 0.5f, ca = cosf(box.angle), sa = sinf(box.angle);
     size_t n = (size_t)res * res;
     /* area-average when the box is much larger than the crop, so that the
      * generator sees what the training resize showed it, not aliasing */
@@ -33,9 +33,11 @@ void photo_crop(const Photo *p, CropBox box, int res, float *face) {
             for (int c = 0; c < 3; c++) {
                 float acc = 0;
                 for (int a = 0; a < taps; a++)
-                    for (int b = 0; b < taps; b++)
-                        acc += sample(p, x0 + (j + (b + 0.5f) / taps) * scale - 0.5f,
-                                      y0 + (i + (a + 0.5f) / taps) * scale - 0.5f, c);
+                    for (int b = 0; b < taps; b++) {
+                        /* box coordinates relative to its centre, rotated into the photo */
+                        float u = (j + (b + 0.5f) / taps) * scale - half, v = (i + (a + 0.5f) / taps) * scale - half;
+                        acc += sample(p, box.cx + ca * u - sa * v - 0.5f, box.cy + sa * u + ca * v - 0.5f, c);
+                    }
                 face[c * n + (size_t)i * res + j] = acc / (taps * taps) * (2.0f / 255.0f) - 1.0f;
             }
 }
@@ -63,30 +65,29 @@ void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float targe
     bundle_reage(b, face, gw, same);
     /* the change in 0..255 units; the reconstruction's own error cancels */
     for (size_t i = 0; i < 3 * n; i++) aged[i] = (aged[i] - same[i]) * 127.5f;
-    float x0 = box.cx - box.size * 0.5f, y0 = box.cy - box.size * 0.5f, inv = R / box.size;
-    float feather = box.size * 0.08f;
-    int px0 = (int)floorf(x0), py0 = (int)floorf(y0), px1 = (int)ceilf(x0 + box.size), py1 = (int)ceilf(y0 + box.size);
+    float half = box.size * 0.5f, inv = R / box.size, ca = cosf(box.angle), sa = sinf(box.angle);
+    float feather = box.size * 0.08f, reach = half * (fabsf(ca) + fabsf(sa));
+    int px0 = (int)floorf(box.cx - reach), py0 = (int)floorf(box.cy - reach);
+    int px1 = (int)ceilf(box.cx + reach), py1 = (int)ceilf(box.cy + reach);
     if (px0 < 0) px0 = 0;
     if (py0 < 0) py0 = 0;
     if (px1 > p->w) px1 = p->w;
     if (py1 > p->h) py1 = p->h;
     for (int y = py0; y < py1; y++) {
-        float v = (y + 0.5f - y0) * inv - 0.5f, dy = fminf(y + 0.5f - y0, y0 + box.size - y - 0.5f);
-        if (v < 0) v = 0;
-        if (v > R - 1) v = (float)(R - 1);
-        int v0 = (int)v, v1 = v0 + 1 < R ? v0 + 1 : v0;
-        float fv = v - v0;
         uint8_t *row = p->px + (size_t)y * p->w * p->channels;
+        float dy = y + 0.5f - box.cy;
         for (int x = px0; x < px1; x++) {
-            float dx = fminf(x + 0.5f - x0, x0 + box.size - x - 0.5f), d = fminf(dx, dy);
+            /* the pixel in box coordinates (the inverse rotation), 0..size */
+            float dx = x + 0.5f - box.cx, bu = ca * dx + sa * dy + half, bv = -sa * dx + ca * dy + half;
+            float d = fminf(fminf(bu, box.size - bu), fminf(bv, box.size - bv));
             if (d <= 0) continue;
             /* a smooth ramp over the outer 8% of the box hides its edge */
             float t = d >= feather ? 1.0f : d / feather, wgt = t * t * (3 - 2 * t);
-            float u = (x + 0.5f - x0) * inv - 0.5f;
-            if (u < 0) u = 0;
-            if (u > R - 1) u = (float)(R - 1);
-            int u0 = (int)u, u1 = u0 + 1 < R ? u0 + 1 : u0;
-            float fu = u - u0;
+            float u = bu * inv - 0.5f, v = bv * inv - 0.5f;
+            u = u < 0 ? 0 : u > R - 1 ? (float)(R - 1) : u;
+            v = v < 0 ? 0 : v > R - 1 ? (float)(R - 1) : v;
+            int u0 = (int)u, u1 = u0 + 1 < R ? u0 + 1 : u0, v0 = (int)v, v1 = v0 + 1 < R ? v0 + 1 : v0;
+            float fu = u - u0, fv = v - v0;
             for (int c = 0; c < 3; c++) {
                 const float *d0 = aged + c * n;
                 float delta = (d0[v0 * R + u0] * (1 - fu) + d0[v0 * R + u1] * fu) * (1 - fv) +

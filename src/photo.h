@@ -12,12 +12,15 @@ typedef struct {
     int w, h, channels;
 } Photo;
 
-typedef struct { float cx, cy, size; } CropBox; /* square, in photo pixels */
+/* A square in photo pixels: centre, side, and rotation in radians
+ * (clockwise on screen, where y points down; 0 for an upright box). */
+typedef struct { float cx, cy, size, angle; } CropBox;
 
 /* The box the page and the CLI start from: the whole image when it is a
  * square, else a centred square of the shorter side. */
 CropBox crop_default(int w, int h);
-/* Samples the box into face [3,res,res] in [-1,1] (bilinear; outside the
+/* Samples the box into face [3,res,res] in [-1,1] (bilinear, averaging
+ * several taps a pixel when the box is much larger than res; outside the
  * photo the edge repeats). */
 void photo_crop(const Photo *p, CropBox box, int res, float *face);
 float photo_estimate_age(Bundle *b, const Photo *p, CropBox box);

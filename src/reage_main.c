@@ -2,24 +2,34 @@
  *
  *   reage --age 70 in.jpg out.png     re-age the face to 70
  *   reage --grid grid.png in.jpg      the face at every age group
- *   reage in.jpg                      print the estimated age */
+ *   reage in.jpg                      list the faces and their estimated ages
+ *
+ * Faces are found and aligned by the detector (src/facedetect.c); --box
+ * places the crop by hand and --no-detect takes the centre square. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include "bundle.h"
+#include "facedetect.h"
 #include "fileio.h"
 #include "image.h"
 #include "photo.h"
 
 #define BLOB_MAX_BYTES (64u << 20)
+#define PI_F 3.14159265f
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: reage [--weights FILE] [--from AGE] [--age AGE] [--grid OUT.png] IN [OUT]\n"
-               "  --age AGE      re-age the face to AGE years and write OUT (PNG, or JPEG for .jpg)\n"
-               "  --grid FILE    write the face at every age group side by side\n"
-               "  --from AGE     the photo's own age (default: estimated)\n"
-               "  --weights FILE weight blob (default weights/reage.blob)\n"
-               "The face should fill a square crop, eyes level; a non-square photo is cropped to its centre.\n");
+    fprintf(f, "usage: reage [options] IN [OUT]\n"
+               "  --age AGE       re-age the face to AGE years and write OUT (PNG, or JPEG for .jpg)\n"
+               "  --grid FILE     write the face at every age group side by side\n"
+               "  --from AGE      the face's own age (default: estimated)\n"
+               "  --face N        which detected face (1 is the most certain; default 1)\n"
+               "  --all-faces     re-age every detected face\n"
+               "  --box X,Y,SIZE[,DEG]  place the square crop by hand (centre, side, rotation), no detection\n"
+               "  --no-detect     use the photo's centre square (for photos that are already a face crop)\n"
+               "  --weights FILE  weight blob (default weights/reage.blob)\n"
+               "  --detector FILE face detector blob (default weights/blazeface.blob)\n");
 }
 
 static int fail(const char *msg) {
@@ -37,9 +47,58 @@ static int parse_age(const char *flag, const char *s, float *v) {
     return 0;
 }
 
+static int parse_box(const char *s, CropBox *b) {
+    float deg = 0;
+    int n = sscanf(s, "%f,%f,%f,%f", &b->cx, &b->cy, &b->size, &deg);
+    if (n < 3 || !(b->size >= 8)) {
+        fprintf(stderr, "reage: --box: expected X,Y,SIZE[,DEGREES] with SIZE at least 8, got '%s'\n", s);
+        return -1;
+    }
+    b->angle = deg * PI_F / 180.0f;
+    return 0;
+}
+
+static int parse_face(const char *s, int *face) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 1 || v > FACEDET_MAX_FACES) {
+        fprintf(stderr, "reage: --face: expected a face number from 1 to %d, got '%s'\n", FACEDET_MAX_FACES, s);
+        return -1;
+    }
+    *face = (int)v;
+    return 0;
+}
+
+/* The crop boxes to work on: detected and aligned faces, or the one box the
+ * user gave. Returns how many, or -1 (message printed). */
+static int find_faces(const char *detector, const char *in, const Photo *p, int detect, CropBox *boxes) {
+    if (!detect) return 1;
+    Err e;
+    uint8_t *buf;
+    size_t len;
+    static FaceDetector fd;
+    if (file_read_all(detector, BLOB_MAX_BYTES, &buf, &len, &e) || facedet_load(&fd, buf, len, detector, &e)) {
+        fprintf(stderr, "reage: %s\n", e.msg);
+        return -1;
+    }
+    free(buf);
+    FaceDet d[FACEDET_MAX_FACES];
+    int n = facedet_photo(&fd, p, d, FACEDET_MAX_FACES);
+    facedet_free(&fd);
+    if (n == 0) {
+        fprintf(stderr, "reage: no face found in %s; place the crop with --box X,Y,SIZE, or use --no-detect "
+                        "if the photo is already a face crop\n", in);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) boxes[i] = facedet_crop(&d[i]);
+    return n;
+}
+
 int main(int argc, char **argv) {
-    const char *weights = "weights/reage.blob", *grid = NULL, *in = NULL, *out = NULL;
+    const char *weights = "weights/reage.blob", *detector = "weights/blazeface.blob", *grid = NULL, *in = NULL, *out = NULL;
     float target = -1, source = -1;
+    int face = 1, all_faces = 0, detect = 1, face_given = 0;
+    CropBox manual = {0, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -48,6 +107,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--grid") && has_value) grid = argv[++i];
         else if (!strcmp(a, "--age") && has_value) { if (parse_age("--age", argv[++i], &target)) return 2; }
         else if (!strcmp(a, "--from") && has_value) { if (parse_age("--from", argv[++i], &source)) return 2; }
+        else if (!strcmp(a, "--detector") && has_value) detector = argv[++i];
+        else if (!strcmp(a, "--face") && has_value) { if (parse_face(argv[++i], &face)) return 2; face_given = 1; }
+        else if (!strcmp(a, "--all-faces")) all_faces = 1;
+        else if (!strcmp(a, "--no-detect")) detect = 0;
+        else if (!strcmp(a, "--box") && has_value) { if (parse_box(argv[++i], &manual)) return 2; detect = 0; }
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "reage: unknown or incomplete option '%s'\n", a); usage(stderr); return 2; }
         else if (!in) in = a;
         else if (!out) out = a;
@@ -56,6 +120,8 @@ int main(int argc, char **argv) {
     if (!in) { usage(stderr); return 2; }
     if (target >= 0 && !out) return fail("--age needs an output file: reage --age 70 in.jpg out.png");
     if (target < 0 && out) return fail("an output file needs --age");
+    if (all_faces && face_given) return fail("--face and --all-faces exclude each other");
+    if (!detect && (all_faces || face_given)) return fail("--face and --all-faces choose among detected faces; not with --box or --no-detect");
     memory_keep_freed();
     Err e;
     uint8_t *buf;
@@ -68,10 +134,28 @@ int main(int argc, char **argv) {
     Image img;
     if (image_load(in, &img, &e)) return fail(e.msg);
     Photo p = {img.rgb, img.w, img.h, 3};
-    CropBox box = crop_default(img.w, img.h);
-    float estimated = photo_estimate_age(&b, &p, box);
-    printf("estimated age: %.0f\n", estimated);
-    if (source < 0) source = estimated;
+    CropBox boxes[FACEDET_MAX_FACES];
+    boxes[0] = manual.size > 0 ? manual : crop_default(img.w, img.h);
+    int nfaces = find_faces(detector, in, &p, detect, boxes);
+    if (nfaces < 0) return 1;
+    if (face > nfaces) {
+        fprintf(stderr, "reage: --face %d: %s has %d face%s\n", face, in, nfaces, nfaces == 1 ? "" : "s");
+        return 1;
+    }
+    int first = all_faces ? 0 : face - 1, last = all_faces ? nfaces - 1 : face - 1;
+    float ages[FACEDET_MAX_FACES];
+    for (int i = 0; i < nfaces; i++) {
+        ages[i] = photo_estimate_age(&b, &p, boxes[i]);
+        if (detect)
+            printf("face %d: centre %.0f,%.0f, side %.0f, rotated %.1f degrees, estimated age %.0f%s\n", i + 1,
+                   boxes[i].cx, boxes[i].cy, boxes[i].size, boxes[i].angle * 180 / PI_F, ages[i],
+                   i >= first && i <= last ? "" : " (not chosen)");
+        else
+            printf("estimated age: %.0f\n", ages[i]);
+    }
+    /* --from overrides every chosen face's own estimate */
+    float from = source >= 0 ? source : ages[first];
+    CropBox box = boxes[first];
     if (grid) {
         int R = b.cfg.res, G = b.cfg.groups;
         Image g;
@@ -97,9 +181,10 @@ int main(int argc, char **argv) {
         image_free(&g);
     }
     if (target >= 0) {
-        photo_reage(&b, &p, box, source, target);
+        for (int i = first; i <= last; i++) photo_reage(&b, &p, boxes[i], source >= 0 ? source : ages[i], target);
         if (image_save(out, &img, &e)) return fail(e.msg);
-        printf("wrote %s: %.0f -> %.0f years\n", out, source, target);
+        if (first == last) printf("wrote %s: %.0f -> %.0f years\n", out, from, target);
+        else printf("wrote %s: %d faces -> %.0f years\n", out, last - first + 1, target);
     }
     image_free(&img);
     bundle_free(&b);

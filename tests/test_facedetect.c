@@ -1,0 +1,289 @@
+/* The face detector and alignment: its layers against plain references,
+ * anchors, weighted NMS, the similarity fit, rotated crops, and the
+ * converted BlazeFace finding test faces pasted into larger photos at known
+ * places, sizes and angles. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../src/facedetect.h"
+#include "../src/fileio.h"
+#include "../src/image.h"
+#include "../src/kernels.h"
+#include "../src/layers.h"
+#include "../src/rng.h"
+#include "check.h"
+
+#define PI_F 3.14159265f
+
+static float max_abs_diff(const float *a, const float *b, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(a[i] - b[i]));
+    return m;
+}
+
+/* TensorFlow's SAME depthwise convolution written out: explicit zero padding,
+ * then a VALID convolution. */
+static void dwconv_reference(float *out, const float *inp, const float *w, const float *b, int C, int H, int W, int S) {
+    int OH = (H + S - 1) / S, OW = (W + S - 1) / S;
+    int ph = (OH - 1) * S + 3 - H, pw = (OW - 1) * S + 3 - W;
+    if (ph < 0) ph = 0;
+    if (pw < 0) pw = 0;
+    int top = ph / 2, left = pw / 2, PH = H + ph, PW = W + pw;
+    float *pad = calloc((size_t)C * PH * PW, sizeof(float));
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) pad[((size_t)c * PH + i + top) * PW + j + left] = inp[((size_t)c * H + i) * W + j];
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < OH; i++)
+            for (int j = 0; j < OW; j++) {
+                double acc = b[c];
+                for (int a = 0; a < 3; a++)
+                    for (int q = 0; q < 3; q++) acc += (double)w[c * 9 + a * 3 + q] * pad[((size_t)c * PH + i * S + a) * PW + j * S + q];
+                out[((size_t)c * OH + i) * OW + j] = (float)acc;
+            }
+    free(pad);
+}
+
+static void test_layers_of_detector(void) {
+    Rng r;
+    rng_seed(&r, 7);
+    static const int shapes[][4] = {{3, 9, 11, 1}, {2, 64, 64, 2}, {4, 1, 7, 1}, {5, 8, 8, 2}, {2, 7, 5, 2}, {3, 6, 13, 1}};
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+        int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], S = shapes[t][3];
+        int OH = same_out_size(H, S), OW = same_out_size(W, S);
+        float *x = malloc(sizeof(float) * C * H * W), *w = malloc(sizeof(float) * C * 9), b[8];
+        float *y = malloc(sizeof(float) * C * OH * OW), *ref = malloc(sizeof(float) * C * OH * OW);
+        for (int i = 0; i < C * H * W; i++) x[i] = rng_normal(&r);
+        for (int i = 0; i < C * 9; i++) w[i] = rng_normal(&r);
+        for (int i = 0; i < C; i++) b[i] = rng_normal(&r);
+        dwconv3_forward(y, x, w, b, 1, C, H, W, S);
+        dwconv_reference(ref, x, w, b, C, H, W, S);
+        float d = max_abs_diff(y, ref, (size_t)C * OH * OW);
+        CHECK(d < 1e-5f, "dwconv3 %dx%dx%d stride %d differs from the reference by %g", C, H, W, S, d);
+        free(x); free(w); free(y); free(ref);
+    }
+    CHECK(same_out_size(128, 2) == 64 && same_pad_before(128, 5, 2) == 1, "SAME 5x5/2 on 128: out 64, pad 1 before");
+    CHECK(same_pad_before(64, 3, 2) == 0 && same_pad_before(64, 3, 1) == 1, "SAME 3x3 paddings");
+
+    /* the row kernel against its reference (identical natively; the WASM
+     * build's SIMD version is compared in tests/wasm.test.js) */
+    float r0[37], r1[37], r2[37], k[9], y1[37], y2[37];
+    for (int i = 0; i < 37; i++) { r0[i] = rng_normal(&r); r1[i] = rng_normal(&r); r2[i] = rng_normal(&r); }
+    for (int i = 0; i < 9; i++) k[i] = rng_normal(&r);
+    kernel_dw3_row(y1, r0, r1, r2, k, 0.25f, 37);
+    kernel_dw3_row_ref(y2, r0, r1, r2, k, 0.25f, 37);
+    CHECK(max_abs_diff(y1, y2, 37) < 1e-6f, "kernel_dw3_row matches its reference");
+    float manual = 0.25f + k[1] * r0[0] + k[2] * r0[1] + k[4] * r1[0] + k[5] * r1[1] + k[7] * r2[0] + k[8] * r2[1];
+    CHECK(fabsf(y2[0] - manual) < 1e-5f, "kernel_dw3_row's left edge reads zero padding");
+
+    float m[2 * 4 * 6], mo[2 * 2 * 3];
+    for (int i = 0; i < 48; i++) m[i] = rng_normal(&r);
+    maxpool2_forward(mo, m, 1, 2, 4, 6);
+    int ok = 1;
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 3; j++) {
+                const float *p = m + c * 24 + 2 * i * 6 + 2 * j;
+                ok &= mo[c * 6 + i * 3 + j] == fmaxf(fmaxf(p[0], p[1]), fmaxf(p[6], p[7]));
+            }
+    CHECK(ok, "maxpool2 takes each 2x2 block's maximum");
+
+    float zp[2 * 5 * 6];
+    float src[2 * 2 * 3] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    zeropad_forward(zp, src, 1, 2, 2, 3, 1, 1, 2, 2);
+    CHECK(zp[0] == 0 && zp[1 * 6 + 1] == 1 && zp[2 * 6 + 3] == 6 && zp[30 + 6 + 1] == 7 && zp[30 + 4 * 6 + 5] == 0,
+          "zeropad places the image after top/left zeros");
+}
+
+static FaceDet det(float score, float x0, float y0, float side, float kx) {
+    FaceDet d;
+    memset(&d, 0, sizeof(d));
+    d.score = score;
+    d.x0 = x0;
+    d.y0 = y0;
+    d.x1 = x0 + side;
+    d.y1 = y0 + side;
+    for (int k = 0; k < KP_COUNT; k++) { d.kp[k][0] = kx; d.kp[k][1] = kx; }
+    return d;
+}
+
+static void test_nms(void) {
+    /* two overlapping boxes merge into their score-weighted mean; a distant
+     * one stays; the merged score is the best one's */
+    FaceDet d[3] = {det(0.6f, 10, 10, 100, 30), det(0.9f, 500, 500, 50, 0), det(0.8f, 20, 10, 100, 60)};
+    int n = facedet_nms(d, 3, 0.3f);
+    CHECK(n == 2, "NMS keeps 2 of 3 boxes, got %d", n);
+    CHECK(d[0].score == 0.9f && d[0].x0 == 500, "the best box comes first");
+    float wx = (0.8f * 20 + 0.6f * 10) / 1.4f, wk = (0.8f * 60 + 0.6f * 30) / 1.4f;
+    CHECK(fabsf(d[1].x0 - wx) < 1e-4f && fabsf(d[1].kp[3][0] - wk) < 1e-4f && d[1].score == 0.8f,
+          "overlapping boxes average by score: x0 %g (want %g), keypoint %g (want %g)", d[1].x0, wx, d[1].kp[3][0], wk);
+    FaceDet e[2] = {det(0.7f, 0, 0, 100, 0), det(0.6f, 60, 0, 100, 0)};  /* IoU 40/160 = 0.25 */
+    CHECK(facedet_nms(e, 2, 0.3f) == 2, "boxes overlapping by IoU 0.25 both stay at threshold 0.3");
+}
+
+static void template_through(CropBox b, float kp[KP_COUNT][2]) {
+    float c = cosf(b.angle), s = sinf(b.angle);
+    for (int k = 0; k < KP_COUNT; k++) {
+        float u = (FACE_TEMPLATE[k][0] - 0.5f) * b.size, v = (FACE_TEMPLATE[k][1] - 0.5f) * b.size;
+        kp[k][0] = b.cx + c * u - s * v;
+        kp[k][1] = b.cy + s * u + c * v;
+    }
+}
+
+static void test_alignment_math(void) {
+    CropBox truth[] = {{100, 80, 60, 0.0f}, {640.5f, 300, 412, 0.5f}, {50, 900, 33, -1.2f}, {10, 10, 2000, 3.0f}};
+    for (size_t i = 0; i < sizeof(truth) / sizeof(truth[0]); i++) {
+        FaceDet f;
+        memset(&f, 0, sizeof(f));
+        template_through(truth[i], f.kp);
+        CropBox b = facedet_crop(&f);
+        float da = fabsf(remainderf(b.angle - truth[i].angle, 2 * PI_F));
+        CHECK(fabsf(b.cx - truth[i].cx) < 1e-3f * truth[i].size && fabsf(b.cy - truth[i].cy) < 1e-3f * truth[i].size &&
+              fabsf(b.size / truth[i].size - 1) < 1e-4f && da < 1e-4f,
+              "the similarity fit recovers box %zu: got %g,%g %g %g", i, b.cx, b.cy, b.size, b.angle);
+    }
+    /* template sanity: eyes level and apart, the mouth below the nose, the
+     * right eye (the person's) on the image's left */
+    CHECK(FACE_TEMPLATE[KP_RIGHT_EYE][0] < FACE_TEMPLATE[KP_LEFT_EYE][0] &&
+          fabsf(FACE_TEMPLATE[KP_RIGHT_EYE][1] - FACE_TEMPLATE[KP_LEFT_EYE][1]) < 0.03f &&
+          FACE_TEMPLATE[KP_NOSE][1] < FACE_TEMPLATE[KP_MOUTH][1], "the template is a face");
+
+    /* a rotated crop samples where the rotation says: a photo whose red is
+     * x and green is y, cropped by a box turned a quarter turn clockwise */
+    int W = 64, H = 64;
+    uint8_t *px = malloc((size_t)W * H * 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            px[(y * W + x) * 3] = (uint8_t)(x * 4);
+            px[(y * W + x) * 3 + 1] = (uint8_t)(y * 4);
+            px[(y * W + x) * 3 + 2] = 0;
+        }
+    Photo p = {px, W, H, 3};
+    CropBox b = {32, 32, 32, PI_F / 2};
+    float face[3 * 8 * 8];
+    photo_crop(&p, b, 8, face);
+    /* crop pixel (row 0, col 7): box offset u = +14, v = -14 -> photo x = 32 + 14 = 46, y = 32 + 14 = 46 */
+    float red = (face[0 * 64 + 0 * 8 + 7] + 1) * 127.5f, green = (face[1 * 64 + 0 * 8 + 7] + 1) * 127.5f;
+    CHECK(fabsf(red - 4 * 45.5f) < 3 && fabsf(green - 4 * 45.5f) < 3,
+          "a quarter-turned crop's top-right pixel comes from the photo's lower right (red %g green %g)", red, green);
+    free(px);
+}
+
+/* Pastes a face crop into a background photo so that the crop's square
+ * lands on box (bilinear; the background elsewhere). */
+static void paste(uint8_t *bg, int W, int H, int ch, const Image *face, CropBox box) {
+    float c = cosf(box.angle), s = sinf(box.angle), half = box.size * 0.5f, k = face->w / box.size;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            float dx = x + 0.5f - box.cx, dy = y + 0.5f - box.cy;
+            float u = (c * dx + s * dy + half) * k - 0.5f, v = (-s * dx + c * dy + half) * k - 0.5f;
+            if (u < 0 || v < 0 || u > face->w - 1 || v > face->h - 1) continue;
+            int u0 = (int)u, v0 = (int)v, u1 = u0 + 1 < face->w ? u0 + 1 : u0, v1 = v0 + 1 < face->h ? v0 + 1 : v0;
+            float fu = u - u0, fv = v - v0;
+            for (int q = 0; q < 3; q++) {
+                const uint8_t *f = face->rgb;
+                float val = (f[(v0 * face->w + u0) * 3 + q] * (1 - fu) + f[(v0 * face->w + u1) * 3 + q] * fu) * (1 - fv) +
+                            (f[(v1 * face->w + u0) * 3 + q] * (1 - fu) + f[(v1 * face->w + u1) * 3 + q] * fu) * fv;
+                bg[((size_t)y * W + x) * ch + q] = (uint8_t)(val + 0.5f);
+            }
+        }
+}
+
+static void background(uint8_t *bg, int W, int H, int ch, Rng *r) {
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int q = 0; q < ch; q++) {
+                float v = q == 3 ? 255 : 60 + 100.0f * x / W + 40.0f * y / H + 30 * q + 12 * rng_uniform(r);
+                bg[((size_t)y * W + x) * ch + q] = (uint8_t)fminf(v, 255);
+            }
+}
+
+static void test_detector_on_photos(void) {
+    uint8_t *buf;
+    size_t len;
+    Err e;
+    static FaceDetector fd;
+    if (file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e) ||
+        facedet_load(&fd, buf, len, "weights/blazeface.blob", &e)) {
+        CHECK(0, "the converted detector loads: %s", e.msg);
+        return;
+    }
+    free(buf);
+    Rng r;
+    rng_seed(&r, 11);
+    /* no face: a smooth noisy background */
+    {
+        int W = 320, H = 240;
+        uint8_t *bg = malloc((size_t)W * H * 3);
+        background(bg, W, H, 3, &r);
+        Photo p = {bg, W, H, 3};
+        FaceDet d[4];
+        CHECK(facedet_photo(&fd, &p, d, 4) == 0, "no face is found in a faceless background");
+        free(bg);
+    }
+    const char *data = getenv("REAGE_TEST_DATA");
+    if (!data) data = "../shared/data/utkface-part1";
+    /* test-split faces of varied age, sex and ethnicity */
+    static const char *faces[] = {
+        "2_0_0_20161219162259070.jpg.chip.jpg", "29_1_1_20170103183648691.jpg.chip.jpg",
+        "36_0_2_20170104165035320.jpg.chip.jpg", "45_1_3_20170104235059987.jpg.chip.jpg",
+        "61_1_2_20170105174916768.jpg.chip.jpg", "80_1_0_20170109142913604.jpg.chip.jpg",
+    };
+    /* where each face goes: photo size, box (centre, side, angle), channels */
+    static const struct { int W, H, ch; CropBox box; const char *what; } layouts[] = {
+        {200, 200, 3, {100, 100, 200, 0}, "the crop itself"},
+        {800, 600, 4, {610, 170, 110, 0}, "small and off-centre"},
+        {500, 500, 3, {260, 240, 230, 25 * PI_F / 180}, "tilted 25 degrees"},
+        {640, 480, 4, {190, 300, 260, -15 * PI_F / 180}, "off-centre, tilted -15 degrees"},
+    };
+    int tried = 0, found = 0, aligned = 0, eyes_ok = 0;
+    for (size_t f = 0; f < sizeof(faces) / sizeof(faces[0]); f++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/images/%s", data, faces[f]);
+        Image img;
+        if (image_load(path, &img, &e)) continue;
+        for (size_t l = 0; l < sizeof(layouts) / sizeof(layouts[0]); l++) {
+            int W = layouts[l].W, H = layouts[l].H, ch = layouts[l].ch;
+            CropBox t = layouts[l].box;
+            uint8_t *bg = malloc((size_t)W * H * ch);
+            background(bg, W, H, ch, &r);
+            paste(bg, W, H, ch, &img, t);
+            Photo p = {bg, W, H, ch};
+            FaceDet d[4];
+            int n = facedet_photo(&fd, &p, d, 4);
+            tried++;
+            if (n < 1) {
+                fprintf(stderr, "  no face in %s (%s)\n", faces[f], layouts[l].what);
+                free(bg);
+                continue;
+            }
+            found++;
+            CropBox b = facedet_crop(&d[0]);
+            float dc = hypotf(b.cx - t.cx, b.cy - t.cy) / t.size, ds = b.size / t.size;
+            float da = fabsf(remainderf(b.angle - t.angle, 2 * PI_F)) * 180 / PI_F;
+            if (dc < 0.1f && ds > 0.85f && ds < 1.18f && da < 8) aligned++;
+            else fprintf(stderr, "  %s (%s): centre off by %.2f sides, size x%.2f, angle off %.1f deg\n", faces[f],
+                         layouts[l].what, dc, ds, da);
+            float want[KP_COUNT][2];
+            template_through(t, want);
+            float de = fmaxf(hypotf(d[0].kp[KP_RIGHT_EYE][0] - want[KP_RIGHT_EYE][0], d[0].kp[KP_RIGHT_EYE][1] - want[KP_RIGHT_EYE][1]),
+                             hypotf(d[0].kp[KP_LEFT_EYE][0] - want[KP_LEFT_EYE][0], d[0].kp[KP_LEFT_EYE][1] - want[KP_LEFT_EYE][1]));
+            if (de < 0.1f * t.size) eyes_ok++;
+            free(bg);
+        }
+        image_free(&img);
+    }
+    CHECK(tried == 24, "the six test faces load (%d of 24 cases ran)", tried);
+    CHECK(found == tried, "a face is found in every pasted photo: %d of %d", found, tried);
+    CHECK(aligned >= tried - 1, "the aligned crop matches the pasted square (centre within 0.1 side, size within 15%%, "
+                                "angle within 8 degrees) in %d of %d", aligned, tried);
+    CHECK(eyes_ok >= tried - 1, "both eye keypoints within 0.1 side of the truth in %d of %d", eyes_ok, tried);
+    facedet_free(&fd);
+}
+
+void test_facedetect(void) {
+    test_layers_of_detector();
+    test_nms();
+    test_alignment_math();
+    test_detector_on_photos();
+}
