@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bundle.h"
+#include "facedetect.h"
 #include "kernels.h"
 #include "photo.h"
 #include "sgemm.h"
@@ -15,6 +16,8 @@
 
 static Bundle bundle;
 static int loaded;
+static FaceDetector detector;
+static int detector_loaded;
 static Err err;
 
 EXPORT void *reage_malloc(size_t n) { return malloc(n); }
@@ -33,6 +36,16 @@ EXPORT int reage_load(const uint8_t *blob, size_t len) {
     return 0;
 }
 
+/* The face detector's blob (weights/blazeface.blob); same contract. */
+EXPORT int reage_load_detector(const uint8_t *blob, size_t len) {
+    FaceDetector next;
+    if (facedet_load(&next, blob, len, "face detector", &err)) return -1;
+    if (detector_loaded) facedet_free(&detector);
+    detector = next;
+    detector_loaded = 1;
+    return 0;
+}
+
 EXPORT int reage_res(void) { return loaded ? bundle.cfg.res : 0; }
 EXPORT int reage_groups(void) { return loaded ? bundle.cfg.groups : 0; }
 EXPORT int reage_group_lo(int g) { return loaded && g >= 0 && g < bundle.cfg.groups ? bundle.cfg.group_lo[g] : -1; }
@@ -46,21 +59,49 @@ static int check(int w, int h) {
     return 0;
 }
 
+/* Finds the faces in a photo (rgba: w*h*4 bytes), best first: writes
+ * REAGE_FACE_FLOATS floats a face to out (score, box x0 y0 x1 y1, six
+ * keypoints x y, the aligned crop cx cy size angle) and returns how many
+ * (at most max), or -1. */
+#define REAGE_FACE_FLOATS 21
+EXPORT int reage_face_floats(void) { return REAGE_FACE_FLOATS; }
+EXPORT int reage_detect(const uint8_t *rgba, int w, int h, float *out, int max) {
+    if (!detector_loaded) return err_set(&err, "no face detector loaded"), -1;
+    if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
+        return err_set(&err, "photo of %dx%d pixels is larger than %u megapixels", w, h, WASM_MAX_PIXELS >> 20), -1;
+    Photo p = {(uint8_t *)rgba, w, h, 4};
+    FaceDet d[FACEDET_MAX_FACES];
+    if (max > FACEDET_MAX_FACES) max = FACEDET_MAX_FACES;
+    int n = facedet_photo(&detector, &p, d, max);
+    for (int i = 0; i < n; i++) {
+        float *o = out + (size_t)i * REAGE_FACE_FLOATS;
+        CropBox b = facedet_crop(&d[i]);
+        o[0] = d[i].score;
+        o[1] = d[i].x0, o[2] = d[i].y0, o[3] = d[i].x1, o[4] = d[i].y1;
+        for (int k = 0; k < KP_COUNT; k++) o[5 + 2 * k] = d[i].kp[k][0], o[6 + 2 * k] = d[i].kp[k][1];
+        o[17] = b.cx, o[18] = b.cy, o[19] = b.size, o[20] = b.angle;
+    }
+    return n;
+}
+
 /* rgba: w*h*4 bytes. Returns the age in years, or -1. */
-EXPORT float reage_estimate_age(uint8_t *rgba, int w, int h, float cx, float cy, float size) {
+EXPORT float reage_estimate_age(uint8_t *rgba, int w, int h, float cx, float cy, float size, float angle) {
     if (check(w, h)) return -1;
     Photo p = {rgba, w, h, 4};
-    CropBox box = {cx, cy, size};
+    CropBox box = {cx, cy, size, angle};
     return photo_estimate_age(&bundle, &p, box);
 }
 
-/* Re-ages the face in the box, in place. Returns 0, or -1. */
-EXPORT int reage_apply(uint8_t *rgba, int w, int h, float cx, float cy, float size, float source_age,
-                       float target_age) {
+/* Re-ages n faces in place; faces holds 6 floats each: the crop (cx cy size
+ * angle), the face's own age and the target age. Returns 0, or -1. */
+EXPORT int reage_apply(uint8_t *rgba, int w, int h, const float *faces, int n) {
     if (check(w, h)) return -1;
     Photo p = {rgba, w, h, 4};
-    CropBox box = {cx, cy, size};
-    photo_reage(&bundle, &p, box, source_age, target_age);
+    for (int i = 0; i < n; i++) {
+        const float *f = faces + (size_t)i * 6;
+        CropBox box = {f[0], f[1], f[2], f[3]};
+        photo_reage(&bundle, &p, box, f[4], f[5]);
+    }
     return 0;
 }
 
@@ -81,12 +122,18 @@ EXPORT void reage_test_sgemm(int reference, int ta, int tb, int M, int N, int K,
 EXPORT const char *reage_kernel_backend(void) { return kernel_backend(); }
 
 /* For the kernel test: runs elementwise kernel `which` (0 scale-shift, 1 leaky,
- * 2 mean/var into y[0..1], 3 upsample row) in its SIMD or reference form. */
+ * 2 mean/var into y[0..1], 3 upsample row, 4 depthwise 3x3 row over three
+ * rows of n in x with fixed taps) in its SIMD or reference form. */
 EXPORT void reage_test_kernel(int which, int reference, float *y, const float *x, int n) {
     switch (which) {
     case 0: (reference ? kernel_scale_shift_ref : kernel_scale_shift)(y, x, 0.7f, -0.2f, n); break;
     case 1: (reference ? kernel_leaky_ref : kernel_leaky)(y, x, 0.2f, n); break;
     case 2: (reference ? kernel_mean_var_ref : kernel_mean_var)(x, n, y, y + 1); break;
     case 3: (reference ? kernel_upsample_row_ref : kernel_upsample_row)(y, x, n); break;
+    case 4: {
+        static const float taps[9] = {0.1f, -0.7f, 0.3f, 1.1f, 0.5f, -0.2f, 0.9f, -1.3f, 0.4f};
+        (reference ? kernel_dw3_row_ref : kernel_dw3_row)(y, x, x + n, x + 2 * n, taps, 0.05f, n);
+        break;
+    }
     }
 }

@@ -1,6 +1,7 @@
 // The page in a real browser (Debian's Chromium through playwright-core):
-// drop a photo, move the slider, compare, download, bad files, and no
-// request leaving localhost.
+// drop a photo, the face found and boxed, move the slider, compare,
+// download, several faces, no face, bad files, and no request leaving
+// localhost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
@@ -26,18 +27,20 @@ async function startServer() {
   return { server, origin: `http://127.0.0.1:${port}` };
 }
 
-// Drops bytes on the page's drop zone as a file, the way a person's drag would.
-async function dropFile(page, bytes, name, type, compose = false) {
-  await page.evaluate(async ({ bytes, name, type, compose }) => {
+// Drops bytes on the page's drop zone as a file, the way a person's drag
+// would. With a scene ({width, height, places: [[x, y, side], ...]}), the
+// image is first pasted at each place into a larger picture with a
+// gradient background (a photo with surroundings, or several people).
+async function dropFile(page, bytes, name, type, scene = null) {
+  await page.evaluate(async ({ bytes, name, type, scene }) => {
     let blob = new Blob([new Uint8Array(bytes)], { type });
-    if (compose) {
-      // a photo with surroundings: the face pasted into a larger scene
+    if (scene) {
       const face = await createImageBitmap(blob);
-      const c = new OffscreenCanvas(400, 300), g = c.getContext('2d');
-      const grad = g.createLinearGradient(0, 0, 400, 300);
+      const c = new OffscreenCanvas(scene.width, scene.height), g = c.getContext('2d');
+      const grad = g.createLinearGradient(0, 0, scene.width, scene.height);
       grad.addColorStop(0, '#3a6'); grad.addColorStop(1, '#a53');
-      g.fillStyle = grad; g.fillRect(0, 0, 400, 300);
-      g.drawImage(face, 80, 30, 240, 240);
+      g.fillStyle = grad; g.fillRect(0, 0, scene.width, scene.height);
+      for (const [x, y, side] of scene.places) g.drawImage(face, x, y, side, side);
       blob = await c.convertToBlob({ type: 'image/png' });
     }
     const dt = new DataTransfer();
@@ -45,7 +48,29 @@ async function dropFile(page, bytes, name, type, compose = false) {
     const zone = document.getElementById('drop');
     if (zone.hidden) document.getElementById('another').click();
     zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, { bytes: [...bytes], name, type, compose });
+  }, { bytes: [...bytes], name, type, scene });
+}
+
+// Sums |after - before| over the pixels where inside(x, y) holds, and over the rest.
+function diffs(before, after, width, height, inside) {
+  let a = 0, b = 0;
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+    const i = 4 * (y * width + x);
+    const d = Math.abs(after[i] - before[i]) + Math.abs(after[i + 1] - before[i + 1]) + Math.abs(after[i + 2] - before[i + 2]);
+    if (inside(x, y)) a += d; else b += d;
+  }
+  return [a, b];
+}
+
+// Moves the age slider to its oldest end and waits for the re-aged photo.
+async function oldest(page) {
+  const n = Number(await page.evaluate(() => document.body.dataset.results));
+  await page.evaluate(() => {
+    const s = document.getElementById('age');
+    s.value = s.max;
+    s.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  await page.waitForFunction((n) => Number(document.body.dataset.results) > n && document.getElementById('status').hidden, n, { timeout: 60000 });
 }
 
 async function pixels(page, id) {
@@ -74,27 +99,24 @@ test('the page re-ages a dropped photo, offline and private', { skip: !existsSyn
     const loaded = requests.length;
 
     const face = testFace();
-    await dropFile(page, face, 'portrait.png', 'image/png', true);
+    // a face with surroundings: found, and its box placed on it
+    await dropFile(page, face, 'portrait.png', 'image/png', { width: 400, height: 300, places: [[80, 30, 240]] });
     await page.waitForSelector('body[data-results="1"]', { timeout: 60000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.faces), '1', 'one face found');
+    const box = await page.evaluate(() => {
+      const s = document.getElementById('crop').style;
+      return { left: parseFloat(s.left) * 4, top: parseFloat(s.top) * 3, side: parseFloat(s.width) * 4 };
+    });
+    assert.ok(Math.abs(box.left - 80) < 30 && Math.abs(box.top - 30) < 30 && Math.abs(box.side - 240) < 40,
+      `the face box lands on the pasted face (left ${box.left}, top ${box.top}, side ${box.side})`);
     const estimate = Number(await page.inputValue('#source'));
     assert.ok(estimate >= 0 && estimate <= 120, `estimated age ${estimate}`);
 
-    // the slider to the oldest age
-    await page.evaluate(() => {
-      const s = document.getElementById('age');
-      s.value = s.max;
-      s.dispatchEvent(new Event('input', { bubbles: true }));
-    });
-    await page.waitForFunction(() => Number(document.body.dataset.results) >= 2 && document.getElementById('status').hidden, null, { timeout: 60000 });
+    await oldest(page);
     const before = await pixels(page, 'before'), after = await pixels(page, 'after');
-    let faceDiff = 0, outsideDiff = 0;
-    for (let y = 0; y < 300; y++) for (let x = 0; x < 400; x++) {
-      const i = 4 * (y * 400 + x);
-      const d = Math.abs(after[i] - before[i]) + Math.abs(after[i + 1] - before[i + 1]) + Math.abs(after[i + 2] - before[i + 2]);
-      if (x < 50 || x >= 350) outsideDiff += d; // the default box is the centred 300x300 square
-      else if (x >= 120 && x < 280 && y >= 60 && y < 240) faceDiff += d;
-    }
-    assert.equal(outsideDiff, 0, 'nothing outside the face box changed');
+    const [outsideDiff] = diffs(before, after, 400, 300, (x) => x < 30 || x >= 370);
+    const [faceDiff] = diffs(before, after, 400, 300, (x, y) => x >= 120 && x < 280 && y >= 60 && y < 240);
+    assert.equal(outsideDiff, 0, 'nothing far outside the face changed');
     assert.ok(faceDiff / (160 * 180) > 0.1, `the face changed (mean difference ${faceDiff / (160 * 180)})`);
     assert.match(await page.textContent('#timing'), /Re-aged in \d+ ms/);
 
@@ -106,6 +128,32 @@ test('the page re-ages a dropped photo, offline and private', { skip: !existsSyn
     await download.saveAs(saved);
     const png = readFileSync(saved);
     assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'the download is a PNG');
+
+    // two people: a face picker; "All faces" re-ages both, one face only its own
+    const results2 = Number(await page.evaluate(() => document.body.dataset.results));
+    await dropFile(page, face, 'two.png', 'image/png', { width: 640, height: 300, places: [[30, 60, 200], [400, 40, 210]] });
+    await page.waitForFunction((n) => Number(document.body.dataset.results) > n && document.getElementById('status').hidden, results2, { timeout: 60000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.faces), '2', 'two faces found');
+    assert.equal(await page.locator('#faces button').count(), 3, 'Face 1, Face 2, All faces');
+    const left = (x) => x < 320;
+    await oldest(page);
+    let b2 = await pixels(page, 'before'), a2 = await pixels(page, 'after');
+    let [l, r] = diffs(b2, a2, 640, 300, left);
+    assert.ok((l > 0) !== (r > 0), `one face changed, not the other (${l}, ${r})`);
+    const n2 = Number(await page.evaluate(() => document.body.dataset.results));
+    await page.click('#faces button:has-text("All faces")');
+    await page.waitForFunction((n) => Number(document.body.dataset.results) > n && document.getElementById('status').hidden, n2, { timeout: 60000 });
+    b2 = await pixels(page, 'before');
+    a2 = await pixels(page, 'after');
+    [l, r] = diffs(b2, a2, 640, 300, left);
+    assert.ok(l > 0 && r > 0, 'both faces changed');
+
+    // no face: a message and the hand-placed box
+    await page.evaluate(() => { document.body.dataset.faces = ''; });
+    await dropFile(page, face, 'wall.png', 'image/png', { width: 320, height: 240, places: [] }); // the background alone
+    await page.waitForFunction(() => document.body.dataset.faces === '0', null, { timeout: 60000 });
+    assert.match(await page.textContent('#message'), /No face was found/);
+    assert.equal(await page.isVisible('#crop'), true, 'the box is there to place by hand');
 
     // bad files: a message, and the page keeps working
     await dropFile(page, Buffer.from('just some text, renamed\n'), 'notes.jpg', 'image/jpeg');

@@ -1,14 +1,20 @@
-/* build/reage-parity BLOB OUT: the native engine's generator output on the
- * input that tests/wasm.test.js gives the WebAssembly build, as raw
- * float32, so that the two can be compared. */
+/* build/reage-parity BLOB OUT [DETECTOR PHOTO PIXELS FACES]: the native
+ * engine's generator output on the input that tests/wasm.test.js gives the
+ * WebAssembly build, as raw float32, so that the two can be compared; with
+ * a detector and a photo, also the photo's RGBA pixels (as decoded here, so
+ * that both builds see the same bytes) and the faces found in it (score,
+ * box, keypoints, aligned crop: 21 float32 each). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "../src/bundle.h"
+#include "../src/facedetect.h"
+#include "../src/image.h"
 #include "../src/fileio.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: reage-parity BLOB OUT\n"); return 2; }
+    if (argc != 3 && argc != 7) { fprintf(stderr, "usage: reage-parity BLOB OUT [DETECTOR PHOTO PIXELS FACES]\n"); return 2; }
     Err e;
     uint8_t *buf;
     size_t len;
@@ -28,5 +34,38 @@ int main(int argc, char **argv) {
     float age = bundle_estimate_age(&b, face);
     if (file_write_atomic(argv[2], out, sizeof(float) * n, &e)) { fprintf(stderr, "reage-parity: %s\n", e.msg); return 1; }
     printf("%.6f\n", age);
+    if (argc == 7) {
+        static FaceDetector fd;
+        Image img;
+        free(buf);
+        if (file_read_all(argv[3], 1 << 24, &buf, &len, &e) || facedet_load(&fd, buf, len, argv[3], &e) ||
+            image_load(argv[4], &img, &e)) {
+            fprintf(stderr, "reage-parity: %s\n", e.msg);
+            return 1;
+        }
+        size_t np = (size_t)img.w * img.h;
+        uint8_t *rgba = malloc(np * 4);
+        for (size_t i = 0; i < np; i++) {
+            memcpy(rgba + 4 * i, img.rgb + 3 * i, 3);
+            rgba[4 * i + 3] = 255;
+        }
+        Photo p = {rgba, img.w, img.h, 4};
+        FaceDet d[FACEDET_MAX_FACES];
+        int n = facedet_photo(&fd, &p, d, FACEDET_MAX_FACES);
+        float faces[FACEDET_MAX_FACES * 21];
+        for (int i = 0; i < n; i++) {
+            float *o = faces + i * 21;
+            CropBox b = facedet_crop(&d[i]);
+            o[0] = d[i].score;
+            o[1] = d[i].x0, o[2] = d[i].y0, o[3] = d[i].x1, o[4] = d[i].y1;
+            for (int k = 0; k < KP_COUNT; k++) o[5 + 2 * k] = d[i].kp[k][0], o[6 + 2 * k] = d[i].kp[k][1];
+            o[17] = b.cx, o[18] = b.cy, o[19] = b.size, o[20] = b.angle;
+        }
+        if (file_write_atomic(argv[5], rgba, np * 4, &e) || file_write_atomic(argv[6], faces, sizeof(float) * 21 * (size_t)n, &e)) {
+            fprintf(stderr, "reage-parity: %s\n", e.msg);
+            return 1;
+        }
+        printf("%d %d\n", img.w, img.h);
+    }
     return 0;
 }

@@ -10,6 +10,13 @@ import { ReAgeEngine } from '../web/reage.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const blobPath = join(root, 'weights/reage.blob');
+const detectorPath = join(root, 'weights/blazeface.blob');
+
+// A file of float32s (readFileSync may hand back a slice of a shared pool).
+function floats(path) {
+  const b = readFileSync(path);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
 
 async function engine() {
   const e = await ReAgeEngine.create(readFileSync(join(root, 'web/reage.wasm')));
@@ -26,8 +33,9 @@ test('SIMD elementwise kernels match their scalar references', async () => {
   const e = await engine();
   assert.equal(e.kernelBackend, 'wasm-simd');
   for (const n of [1, 7, 64, 1001]) {
-    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.3) * 3);
-    for (const which of [0, 1, 2, 3]) {
+    for (const which of [0, 1, 2, 3, 4]) {
+      // the depthwise row reads three rows of n
+      const x = Float32Array.from({ length: which === 4 ? 3 * n : n }, (_, i) => Math.sin(i * 1.3) * 3);
       const fast = e.kernel(which, false, x), ref = e.kernel(which, true, x);
       let worst = 0;
       for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(fast[i] - ref[i]));
@@ -58,7 +66,7 @@ test('wasm and native generators agree on the shipped weights', async () => {
   const ours = e.generate(face, gw);
   const out = join(mkdtempSync(join(tmpdir(), 'reage-parity-')), 'native.f32');
   execFileSync(join(root, 'build/reage-parity'), [blobPath, out]);
-  const native = new Float32Array(readFileSync(out).buffer.slice(0));
+  const native = floats(out);
   assert.equal(native.length, n);
   let worst = 0, moved = 0;
   for (let i = 0; i < n; i++) {
@@ -90,9 +98,9 @@ test('re-aging at the source age leaves the photo unchanged; other ages change o
     rgba[4 * i] = (i % W) % 256; rgba[4 * i + 1] = (i / W) | 0; rgba[4 * i + 2] = 90; rgba[4 * i + 3] = 255;
   }
   const box = { cx: 150, cy: 100, size: 120 };
-  const same = e.apply(rgba, W, H, box, 35, 35);
+  const same = e.apply(rgba, W, H, [{ box, source: 35 }], 35);
   assert.deepEqual(same, rgba);
-  const older = e.apply(rgba, W, H, box, 35, 80);
+  const older = e.apply(rgba, W, H, [{ box, source: 35 }], 80);
   let inside = 0, outside = 0;
   for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
     const i = 4 * (y * W + x);
@@ -107,4 +115,58 @@ test('re-aging at the source age leaves the photo unchanged; other ages change o
 test('a photo over the size limit is refused with a message', async () => {
   const e = await engine();
   assert.throws(() => e.estimateAge(new Uint8ClampedArray(4), 6000, 5000, { cx: 1, cy: 1, size: 1 }), /megapixels/);
+});
+
+test('wasm and native face detectors find the same faces', async () => {
+  const e = await engine();
+  e.loadDetector(readFileSync(detectorPath));
+  const dir = mkdtempSync(join(tmpdir(), 'reage-detect-'));
+  const [pixels, faces] = [join(dir, 'photo.rgba'), join(dir, 'faces.f32')];
+  // the sample photo, decoded natively so that both builds see the same pixels
+  const stdout = execFileSync(join(root, 'build/reage-parity'),
+    [blobPath, join(dir, 'gen.f32'), detectorPath, join(root, 'web/sample.jpg'), pixels, faces]).toString();
+  const [W, H] = stdout.trim().split('\n').pop().split(' ').map(Number);
+  const rgba = new Uint8ClampedArray(readFileSync(pixels));
+  const native = floats(faces);
+  const ours = e.detect(rgba, W, H);
+  assert.ok(ours.length >= 1, 'the sample photo has a face');
+  assert.equal(ours.length * 21, native.length, 'as many faces as natively');
+  for (let i = 0; i < ours.length; i++) {
+    const f = ours[i], n = native.subarray(i * 21, (i + 1) * 21);
+    const flat = [f.score, f.rect.x0, f.rect.y0, f.rect.x1, f.rect.y1, ...f.keypoints.flat(), f.box.cx, f.box.cy, f.box.size, f.box.angle];
+    const worst = Math.max(...flat.map((v, k) => Math.abs(v - n[k])));
+    assert.ok(worst < 1e-3, `face ${i}: max |wasm - native| = ${worst}`);
+  }
+});
+
+test('a damaged detector blob is refused and the loaded detector stays', async () => {
+  const e = await engine();
+  const bytes = new Uint8Array(readFileSync(detectorPath));
+  e.loadDetector(bytes);
+  const cut = bytes.slice(0, bytes.length - 100);
+  assert.throws(() => e.loadDetector(cut), /truncated|checksum/);
+  assert.throws(() => e.loadDetector(readFileSync(blobPath)), /magic|detector/i);
+  const W = 64, H = 64, rgba = new Uint8ClampedArray(W * H * 4).fill(200);
+  assert.deepEqual(e.detect(rgba, W, H), [], 'the earlier detector still runs: a blank photo has no face');
+});
+
+test('a rotated box changes only the pixels inside it', async () => {
+  const e = await engine();
+  const W = 240, H = 200;
+  const rgba = new Uint8ClampedArray(W * H * 4);
+  for (let i = 0; i < W * H; i++) {
+    rgba[4 * i] = (i % W) % 256; rgba[4 * i + 1] = (i / W) | 0; rgba[4 * i + 2] = 90; rgba[4 * i + 3] = 255;
+  }
+  const box = { cx: 120, cy: 100, size: 110, angle: 0.6 };
+  const older = e.apply(rgba, W, H, [{ box, source: 30 }], 75);
+  const c = Math.cos(box.angle), s = Math.sin(box.angle);
+  let inside = 0, outside = 0;
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const i = 4 * (y * W + x), dx = x + 0.5 - box.cx, dy = y + 0.5 - box.cy;
+    const u = c * dx + s * dy, v = -s * dx + c * dy;
+    const d = Math.abs(older[i] - rgba[i]) + Math.abs(older[i + 1] - rgba[i + 1]) + Math.abs(older[i + 2] - rgba[i + 2]);
+    if (Math.abs(u) < box.size / 2 && Math.abs(v) < box.size / 2) inside += d; else outside += d;
+  }
+  assert.equal(outside, 0, 'pixels outside the rotated box are untouched');
+  assert.ok(inside > 0, 'the face changed');
 });

@@ -1,11 +1,16 @@
-// The page: drop a photo, place the face box, pick an age, compare, download.
-// All computing happens in worker.js; this file only draws and listens.
+// The page: drop a photo, (the faces are found and aligned), pick an age,
+// compare, download. The face box is the engine's aligned crop; the hand
+// only corrects it. All computing happens in worker.js; this file only draws
+// and listens.
 const $ = (id) => document.getElementById(id);
 const MAX_FILE_BYTES = 60 * 1024 * 1024;
 const MAX_PIXELS = 24 * 1024 * 1024; // the engine's limit; larger photos are scaled down
 
 const worker = new Worker(new URL('worker.js', import.meta.url), { type: 'module' });
-const state = { ready: false, photo: null, box: null, source: 30, target: 30, busy: false, pending: false, request: 0, split: 0.5 };
+// faces: [{box: {cx, cy, size, angle}, age}], one per detected face (or the
+// hand-placed box when none was found); selected: its index, or -1 for all.
+const state = { ready: false, photo: null, faces: [], selected: 0, target: 30, busy: false, pending: false, request: 0, split: 0.5 };
+const current = () => state.faces[Math.max(state.selected, 0)];
 
 function show(el, on) { el.hidden = !on; }
 function message(text) { $('message').textContent = text || ''; show($('message'), !!text); }
@@ -37,11 +42,26 @@ worker.onmessage = ({ data }) => {
       status('');
       message(data.message);
       break;
+    case 'faces': {
+      if (data.id !== state.request) break;
+      status('');
+      if (data.faces.length) {
+        state.faces = data.faces.map((f) => ({ box: f.box, age: Math.round(f.age) }));
+        message(data.faces.length > 1 ? `Found ${data.faces.length} faces: pick one below, or re-age them all.` : '');
+      } else {
+        state.faces = [{ box: data.fallback.box, age: Math.round(data.fallback.age) }];
+        message('No face was found in this photo. Place the square on the face by hand: eyes on the upper line, mouth on the lower one.');
+      }
+      document.body.dataset.faces = String(data.faces.length);
+      selectFace(0);
+      if (document.body.dataset.touched !== 'true') setTarget(current().age);
+      render();
+      break;
+    }
     case 'estimate':
       if (data.id !== state.request) break;
-      state.source = Math.round(data.age);
-      $('source').value = state.source;
-      if (document.body.dataset.touched !== 'true') setTarget(state.source);
+      current().age = Math.round(data.age);
+      $('source').value = current().age;
       render();
       break;
     case 'result':
@@ -100,12 +120,14 @@ async function loadFile(file) {
   after.getContext('2d').drawImage(before, 0, 0);
   state.photo = { width, height, name: file.name.replace(/\.[^.]+$/, '') || 'photo' };
   const side = Math.min(width, height);
-  state.box = { cx: width / 2, cy: height / 2, size: side };
+  state.faces = [{ box: { cx: width / 2, cy: height / 2, size: side, angle: 0 }, age: 30 }];
+  state.selected = 0;
   document.body.dataset.touched = 'false';
+  document.body.dataset.faces = '';
   message(note);
   show($('drop'), false);
   show($('work'), true);
-  placeBox();
+  drawFaces();
   placeDivider();
   if (state.ready) sendPhoto(); else status('Loading the model…');
 }
@@ -114,8 +136,8 @@ function sendPhoto() {
   const { width, height } = state.photo;
   const rgba = $('before').getContext('2d').getImageData(0, 0, width, height).data;
   state.request++;
-  status('Estimating the age…');
-  worker.postMessage({ type: 'photo', id: state.request, rgba: rgba.buffer, width, height, box: state.box }, [rgba.buffer]);
+  status('Finding faces…');
+  worker.postMessage({ type: 'photo', id: state.request, rgba: rgba.buffer, width, height, box: current().box }, [rgba.buffer]);
 }
 
 function render() {
@@ -123,7 +145,8 @@ function render() {
   if (state.busy) { state.pending = true; return; }
   state.busy = true;
   status('Re-aging…');
-  worker.postMessage({ type: 'apply', id: state.request, box: state.box, source: state.source, target: state.target });
+  const faces = (state.selected < 0 ? state.faces : [current()]).map((f) => ({ box: f.box, source: f.age }));
+  worker.postMessage({ type: 'apply', id: state.request, faces, target: state.target });
 }
 
 function drawResult({ rgba, width, height }) {
@@ -133,12 +156,57 @@ function drawResult({ rgba, width, height }) {
 
 // ---- the face box and the before/after divider ----
 
-function placeBox() {
-  const { width, height } = state.photo, b = state.box, crop = $('crop').style;
-  crop.left = `${((b.cx - b.size / 2) / width) * 100}%`;
-  crop.top = `${((b.cy - b.size / 2) / height) * 100}%`;
-  crop.width = `${(b.size / width) * 100}%`;
-  crop.height = `${(b.size / height) * 100}%`;
+// The selected face's box is the one that can be dragged; the other faces
+// show as numbered outlines that select their face when clicked.
+function placeBox(el, box) {
+  const { width, height } = state.photo, st = el.style;
+  st.left = `${((box.cx - box.size / 2) / width) * 100}%`;
+  st.top = `${((box.cy - box.size / 2) / height) * 100}%`;
+  st.width = `${(box.size / width) * 100}%`;
+  st.height = `${(box.size / height) * 100}%`;
+  st.transform = `rotate(${box.angle || 0}rad)`;
+}
+
+function drawFaces() {
+  const layer = $('others');
+  layer.replaceChildren();
+  state.faces.forEach((f, i) => {
+    if (i === state.selected) return;
+    const el = document.createElement('button');
+    el.type = 'button';
+    el.className = 'other';
+    el.textContent = String(i + 1);
+    el.title = `Face ${i + 1}: click to choose it`;
+    el.addEventListener('click', () => { selectFace(i); render(); });
+    placeBox(el, f.box);
+    layer.append(el);
+  });
+  show($('crop'), state.selected >= 0);
+  placeBox($('crop'), current().box);
+  const picker = $('faces');
+  picker.replaceChildren();
+  show(picker, state.faces.length > 1);
+  if (state.faces.length > 1) {
+    const add = (label, i) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = label;
+      b.setAttribute('aria-pressed', String(state.selected === i));
+      b.addEventListener('click', () => { selectFace(i); render(); });
+      picker.append(b);
+    };
+    state.faces.forEach((_, i) => add(`Face ${i + 1}`, i));
+    add('All faces', -1);
+  }
+}
+
+function selectFace(i) {
+  state.selected = i;
+  const all = i < 0;
+  $('source').disabled = all;
+  $('source').value = all ? '' : current().age;
+  $('source').placeholder = all ? 'each' : '';
+  drawFaces();
 }
 
 function placeDivider() {
@@ -162,7 +230,7 @@ function drag(el, onMove, onEnd) {
 }
 
 function clampBox() {
-  const { width, height } = state.photo, b = state.box;
+  const { width, height } = state.photo, b = current().box;
   b.size = Math.max(32, Math.min(b.size, Math.max(width, height) * 1.5));
   b.cx = Math.max(0, Math.min(width, b.cx));
   b.cy = Math.max(0, Math.min(height, b.cy));
@@ -170,23 +238,27 @@ function clampBox() {
 
 function boxChanged() {
   state.request++;
-  worker.postMessage({ type: 'estimate', id: state.request, box: state.box });
+  worker.postMessage({ type: 'estimate', id: state.request, box: current().box });
 }
 
 drag($('crop'), (dx, dy) => {
-  const k = stageScale();
-  state.box.cx += dx * k;
-  state.box.cy += dy * k;
+  const k = stageScale(), b = current().box;
+  b.cx += dx * k;
+  b.cy += dy * k;
   clampBox();
-  placeBox();
+  placeBox($('crop'), b);
 }, boxChanged);
+// the corner handle grows the box along its (possibly rotated) diagonal,
+// keeping the opposite corner in place
 drag($('handle'), (dx, dy) => {
-  const k = stageScale(), grow = Math.max(dx, dy) * k;
-  state.box.cx += grow / 2;
-  state.box.cy += grow / 2;
-  state.box.size += grow;
+  const k = stageScale(), b = current().box, a = b.angle || 0;
+  const ux = (Math.cos(a) - Math.sin(a)) / Math.SQRT2, uy = (Math.sin(a) + Math.cos(a)) / Math.SQRT2;
+  const along = (dx * ux + dy * uy) * k, grow = along * Math.SQRT2;
+  b.cx += (ux * along) / 2;
+  b.cy += (uy * along) / 2;
+  b.size += grow;
   clampBox();
-  placeBox();
+  placeBox($('crop'), b);
 }, boxChanged);
 drag($('divider'), (dx, dy, e) => {
   const r = $('stage').getBoundingClientRect();
@@ -199,9 +271,9 @@ drag($('divider'), (dx, dy, e) => {
 $('age').addEventListener('input', (e) => { document.body.dataset.touched = 'true'; setTarget(e.target.value); render(); });
 $('source').addEventListener('change', (e) => {
   const v = Number(e.target.value);
-  if (Number.isFinite(v) && v >= 0 && v <= 120) { state.source = v; render(); } else e.target.value = state.source;
+  if (Number.isFinite(v) && v >= 0 && v <= 120) { current().age = v; render(); } else e.target.value = current().age;
 });
-$('showCrop').addEventListener('change', (e) => show($('crop'), e.target.checked));
+$('showCrop').addEventListener('change', (e) => $('stage').classList.toggle('bare', !e.target.checked));
 $('another').addEventListener('click', () => { show($('work'), false); show($('drop'), true); state.photo = null; message(''); });
 
 function download(type) {

@@ -49,24 +49,59 @@ export class ReAgeEngine {
     this.info = this.#string(this.x.reage_info());
   }
 
+  // Loads the face detector's blob (weights/blazeface.blob).
+  loadDetector(blob) {
+    const bytes = blob instanceof Uint8Array ? blob : new Uint8Array(blob);
+    const ptr = this.#put(bytes);
+    const rc = this.x.reage_load_detector(ptr, bytes.byteLength);
+    this.x.reage_free(ptr);
+    if (rc !== 0) this.#fail();
+  }
+
+  // The faces in a photo, most certain first: [{score, rect: {x0, y0, x1,
+  // y1}, keypoints: [[x, y] x 6], box: {cx, cy, size, angle}}], where box is
+  // the aligned crop that the re-aging uses.
+  detect(rgba, width, height, max = 16) {
+    const per = this.x.reage_face_floats(), ptr = this.#put(rgba), out = this.x.reage_malloc(max * per * 4);
+    const n = this.x.reage_detect(ptr, width, height, out, max);
+    const f = n > 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + n * per * 4)) : null;
+    [ptr, out].forEach((p) => this.x.reage_free(p));
+    if (n < 0) this.#fail();
+    const faces = [];
+    for (let i = 0; i < n; i++) {
+      const o = f.subarray(i * per, (i + 1) * per);
+      faces.push({
+        score: o[0],
+        rect: { x0: o[1], y0: o[2], x1: o[3], y1: o[4] },
+        keypoints: Array.from({ length: 6 }, (_, k) => [o[5 + 2 * k], o[6 + 2 * k]]),
+        box: { cx: o[17], cy: o[18], size: o[19], angle: o[20] },
+      });
+    }
+    return faces;
+  }
+
   get minAge() { return this.groups[0].lo; }
   get maxAge() { return this.groups[this.groups.length - 1].hi; }
 
-  // rgba: Uint8ClampedArray of width*height*4; box: {cx, cy, size} in pixels.
+  // rgba: Uint8ClampedArray of width*height*4; box: {cx, cy, size, angle}
+  // in pixels and radians (clockwise; 0 when absent).
   estimateAge(rgba, width, height, box) {
     const ptr = this.#put(rgba);
-    const age = this.x.reage_estimate_age(ptr, width, height, box.cx, box.cy, box.size);
+    const age = this.x.reage_estimate_age(ptr, width, height, box.cx, box.cy, box.size, box.angle || 0);
     this.x.reage_free(ptr);
     if (age < 0) this.#fail();
     return age;
   }
 
-  // Returns a new Uint8ClampedArray: the photo with the face re-aged.
-  apply(rgba, width, height, box, sourceAge, targetAge) {
-    const ptr = this.#put(rgba);
-    const rc = this.x.reage_apply(ptr, width, height, box.cx, box.cy, box.size, sourceAge, targetAge);
+  // Returns a new Uint8ClampedArray: the photo with each face re-aged from
+  // its own age to targetAge; faces: [{box, source}].
+  apply(rgba, width, height, faces, targetAge) {
+    const spec = new Float32Array(faces.length * 6);
+    faces.forEach(({ box, source }, i) => spec.set([box.cx, box.cy, box.size, box.angle || 0, source, targetAge], i * 6));
+    const ptr = this.#put(rgba), sp = this.#put(spec);
+    const rc = this.x.reage_apply(ptr, width, height, sp, faces.length);
     const out = rc === 0 ? new Uint8ClampedArray(this.x.memory.buffer.slice(ptr, ptr + rgba.byteLength)) : null;
-    this.x.reage_free(ptr);
+    [ptr, sp].forEach((p) => this.x.reage_free(p));
     if (!out) this.#fail();
     return out;
   }
@@ -82,11 +117,13 @@ export class ReAgeEngine {
   }
 
   // An elementwise kernel (0 scale-shift, 1 leaky ReLU, 2 mean/variance,
-  // 3 upsampling row) in its SIMD or reference form, for tests.
+  // 3 upsampling row, 4 depthwise 3x3 row over x as three rows) in its SIMD
+  // or reference form, for tests.
   kernel(which, reference, x) {
-    const xp = this.#put(x), outLen = which === 3 ? 2 * x.length : which === 2 ? 2 : x.length;
+    const n = which === 4 ? x.length / 3 : x.length;
+    const xp = this.#put(x), outLen = which === 3 ? 2 * n : which === 2 ? 2 : n;
     const yp = this.x.reage_malloc(outLen * 4);
-    this.x.reage_test_kernel(which, reference ? 1 : 0, yp, xp, x.length);
+    this.x.reage_test_kernel(which, reference ? 1 : 0, yp, xp, n);
     const out = new Float32Array(this.x.memory.buffer.slice(yp, yp + outLen * 4));
     [xp, yp].forEach((p) => this.x.reage_free(p));
     return out;

@@ -32,9 +32,12 @@ async function init() {
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw new Error('This browser does not support WebAssembly SIMD, which ReAge needs. Please use a current Chrome, Edge, Firefox or Safari.');
   }
-  const [wasm, blob] = await Promise.all([fetchBytes('reage.wasm', 'the engine'), fetchBytes('weights/reage.blob', 'the model')]);
+  const [wasm, blob, detector] = await Promise.all([
+    fetchBytes('reage.wasm', 'the engine'), fetchBytes('weights/reage.blob', 'the model'),
+    fetchBytes('weights/blazeface.blob', 'the face detector')]);
   engine = await ReAgeEngine.create(wasm);
   engine.load(blob);
+  engine.loadDetector(detector);
   postMessage({ type: 'ready', groups: engine.groups, minAge: engine.minAge, maxAge: engine.maxAge, backend: engine.backend, info: engine.info });
 }
 
@@ -45,13 +48,19 @@ onmessage = async ({ data }) => {
   if (!engine) return;
   try {
     if (data.type === 'photo') {
+      // find and align the faces, then estimate each one's age
       photo = { rgba: new Uint8ClampedArray(data.rgba), width: data.width, height: data.height };
-      postMessage({ type: 'estimate', id: data.id, age: engine.estimateAge(photo.rgba, photo.width, photo.height, data.box) });
+      const t0 = performance.now();
+      const faces = engine.detect(photo.rgba, photo.width, photo.height);
+      const ms = performance.now() - t0;
+      for (const f of faces) f.age = engine.estimateAge(photo.rgba, photo.width, photo.height, f.box);
+      const fallback = faces.length ? null : { box: data.box, age: engine.estimateAge(photo.rgba, photo.width, photo.height, data.box) };
+      postMessage({ type: 'faces', id: data.id, faces, fallback, ms });
     } else if (data.type === 'estimate') {
       postMessage({ type: 'estimate', id: data.id, age: engine.estimateAge(photo.rgba, photo.width, photo.height, data.box) });
     } else if (data.type === 'apply') {
       const t0 = performance.now();
-      const out = engine.apply(photo.rgba, photo.width, photo.height, data.box, data.source, data.target);
+      const out = engine.apply(photo.rgba, photo.width, photo.height, data.faces, data.target);
       const ms = performance.now() - t0;
       postMessage({ type: 'result', id: data.id, rgba: out.buffer, width: photo.width, height: photo.height, ms }, [out.buffer]);
     }
