@@ -67,6 +67,12 @@ int facedet_nms(FaceDet *dets, int n, float iou);
 /* Finds the faces in a photo, best first; returns how many (at most max). */
 int facedet_photo(FaceDetector *fd, const Photo *p, FaceDet *out, int max);
 
+/* A face as FACEDET_FLOATS floats, the form the browser and the parity
+ * test read: score, box x0 y0 x1 y1, six keypoints x y, then the aligned
+ * crop (facedet_crop) cx cy size angle. */
+#define FACEDET_FLOATS 21
+void facedet_to_floats(const FaceDet *f, float *out);
+
 /* Where UTKFace's aligned crops put the keypoints, as fractions of the crop
  * side (measured on the training split by tools/measure_template.c). */
 extern const float FACE_TEMPLATE[KP_COUNT][2];

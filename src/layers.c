@@ -559,8 +559,11 @@ void maxpool2_forward(float *out, const float *inp, int B, int C, int H, int W) 
         for (int i = 0; i < OH; i++) {
             const float *r0 = inp + ((size_t)bc * H + 2 * i) * W, *r1 = r0 + W;
             float *o = out + ((size_t)bc * OH + i) * OW;
-            for (int j = 0; j < OW; j++)
-                o[j] = fmaxf(fmaxf(r0[2 * j], r0[2 * j + 1]), fmaxf(r1[2 * j], r1[2 * j + 1]));
+            for (int j = 0; j < OW; j++) {
+                float a = r0[2 * j] > r0[2 * j + 1] ? r0[2 * j] : r0[2 * j + 1];
+                float b = r1[2 * j] > r1[2 * j + 1] ? r1[2 * j] : r1[2 * j + 1];
+                o[j] = a > b ? a : b;
+            }
         }
 }
 

@@ -8,38 +8,41 @@ CropBox crop_default(int w, int h) {
     return b;
 }
 
-static float sample(const Photo *p, float x, float y, int c) {
-    if (x < 0) x = 0;
-    if (y < 0) y = 0;
-    if (x > p->w - 1) x = (float)(p->w - 1);
-    if (y > p->h - 1) y = (float)(p->h - 1);
+/* Adds the bilinear sample at (x, y) of the first three channels to acc
+ * (outside the photo the edge repeats). */
+static inline void sample_add(const Photo *p, float x, float y, float acc[3]) {
+    x = x < 0 ? 0 : x > p->w - 1 ? (float)(p->w - 1) : x;
+    y = y < 0 ? 0 : y > p->h - 1 ? (float)(p->h - 1) : y;
     int x0 = (int)x, y0 = (int)y, x1 = x0 + 1 < p->w ? x0 + 1 : x0, y1 = y0 + 1 < p->h ? y0 + 1 : y0;
     float fx = x - x0, fy = y - y0;
     const uint8_t *r0 = p->px + (size_t)y0 * p->w * p->channels, *r1 = p->px + (size_t)y1 * p->w * p->channels;
-    float top = r0[x0 * p->channels + c] * (1 - fx) + r0[x1 * p->channels + c] * fx;
-    float bot = r1[x0 * p->channels + c] * (1 - fx) + r1[x1 * p->channels + c] * fx;
-    return top * (1 - fy) + bot * fy;
+    const uint8_t *a = r0 + x0 * p->channels, *b = r0 + x1 * p->channels, *c = r1 + x0 * p->channels, *d = r1 + x1 * p->channels;
+    float wa = (1 - fx) * (1 - fy), wb = fx * (1 - fy), wc = (1 - fx) * fy, wd = fx * fy;
+    for (int k = 0; k < 3; k++) acc[k] += a[k] * wa + b[k] * wb + c[k] * wc + d[k] * wd;
 }
 
-void photo_crop(const Photo *p, CropBox box, int res, float *face) {
+void photo_crop(const Photo *p, CropBox box, int res, float *face) { photo_sample(p, box, res, 8, face); }
+
+void photo_sample(const Photo *p, CropBox box, int res, int max_taps, float *face) {
     float scale = box.size / res, half = box.size * 0.5f, ca = cosf(box.angle), sa = sinf(box.angle);
     size_t n = (size_t)res * res;
     /* area-average when the box is much larger than the crop, so that the
      * generator sees what the training resize showed it, not aliasing */
     int taps = scale > 1.5f ? (int)ceilf(scale) : 1;
-    if (taps > 8) taps = 8;
+    if (taps > max_taps) taps = max_taps;
+    float norm = 2.0f / (255.0f * taps * taps);
+    _Pragma("omp parallel for schedule(static)")
     for (int i = 0; i < res; i++)
-        for (int j = 0; j < res; j++)
-            for (int c = 0; c < 3; c++) {
-                float acc = 0;
-                for (int a = 0; a < taps; a++)
-                    for (int b = 0; b < taps; b++) {
-                        /* box coordinates relative to its centre, rotated into the photo */
-                        float u = (j + (b + 0.5f) / taps) * scale - half, v = (i + (a + 0.5f) / taps) * scale - half;
-                        acc += sample(p, box.cx + ca * u - sa * v - 0.5f, box.cy + sa * u + ca * v - 0.5f, c);
-                    }
-                face[c * n + (size_t)i * res + j] = acc / (taps * taps) * (2.0f / 255.0f) - 1.0f;
-            }
+        for (int j = 0; j < res; j++) {
+            float acc[3] = {0, 0, 0};
+            for (int a = 0; a < taps; a++)
+                for (int b = 0; b < taps; b++) {
+                    /* box coordinates relative to its centre, rotated into the photo */
+                    float u = (j + (b + 0.5f) / taps) * scale - half, v = (i + (a + 0.5f) / taps) * scale - half;
+                    sample_add(p, box.cx + ca * u - sa * v - 0.5f, box.cy + sa * u + ca * v - 0.5f, acc);
+                }
+            for (int c = 0; c < 3; c++) face[c * n + (size_t)i * res + j] = acc[c] * norm - 1.0f;
+        }
 }
 
 float photo_estimate_age(Bundle *b, const Photo *p, CropBox box) {

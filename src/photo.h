@@ -23,6 +23,9 @@ CropBox crop_default(int w, int h);
  * several taps a pixel when the box is much larger than res; outside the
  * photo the edge repeats). */
 void photo_crop(const Photo *p, CropBox box, int res, float *face);
+/* The same with at most max_taps x max_taps taps a pixel (photo_crop: 8),
+ * for the face detector, which needs less care against aliasing. */
+void photo_sample(const Photo *p, CropBox box, int res, int max_taps, float *face);
 float photo_estimate_age(Bundle *b, const Photo *p, CropBox box);
 /* Re-ages the face in the box from source_age to target_age (years), in
  * place. At target == source the photo is unchanged. */

@@ -60,11 +60,9 @@ static int check(int w, int h) {
 }
 
 /* Finds the faces in a photo (rgba: w*h*4 bytes), best first: writes
- * REAGE_FACE_FLOATS floats a face to out (score, box x0 y0 x1 y1, six
- * keypoints x y, the aligned crop cx cy size angle) and returns how many
- * (at most max), or -1. */
-#define REAGE_FACE_FLOATS 21
-EXPORT int reage_face_floats(void) { return REAGE_FACE_FLOATS; }
+ * FACEDET_FLOATS floats a face to out (see facedet_to_floats) and returns
+ * how many (at most max), or -1. */
+EXPORT int reage_face_floats(void) { return FACEDET_FLOATS; }
 EXPORT int reage_detect(const uint8_t *rgba, int w, int h, float *out, int max) {
     if (!detector_loaded) return err_set(&err, "no face detector loaded"), -1;
     if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
@@ -73,14 +71,7 @@ EXPORT int reage_detect(const uint8_t *rgba, int w, int h, float *out, int max) 
     FaceDet d[FACEDET_MAX_FACES];
     if (max > FACEDET_MAX_FACES) max = FACEDET_MAX_FACES;
     int n = facedet_photo(&detector, &p, d, max);
-    for (int i = 0; i < n; i++) {
-        float *o = out + (size_t)i * REAGE_FACE_FLOATS;
-        CropBox b = facedet_crop(&d[i]);
-        o[0] = d[i].score;
-        o[1] = d[i].x0, o[2] = d[i].y0, o[3] = d[i].x1, o[4] = d[i].y1;
-        for (int k = 0; k < KP_COUNT; k++) o[5 + 2 * k] = d[i].kp[k][0], o[6 + 2 * k] = d[i].kp[k][1];
-        o[17] = b.cx, o[18] = b.cy, o[19] = b.size, o[20] = b.angle;
-    }
+    for (int i = 0; i < n; i++) facedet_to_floats(&d[i], out + (size_t)i * FACEDET_FLOATS);
     return n;
 }
 

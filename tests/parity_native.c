@@ -52,16 +52,9 @@ int main(int argc, char **argv) {
         Photo p = {rgba, img.w, img.h, 4};
         FaceDet d[FACEDET_MAX_FACES];
         int n = facedet_photo(&fd, &p, d, FACEDET_MAX_FACES);
-        float faces[FACEDET_MAX_FACES * 21];
-        for (int i = 0; i < n; i++) {
-            float *o = faces + i * 21;
-            CropBox b = facedet_crop(&d[i]);
-            o[0] = d[i].score;
-            o[1] = d[i].x0, o[2] = d[i].y0, o[3] = d[i].x1, o[4] = d[i].y1;
-            for (int k = 0; k < KP_COUNT; k++) o[5 + 2 * k] = d[i].kp[k][0], o[6 + 2 * k] = d[i].kp[k][1];
-            o[17] = b.cx, o[18] = b.cy, o[19] = b.size, o[20] = b.angle;
-        }
-        if (file_write_atomic(argv[5], rgba, np * 4, &e) || file_write_atomic(argv[6], faces, sizeof(float) * 21 * (size_t)n, &e)) {
+        float faces[FACEDET_MAX_FACES * FACEDET_FLOATS];
+        for (int i = 0; i < n; i++) facedet_to_floats(&d[i], faces + i * FACEDET_FLOATS);
+        if (file_write_atomic(argv[5], rgba, np * 4, &e) || file_write_atomic(argv[6], faces, sizeof(float) * FACEDET_FLOATS * (size_t)n, &e)) {
             fprintf(stderr, "reage-parity: %s\n", e.msg);
             return 1;
         }

@@ -235,6 +235,7 @@ static void test_detector_on_photos(void) {
         {800, 600, 4, {610, 170, 110, 0}, "small and off-centre"},
         {500, 500, 3, {260, 240, 230, 25 * PI_F / 180}, "tilted 25 degrees"},
         {640, 480, 4, {190, 300, 260, -15 * PI_F / 180}, "off-centre, tilted -15 degrees"},
+        {1000, 750, 3, {200, 560, 100, 10 * PI_F / 180}, "a tenth of the photo, in a corner"},
     };
     int tried = 0, found = 0, aligned = 0, eyes_ok = 0;
     for (size_t f = 0; f < sizeof(faces) / sizeof(faces[0]); f++) {
@@ -273,7 +274,7 @@ static void test_detector_on_photos(void) {
         }
         image_free(&img);
     }
-    CHECK(tried == 24, "the six test faces load (%d of 24 cases ran)", tried);
+    CHECK(tried == 30, "the six test faces load (%d of 30 cases ran)", tried);
     CHECK(found == tried, "a face is found in every pasted photo: %d of %d", found, tried);
     CHECK(aligned >= tried - 1, "the aligned crop matches the pasted square (centre within 0.1 side, size within 15%%, "
                                 "angle within 8 degrees) in %d of %d", aligned, tried);

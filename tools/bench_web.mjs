@@ -1,11 +1,13 @@
 // Browser-side benchmark for `make bench`: one face through the generator in
 // ReAge's WebAssembly engine (Node.js and headless Chromium) and in ONNX
 // Runtime Web (its WASM backend with SIMD) on the same generator exported to
-// ONNX (tools/torch_check.py), in one run. Also the page's download size.
+// ONNX (tools/torch_check.py), in one run; face detection against re-aging
+// on a 12-megapixel photo; and the page's download size.
 // usage: node tools/bench_web.mjs BUILD_DIR   (expects gen128/256.blob and .onnx there)
-import { readFileSync, statSync, readdirSync } from 'node:fs';
+import { readFileSync, statSync, readdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { ReAgeEngine } from '../web/reage.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -40,6 +42,36 @@ for (const res of [128, 256]) {
   e.load(readFileSync(join(build, `gen${res}.blob`)));
   const { face, gw } = inputs(res);
   report(`wasm_node_gen_fwd_${res}`, await timeIt(() => e.generate(face, gw)), GFLOP[res]);
+}
+
+// face detection against re-aging on a 12-megapixel photo, as in
+// build/reage-bench infer: a gradient with the sample face pasted 1,500 px wide
+{
+  const dir = mkdtempSync(join(tmpdir(), 'reage-bench-'));
+  const out = execFileSync(join(root, 'build/reage-parity'), [join(root, 'weights/reage.blob'), join(dir, 'g.f32'),
+    join(root, 'weights/blazeface.blob'), join(root, 'web/sample.jpg'), join(dir, 'face.rgba'), join(dir, 'faces.f32')]).toString();
+  const [fw, fh] = out.trim().split('\n').pop().split(' ').map(Number);
+  const face = readFileSync(join(dir, 'face.rgba'));
+  const W = 4000, H = 3000, rgba = new Uint8ClampedArray(W * H * 4);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const i = 4 * (y * W + x);
+    rgba[i] = (x * 255 / W) | 0; rgba[i + 1] = (y * 255 / H) | 0; rgba[i + 2] = (x + y) & 255; rgba[i + 3] = 255;
+  }
+  for (let y = 0; y < 1500; y++) for (let x = 0; x < 1500; x++) {
+    const s = 4 * (Math.floor(y * fh / 1500) * fw + Math.floor(x * fw / 1500)), d = 4 * ((650 + y) * W + 1250 + x);
+    rgba[d] = face[s]; rgba[d + 1] = face[s + 1]; rgba[d + 2] = face[s + 2];
+  }
+  const e = await ReAgeEngine.create(wasm);
+  e.load(readFileSync(join(root, 'weights/reage.blob')));
+  e.loadDetector(readFileSync(join(root, 'weights/blazeface.blob')));
+  const faces = e.detect(rgba, W, H);
+  console.log(`# 12 MP photo: ${faces.length} face${faces.length === 1 ? '' : 's'} found`);
+  const box = faces.length ? faces[0].box : { cx: 2000, cy: 1400, size: 1000, angle: 0 };
+  const det = await timeIt(() => e.detect(rgba, W, H));
+  const re = await timeIt(() => e.apply(rgba, W, H, [{ box, source: 30 }], 70));
+  report('wasm_node_detect_12mp', det);
+  report('wasm_node_reage_12mp', re);
+  console.log(`SHARE wasm_node_detect_vs_reage_12mp detect_ms=${det.toFixed(1)} reage_ms=${re.toFixed(1)} share=${(det / re).toFixed(2)} (goal: at most 0.25)`);
 }
 
 const ort = await import('onnxruntime-web');
@@ -94,5 +126,5 @@ for (const res of [128, 256]) {
 
 const size = (p) => statSync(join(root, p)).size;
 const page = readdirSync(join(root, 'web')).filter((f) => /\.(html|js|css)$/.test(f)).reduce((s, f) => s + size(`web/${f}`), 0);
-const total = page + size('web/reage.wasm') + size('weights/reage.blob');
-console.log(`SIZE page=${page} wasm=${size('web/reage.wasm')} blob=${size('weights/reage.blob')} total=${total} (${(total / 1e6).toFixed(2)} MB; sample photo not counted)`);
+const total = page + size('web/reage.wasm') + size('weights/reage.blob') + size('weights/blazeface.blob');
+console.log(`SIZE page=${page} wasm=${size('web/reage.wasm')} blob=${size('weights/reage.blob')} detector=${size('weights/blazeface.blob')} total=${total} (${(total / 1e6).toFixed(2)} MB; sample photo not counted)`);

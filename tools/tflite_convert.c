@@ -141,13 +141,15 @@ static int tflite_parse(TfModel *m, const uint8_t *buf, size_t len, const char *
         return err_set(e, "%s: not a TFLite model (no TFL3 identifier)", path);
     size_t model = fb_u32(f, 0);
     size_t codes = fb_ref(f, model, 1), subgraphs = fb_ref(f, model, 2), buffers = fb_ref(f, model, 4);
-    uint32_t ncodes = fb_vec_len(f, codes), nbuffers = fb_vec_len(f, buffers);
-    if (fb_vec_len(f, subgraphs) != 1)
+    uint32_t ncodes = fb_vec_len(f, codes), nbuffers = fb_vec_len(f, buffers), nsub = fb_vec_len(f, subgraphs);
+    if (f->bad) return err_set(e, "%s: damaged or truncated TFLite file (an offset points outside it)", path);
+    if (nsub != 1)
         return err_set(e, "%s: expected one subgraph", path);
     size_t sg = fb_vec_table(f, subgraphs, 0);
     size_t tensors = fb_ref(f, sg, 0), inputs = fb_ref(f, sg, 1), outputs = fb_ref(f, sg, 2),
            ops = fb_ref(f, sg, 3);
     uint32_t nt = fb_vec_len(f, tensors), nops = fb_vec_len(f, ops);
+    if (f->bad) return err_set(e, "%s: damaged or truncated TFLite file (an offset points outside it)", path);
     if (nt > MAX_TENSORS || nops > MAX_OPS)
         return err_set(e, "%s: %u tensors and %u operators is more than a face detector has", path, nt, nops);
     if (fb_vec_len(f, inputs) != 1 || fb_vec_len(f, outputs) > 4)
@@ -231,7 +233,7 @@ static int tflite_parse(TfModel *m, const uint8_t *buf, size_t len, const char *
         default: break;
         }
     }
-    if (f->bad) return err_set(e, "%s: damaged TFLite file (an offset points outside it)", path);
+    if (f->bad) return err_set(e, "%s: damaged or truncated TFLite file (an offset points outside it)", path);
     return 0;
 }
 
