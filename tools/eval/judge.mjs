@@ -7,7 +7,7 @@
 // usage: node tools/eval/judge.mjs [--weights BLOB] [--data DIR] [--limit N] [--out DIR]
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -94,6 +94,10 @@ async function main() {
   const out = arg('--out', join(root, 'weights'));
   const limit = arg('--limit', '0');
   mkdirSync(out, { recursive: true });
+  if (!existsSync(join(root, 'build/reage-render'))) {
+    console.error('judge: build/reage-render is missing; run make eval (it builds it) or make build/reage-render');
+    process.exit(1);
+  }
   const judge = await loadJudge();
   const render = spawn(join(root, 'build/reage-render'),
     ['--weights', weights, '--data', data, '--limit', limit, '--grid', join(out, 'eval-grid.jpg')], { stdio: ['ignore', 'pipe', 'inherit'] });
