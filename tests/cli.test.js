@@ -1,0 +1,63 @@
+// build/reage, the command line: faces found and listed, re-aging writes the
+// photo, and every bad request gets a clear message and writes nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const cli = join(root, 'build/reage');
+const sample = join(root, 'web/sample.jpg');
+const skip = !existsSync(cli) && 'build/reage is not built';
+const run = (...args) => {
+  const r = spawnSync(cli, args, { cwd: root });
+  return { code: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
+};
+
+// A plain grey 64x64 BMP: a photo with no face in it.
+function greyBmp(path) {
+  const w = 64, h = 64, row = w * 3, size = 54 + row * h, b = Buffer.alloc(size, 128);
+  b.write('BM', 0);
+  b.writeUInt32LE(size, 2); b.writeUInt32LE(54, 10); b.writeUInt32LE(40, 14);
+  b.writeInt32LE(w, 18); b.writeInt32LE(h, 22); b.writeUInt16LE(1, 26); b.writeUInt16LE(24, 28);
+  b.writeUInt32LE(0, 30); b.writeUInt32LE(row * h, 34); b.fill(0, 38, 54);
+  writeFileSync(path, b);
+}
+
+test('the CLI lists the faces it finds and re-ages the chosen one', { skip }, () => {
+  const list = run(sample);
+  assert.equal(list.code, 0, list.err);
+  assert.match(list.out, /^face 1: centre \d+,\d+, side \d+, rotated -?[\d.]+ degrees, estimated age \d+$/m);
+  const out = join(mkdtempSync(join(tmpdir(), 'reage-cli-')), 'old.png');
+  const aged = run('--age', '75', sample, out);
+  assert.equal(aged.code, 0, aged.err);
+  assert.match(aged.out, /wrote .*old\.png: \d+ -> 75 years/);
+  assert.deepEqual([...readFileSync(out).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG');
+});
+
+test('the CLI refuses bad requests with a message and writes nothing', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'reage-cli-'));
+  const out = join(dir, 'out.png'), wall = join(dir, 'wall.bmp');
+  greyBmp(wall);
+  const cases = [
+    [['--face', '3', '--age', '50', sample, out], 1, /--face 3: .* has 1 face/],
+    [['--face', '0', sample], 2, /--face: expected a face number/],
+    [['--box', '10,10,4', sample], 2, /--box: expected X,Y,SIZE/],
+    [['--all-faces', '--face', '1', sample], 1, /exclude each other/],
+    [['--box', '100,100,80', '--face', '2', sample], 1, /not with --box or --no-detect/],
+    [['--age', '50', wall, out], 1, /no face found in .*wall\.bmp.*--box/],
+    [['--detector', join(dir, 'missing.blob'), sample], 1, /missing\.blob/],
+  ];
+  for (const [args, code, why] of cases) {
+    const r = run(...args);
+    assert.equal(r.code, code, `${args.join(' ')}: exit ${r.code}, ${r.err}`);
+    assert.match(r.err, why, args.join(' '));
+    assert.equal(existsSync(out), false, `${args.join(' ')} wrote nothing`);
+  }
+  // a faceless photo can still be re-aged by hand
+  const byHand = run('--box', '32,32,48', '--age', '60', wall, out);
+  assert.equal(byHand.code, 0, byHand.err);
+  assert.ok(existsSync(out));
+});
