@@ -90,24 +90,35 @@ test('a damaged blob is refused and the loaded model stays', async () => {
   assert.ok(age >= 0 && age <= 100);
 });
 
-test('re-aging at the source age leaves the photo unchanged; other ages change only the box', async () => {
-  const e = await engine();
-  const W = 300, H = 200;
+// A photo whose red is x and green is y, so that any change shows.
+function gradientPhoto(W, H) {
   const rgba = new Uint8ClampedArray(W * H * 4);
   for (let i = 0; i < W * H; i++) {
     rgba[4 * i] = (i % W) % 256; rgba[4 * i + 1] = (i / W) | 0; rgba[4 * i + 2] = 90; rgba[4 * i + 3] = 255;
   }
+  return rgba;
+}
+
+// Sums |after - before| inside the (possibly rotated) box and outside it.
+function changeInsideBox(before, after, W, H, box) {
+  const c = Math.cos(box.angle || 0), s = Math.sin(box.angle || 0);
+  let inside = 0, outside = 0;
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const i = 4 * (y * W + x), dx = x + 0.5 - box.cx, dy = y + 0.5 - box.cy;
+    const u = c * dx + s * dy, v = -s * dx + c * dy;
+    const d = Math.abs(after[i] - before[i]) + Math.abs(after[i + 1] - before[i + 1]) + Math.abs(after[i + 2] - before[i + 2]);
+    if (Math.abs(u) < box.size / 2 && Math.abs(v) < box.size / 2) inside += d; else outside += d;
+  }
+  return { inside, outside };
+}
+
+test('re-aging at the source age leaves the photo unchanged; other ages change only the box', async () => {
+  const e = await engine();
+  const W = 300, H = 200, rgba = gradientPhoto(W, H);
   const box = { cx: 150, cy: 100, size: 120 };
   const same = e.apply(rgba, W, H, [{ box, source: 35 }], 35);
   assert.deepEqual(same, rgba);
-  const older = e.apply(rgba, W, H, [{ box, source: 35 }], 80);
-  let inside = 0, outside = 0;
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
-    const i = 4 * (y * W + x);
-    const d = Math.abs(older[i] - rgba[i]) + Math.abs(older[i + 1] - rgba[i + 1]) + Math.abs(older[i + 2] - rgba[i + 2]);
-    if (Math.abs(x + 0.5 - box.cx) < box.size / 2 && Math.abs(y + 0.5 - box.cy) < box.size / 2) inside += d;
-    else outside += d;
-  }
+  const { inside, outside } = changeInsideBox(rgba, e.apply(rgba, W, H, [{ box, source: 35 }], 80), W, H, box);
   assert.equal(outside, 0, 'pixels outside the box are untouched');
   assert.ok(inside > 0, 'the face changed');
 });
@@ -152,21 +163,9 @@ test('a damaged detector blob is refused and the loaded detector stays', async (
 
 test('a rotated box changes only the pixels inside it', async () => {
   const e = await engine();
-  const W = 240, H = 200;
-  const rgba = new Uint8ClampedArray(W * H * 4);
-  for (let i = 0; i < W * H; i++) {
-    rgba[4 * i] = (i % W) % 256; rgba[4 * i + 1] = (i / W) | 0; rgba[4 * i + 2] = 90; rgba[4 * i + 3] = 255;
-  }
+  const W = 240, H = 200, rgba = gradientPhoto(W, H);
   const box = { cx: 120, cy: 100, size: 110, angle: 0.6 };
-  const older = e.apply(rgba, W, H, [{ box, source: 30 }], 75);
-  const c = Math.cos(box.angle), s = Math.sin(box.angle);
-  let inside = 0, outside = 0;
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
-    const i = 4 * (y * W + x), dx = x + 0.5 - box.cx, dy = y + 0.5 - box.cy;
-    const u = c * dx + s * dy, v = -s * dx + c * dy;
-    const d = Math.abs(older[i] - rgba[i]) + Math.abs(older[i + 1] - rgba[i + 1]) + Math.abs(older[i + 2] - rgba[i + 2]);
-    if (Math.abs(u) < box.size / 2 && Math.abs(v) < box.size / 2) inside += d; else outside += d;
-  }
+  const { inside, outside } = changeInsideBox(rgba, e.apply(rgba, W, H, [{ box, source: 30 }], 75), W, H, box);
   assert.equal(outside, 0, 'pixels outside the rotated box are untouched');
   assert.ok(inside > 0, 'the face changed');
 });
