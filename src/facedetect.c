@@ -100,7 +100,6 @@ int facedet_load(FaceDetector *fd, const uint8_t *buf, size_t len, const char *w
     char model[64];
     if (config_get(b.config, "model", model, sizeof(model)) || strcmp(model, "blazeface-short-range") != 0)
         return err_set(e, "%s: not a BlazeFace short-range detector blob", what);
-    if (config_get(b.config, "source", fd->info, sizeof(fd->info))) fd->info[0] = 0;
     if (params_alloc(&fd->ps, 0)) return err_set(e, "%s: out of memory", what);
     fd->work = malloc(sizeof(float) * (PADDED + 4 * (size_t)MAXMAP + HEADS));
     fd->scratch = malloc(sizeof(float) * conv_scratch_max());

@@ -39,7 +39,6 @@ typedef struct {
     size_t cls16_w, cls16_b, reg16_w, reg16_b, cls8_w, cls8_b, reg8_w, reg8_b;
     float *work, *scratch;     /* activations and conv scratch, allocated once */
     float anchors[FACEDET_ANCHORS][2];  /* centres in [0,1] */
-    char info[256];            /* the blob's source and licence */
 } FaceDetector;
 
 /* One block: 3x3 depthwise (stride), 1x1 to cout, plus the input

@@ -33,14 +33,19 @@ export class ReAgeEngine {
 
   #fail() { throw new Error(this.#string(this.x.reage_error())); }
 
-  // Loads a weight blob (ArrayBuffer or Uint8Array); throws with the
-  // engine's message on a bad one and keeps the previous model.
-  load(blob) {
+  // Hands a blob (ArrayBuffer or Uint8Array) to one of the engine's loaders;
+  // throws with the engine's message on a bad one, which keeps the previous.
+  #loadWith(loader, blob) {
     const bytes = blob instanceof Uint8Array ? blob : new Uint8Array(blob);
     const ptr = this.#put(bytes);
-    const rc = this.x.reage_load(ptr, bytes.byteLength);
+    const rc = loader(ptr, bytes.byteLength);
     this.x.reage_free(ptr);
     if (rc !== 0) this.#fail();
+  }
+
+  // Loads a weight blob (the generator and the age estimator).
+  load(blob) {
+    this.#loadWith(this.x.reage_load, blob);
     this.res = this.x.reage_res();
     this.groups = [];
     for (let g = 0; g < this.x.reage_groups(); g++) {
@@ -51,11 +56,7 @@ export class ReAgeEngine {
 
   // Loads the face detector's blob (weights/blazeface.blob).
   loadDetector(blob) {
-    const bytes = blob instanceof Uint8Array ? blob : new Uint8Array(blob);
-    const ptr = this.#put(bytes);
-    const rc = this.x.reage_load_detector(ptr, bytes.byteLength);
-    this.x.reage_free(ptr);
-    if (rc !== 0) this.#fail();
+    this.#loadWith(this.x.reage_load_detector, blob);
   }
 
   // The faces in a photo, most certain first: [{score, rect: {x0, y0, x1,
