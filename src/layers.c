@@ -498,6 +498,44 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
     }
 }
 
+static const float binomial5[5] = {1 / 16.0f, 4 / 16.0f, 6 / 16.0f, 4 / 16.0f, 1 / 16.0f};
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void blur5_forward(float *out, const float *inp, int B, int C, int H, int W) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + (size_t)bc * H * W;
+        float *y = out + (size_t)bc * H * W;
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                float acc = 0;
+                for (int u = 0; u < 5; u++) {
+                    const float *row = x + (size_t)clampi(i + u - 2, 0, H - 1) * W;
+                    float r = 0;
+                    for (int v = 0; v < 5; v++) r += binomial5[v] * row[clampi(j + v - 2, 0, W - 1)];
+                    acc += binomial5[u] * r;
+                }
+                y[(size_t)i * W + j] = acc;
+            }
+    }
+}
+
+void blur5_backward(float *dinp, const float *dout, int B, int C, int H, int W) {
+    PAR
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *dy = dout + (size_t)bc * H * W;
+        float *dx = dinp + (size_t)bc * H * W;
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                float g = dy[(size_t)i * W + j];
+                for (int u = 0; u < 5; u++) {
+                    float *row = dx + (size_t)clampi(i + u - 2, 0, H - 1) * W;
+                    for (int v = 0; v < 5; v++) row[clampi(j + v - 2, 0, W - 1)] += binomial5[u] * binomial5[v] * g;
+                }
+            }
+    }
+}
+
 int same_out_size(int in, int s) { return (in + s - 1) / s; }
 int same_pad_before(int in, int k, int s) {
     int total = (same_out_size(in, s) - 1) * s + k - in;

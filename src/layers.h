@@ -89,6 +89,10 @@ void concat_backward(float *da, float *db, const float *dout,
                      int B, int Ca, int Cb, int HW);
 void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W);
 void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+/* A fixed 5x5 binomial blur ([1 4 6 4 1]/16 each way), edges repeated: what
+ * the age estimator looks through, so that pixel-level speckle cannot sway it. */
+void blur5_forward(float *out, const float *inp, int B, int C, int H, int W);
+void blur5_backward(float *dinp, const float *dout, int B, int C, int H, int W);
 void avgpool_forward(float *out, const float *inp, int B, int C, int HW);
 void avgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
 

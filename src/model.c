@@ -12,6 +12,7 @@ void model_config_text(const ModelConfig *c, char *buf, size_t n) {
                      "gen_code=%d\ngen_hidden=%d\nest_width=%d\ndisc_width=%d\ndisc_pair=%d\n",
                      c->res, c->groups, c->gen_width, c->gen_res_ch, c->gen_nres,
                      c->gen_code, c->gen_hidden, c->est_width, c->disc_width, c->disc_pair);
+    if (c->est_blur) k += snprintf(buf + k, n - k, "est_blur=1\n");
     k += snprintf(buf + k, n - k, "group_ages=");
     for (int g = 0; g < c->groups; g++)
         k += snprintf(buf + k, n - k, "%s%d-%d", g ? "," : "", c->group_lo[g], c->group_hi[g]);
@@ -71,6 +72,8 @@ int model_config_parse(ModelConfig *c, const char *text, Err *e) {
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (config_get_int(text, fields[i].k, fields[i].v))
             return err_set(e, "model config lacks '%s'", fields[i].k);
+    /* absent in blobs written before the estimator looked through a blur */
+    if (config_get_int(text, "est_blur", &c->est_blur)) c->est_blur = 0;
     char groups[512];
     if (config_get(text, "group_ages", groups, sizeof(groups))) return err_set(e, "model config lacks 'group_ages'");
     /* "lo-hi,...": the last group is stored with hi 200, which parse_groups reads back */
@@ -749,6 +752,10 @@ int est_build(Estimator *m, const ModelConfig *cfg) {
 
 static void est_layout(const Estimator *m, EstActs *a, Arena *act, Arena *grd) {
     int B = a->B;
+    if (m->cfg.est_blur) {
+        size_t n = (size_t)B * 3 * m->cfg.res * m->cfg.res;
+        a->blur = take(act, n); a->dblur = gtake(grd, n);
+    }
     for (int l = 0; l < EST_LEVELS; l++) {
         int oh = conv_out_size(m->s[l].H, 3, 2, 1);
         size_t n = (size_t)B * m->s[l].OC * oh * oh, nc = m->s[l].OC;
@@ -788,6 +795,10 @@ const float *est_forward(const Estimator *m, EstActs *a, const float *x, int tra
     a->x = x;
     a->training = training;
     const float *inp = x;
+    if (m->cfg.est_blur) {
+        blur5_forward(a->blur, x, B, 3, m->cfg.res, m->cfg.res);
+        inp = a->blur;
+    }
     for (int l = 0; l < EST_LEVELS; l++) {
         ConvShape s = m->s[l];
         s.B = B;
@@ -821,9 +832,11 @@ void est_backward(Estimator *m, EstActs *a, const float *dlogits, float *dx, int
         relu_backward(a->dnorm[l], a->dact[l], a->norm[l], n);
         batchnorm_backward(a->dconv[l], EG(m->bn_g[l]), EG(m->bn_b[l]), a->dnorm[l], a->conv[l], a->mean[l],
                            a->rstd[l], PD(*ps, m->bn_g[l]), a->training, B, s.OC, oh * oh);
-        float *dinp = l ? a->dact[l - 1] : dx;
-        conv2d_backward(dinp, EG(m->w[l]), NULL, a->dconv[l], l ? a->act[l - 1] : a->x, PD(*ps, m->w[l]), a->scratch, s);
+        const float *inp = l ? a->act[l - 1] : m->cfg.est_blur ? a->blur : a->x;
+        float *dinp = l ? a->dact[l - 1] : m->cfg.est_blur ? (dx ? a->dblur : NULL) : dx;
+        conv2d_backward(dinp, EG(m->w[l]), NULL, a->dconv[l], inp, PD(*ps, m->w[l]), a->scratch, s);
     }
+    if (m->cfg.est_blur && dx) blur5_backward(dx, a->dblur, B, 3, m->cfg.res, m->cfg.res);
 #undef EG
 }
 

@@ -31,6 +31,7 @@ typedef struct {
     int est_width;                /* age estimator's first width */
     int disc_width;               /* PatchGAN's first width (64 in the seed) */
     int disc_pair;                /* 1: the seed's (input, output) pair; 0: output only */
+    int est_blur;                 /* 1: the estimator sees its input through blur5 */
 } ModelConfig;
 
 /* "key=value" lines describing cfg (the blob and checkpoint header). */
@@ -152,6 +153,7 @@ typedef struct {
     float *scratch;
     int training;
     const float *x;
+    float *blur, *dblur;                /* the blurred input (est_blur) and its gradient */
     float *conv[EST_LEVELS], *norm[EST_LEVELS], *mean[EST_LEVELS], *rstd[EST_LEVELS], *act[EST_LEVELS];
     float *dconv[EST_LEVELS], *dnorm[EST_LEVELS], *dact[EST_LEVELS];
     float *pooled, *dpooled, *logits, *probs, *dlogits;

@@ -22,6 +22,7 @@ static const Option options[] = {
     {"gen_code", OPT_INT, OFF(model.gen_code), 0, "learned age code size"},
     {"gen_hidden", OPT_INT, OFF(model.gen_hidden), 0, "age-code MLP hidden width"},
     {"est_width", OPT_INT, OFF(model.est_width), 0, "age estimator width"},
+    {"est_blur", OPT_INT, OFF(model.est_blur), 1, "1: the age estimator looks through a 5x5 blur (speckle cannot sway it)"},
     {"disc_width", OPT_INT, OFF(model.disc_width), 0, "PatchGAN first width (64 in the seed)"},
     {"disc", OPT_DISC, OFF(model.disc_pair), 0, "pair (the seed's input+output) or target (output only)"},
     {"batch", OPT_INT, OFF(batch), 0, "images a step"},
@@ -140,7 +141,7 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
         "batch", "4", "steps", "40", "shift", "1", "lr_g", "0.002", "lr_d", "0.001", "lr_e", "0.002", "lambda_age", "2",
         "ckpt_every", "20", "sample_every", "0", "log_every", "10", "out", "runs/tiny", NULL};
     static const char *const dflt[] = {
-        "res", "128", "gen_width", "16", "gen_res_ch", "128", "gen_nres", "4", "est_width", "16",
+        "res", "128", "gen_width", "16", "gen_res_ch", "128", "gen_nres", "4", "est_width", "16", "est_blur", "1",
         "disc_width", "32", "disc", "target", "batch", "8", "steps", "200000", "ckpt_every", "250",
         "sample_every", "250", "out", "runs/default", NULL};
     /* the seed's discriminator exactly: 256x256, 3 groups, width 64, on (input, output) pairs */

@@ -183,6 +183,7 @@ static void tanh_fwd(void) { tanh_forward(p_out, p_a, PN); }
 static void resid_fwd(void) { residual_forward(p_out, p_a, p_b, PN); }
 static void concat_fwd(void) { concat_forward(p_out, p_a, p_b, s_B, s_Ca, s_Cb, s_H * s_W); }
 static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
+static void blur_fwd(void) { blur5_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void pool_fwd(void) { avgpool_forward(p_out, p_a, s_B, s_Ca, s_H * s_W); }
 static void emb_fwd(void) { embedchan_forward(p_out, p_b, p_a, s_B, s_G, s_H * s_W); }
 static void lin_fwd(void) { linear_forward(p_out, p_a, p_b, p_b + 5 * 7, 5, 7, 5); }
@@ -228,6 +229,45 @@ static void test_pointwise_and_shape(void) {
     memset(da, 0, 4000);
     upsample2x_backward(da, L.R, s_B, s_Ca, s_H, s_W);
     expect_grad("upsample2x", p_a, da, (size_t)s_B * s_Ca * HW);
+
+    /* blur: against replicate-padding by hand and two 1-D passes, on a plane
+     * smaller than the kernel (every tap clamps) and on a larger one */
+    pointwise_case(blur_fwd, (size_t)s_B * s_Ca * HW);
+    memset(da, 0, 4000);
+    blur5_backward(da, L.R, s_B, s_Ca, s_H, s_W);
+    expect_grad("blur5", p_a, da, (size_t)s_B * s_Ca * HW);
+    {
+        const float k[5] = {1 / 16.0f, 4 / 16.0f, 6 / 16.0f, 4 / 16.0f, 1 / 16.0f};
+        int sizes[2][2] = {{3, 4}, {9, 7}};
+        for (int t = 0; t < 2; t++) {
+            int H = sizes[t][0], W = sizes[t][1], PH = H + 4, PW = W + 4;
+            float x[63], y[63], pad[13 * 11], hp[13 * 11], worst = 0;
+            fill_uniform(x, (size_t)H * W, -1, 1, 63 + t);
+            for (int i = 0; i < PH; i++)
+                for (int j = 0; j < PW; j++) {
+                    int si = i - 2 < 0 ? 0 : i - 2 >= H ? H - 1 : i - 2, sj = j - 2 < 0 ? 0 : j - 2 >= W ? W - 1 : j - 2;
+                    pad[i * PW + j] = x[si * W + sj];
+                }
+            for (int i = 0; i < PH; i++)
+                for (int j = 0; j < W; j++) {
+                    hp[i * W + j] = 0;
+                    for (int v = 0; v < 5; v++) hp[i * W + j] += k[v] * pad[i * PW + j + v];
+                }
+            blur5_forward(y, x, 1, 1, H, W);
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++) {
+                    float r = 0;
+                    for (int u = 0; u < 5; u++) r += k[u] * hp[(i + u) * W + j];
+                    float d = fabsf(r - y[i * W + j]);
+                    if (d > worst) worst = d;
+                }
+            CHECK(worst < 1e-6f, "blur5 %dx%d matches padding by hand (worst %g)", H, W, worst);
+        }
+        float flat[63], out[63];
+        for (int i = 0; i < 63; i++) flat[i] = 0.3f;
+        blur5_forward(out, flat, 1, 1, 9, 7);
+        CHECK(fabsf(out[0] - 0.3f) < 1e-6f && fabsf(out[31] - 0.3f) < 1e-6f, "blur5 keeps a flat plane flat");
+    }
 
     pointwise_case(pool_fwd, (size_t)s_B * s_Ca);
     memset(da, 0, 4000);

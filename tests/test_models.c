@@ -145,8 +145,9 @@ static void test_discriminator_gradients(int pair) {
     free(scratch); free(X); free(Y); free(R); free(dy); free(dy2);
 }
 
-static void test_estimator_gradients(void) {
+static void test_estimator_gradients(int blur) {
     ModelConfig c = test_config();
+    c.est_blur = blur;
     c.res = 64; /* batch norm's last level then has 2x2 maps */
     size_t nimg = (size_t)EB * 3 * 64 * 64;
     est_build(&est, &c);
@@ -165,7 +166,7 @@ static void test_estimator_gradients(void) {
         est_loss(NULL);
         est_backward(&est, &ea, R, dx, 1);
         double err = gradcheck(est_loss, NULL, X, dx, nimg, 80, g_eps);
-        CHECK(err < NET_TOL, "estimator(%s) d(input) relative error %.3g", est_training ? "train" : "eval", err);
+        CHECK(err < NET_TOL, "estimator(%s, blur %d) d(input) relative error %.3g", est_training ? "train" : "eval", blur, err);
         /* in eval mode the net is piecewise linear: a smaller step crosses fewer ReLU kinks */
         g_eps = est_training ? 1e-3f : 1e-4f;
         check_params(est_training ? "estimator(train)" : "estimator(eval)", est_loss, &est.ps, NET_TOL);
@@ -231,13 +232,18 @@ static void test_age_groups(void) {
     ModelConfig back;
     CHECK(model_config_parse(&back, text, &e) == 0 && model_config_match(&back, &c, "x", &e) == 0,
           "config text round-trips");
+    CHECK(back.est_blur == 0 && !strstr(text, "est_blur"), "a config without the blur says nothing of it (older blobs parse alike)");
+    c.est_blur = 1;
+    model_config_text(&c, text, sizeof(text));
+    CHECK(model_config_parse(&back, text, &e) == 0 && back.est_blur == 1, "the estimator's blur round-trips");
 }
 
 void test_models(void) {
     test_generator_gradients();
     test_discriminator_gradients(1);
     test_discriminator_gradients(0);
-    test_estimator_gradients();
+    test_estimator_gradients(0);
+    test_estimator_gradients(1);
     test_seed_discriminator();
     test_age_groups();
 }
