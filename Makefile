@@ -23,7 +23,7 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/facedetect.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/facedetect.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
