@@ -209,8 +209,11 @@ static int make_bwd_weights(Plan *p) {
     return 0;
 }
 
+static int switched_off;
+void conv_dnnl_enable(int on) { switched_off = !on; }
+
 static Plan *plan_for(ConvShape s, int bias) {
-    if (disabled) return NULL;
+    if (disabled || switched_off) return NULL;
     if (!engine) {
         const char *env = getenv("REAGE_CONV_GEMM");  /* 1: im2col + sgemm everywhere (for comparisons) */
         if (env && *env == '1') { disabled = 1; return NULL; }

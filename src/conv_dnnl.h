@@ -7,4 +7,6 @@
 int conv_dnnl_forward(float *out, const float *inp, const float *weight, const float *bias, ConvShape s);
 int conv_dnnl_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                        const float *weight, int has_bias, ConvShape s);
+/* on=0 sends every convolution down the im2col path (the tests compare both) */
+void conv_dnnl_enable(int on);
 #endif

@@ -1,6 +1,9 @@
 /* Every layer and loss: forward against an independent reference where one
  * is simple to write, backward against finite differences. */
 #include <math.h>
+#ifdef REAGE_DNNL
+#include "conv_dnnl.h"
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include "../src/layers.h"
@@ -71,7 +74,7 @@ static void conv_direct(float *out, const float *in, const float *w, const float
                 }
 }
 
-static void test_conv(void) {
+static void test_conv_shapes(const char *backend) {
     ConvShape shapes[] = {
         {2, 3, 7, 7, 4, 3, 1, 1}, {2, 5, 8, 8, 3, 4, 2, 1}, {1, 4, 9, 9, 6, 3, 2, 1},
         {3, 2, 6, 6, 2, 1, 1, 0}, {2, 3, 6, 6, 2, 4, 1, 1}, {1, 2, 5, 5, 3, 5, 1, 2},
@@ -79,6 +82,8 @@ static void test_conv(void) {
         {2, 3, 40, 40, 4, 3, 1, 1}, {2, 2, 66, 66, 3, 4, 2, 1},
         /* ... and "same" ones take one GEMM per kernel tap */
         {2, 3, 33, 35, 4, 3, 1, 1}, {1, 2, 36, 32, 3, 5, 1, 2}, {2, 2, 32, 34, 2, 4, 1, 1},
+        /* more than 8 input channels: oneDNN computes the input gradient too */
+        {2, 12, 10, 10, 16, 3, 1, 1}, {2, 16, 18, 18, 8, 4, 2, 1}, {2, 17, 9, 9, 5, 3, 2, 1},
     };
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
         cs = shapes[t];
@@ -92,23 +97,42 @@ static void test_conv(void) {
         conv_direct(ref, c_in, c_w, c_b, cs);
         double md = 0;
         for (size_t i = 0; i < nout; i++) md = fmax(md, fabs(ref[i] - c_out[i]));
-        CHECK(md < 1e-4, "conv2d forward (k%d s%d p%d) vs direct: max diff %g", cs.K, cs.S, cs.P, md);
+        CHECK(md < 1e-4, "conv2d[%s] forward (C%d k%d s%d p%d) vs direct: max diff %g", backend, cs.C, cs.K, cs.S, cs.P, md);
         L.fwd = conv_fwd; L.out = c_out; L.R = buf(nout, -1, 1, 40 + t); L.nout = nout;
         float *din = zeros(nin), *dw = zeros(nw), *db = zeros(cs.OC);
         conv2d_backward(din, dw, db, L.R, c_in, c_w, c_scr, cs);
         expect_grad("conv2d dinp", c_in, din, nin);
         expect_grad("conv2d dweight", c_w, dw, nw);
         expect_grad("conv2d dbias", c_b, db, cs.OC);
-        /* accumulation: a second backward adds the same again */
-        float *din2 = malloc(sizeof(float) * nin);
-        memcpy(din2, din, sizeof(float) * nin);
+        /* accumulation: a second backward adds the same again, asked for
+         * one gradient at a time */
+        float *din2 = malloc(sizeof(float) * nin), *dw2 = malloc(sizeof(float) * nw), *db2 = malloc(sizeof(float) * cs.OC);
+        memcpy(din2, din, sizeof(float) * nin); memcpy(dw2, dw, sizeof(float) * nw); memcpy(db2, db, sizeof(float) * cs.OC);
         conv2d_backward(din2, NULL, NULL, L.R, c_in, c_w, c_scr, cs);
-        double acc = 0;
+        conv2d_backward(NULL, dw2, db2, L.R, c_in, c_w, c_scr, cs);
+        double acc = 0, accw = 0;
         for (size_t i = 0; i < nin; i++) acc = fmax(acc, fabs(din2[i] - 2 * din[i]));
-        CHECK(acc < 1e-4, "conv2d backward accumulates into dinp (diff %g)", acc);
+        for (size_t i = 0; i < nw; i++) accw = fmax(accw, fabs(dw2[i] - 2 * dw[i]));
+        for (int i = 0; i < cs.OC; i++) accw = fmax(accw, fabs(db2[i] - 2 * db[i]));
+        CHECK(acc < 1e-4, "conv2d[%s] backward accumulates into dinp (diff %g)", backend, acc);
+        CHECK(accw < 1e-3, "conv2d[%s] backward accumulates into dweight and dbias (diff %g)", backend, accw);
+        free(dw2); free(db2);
         free(c_in); free(c_w); free(c_b); free(c_out); free(c_scr); free(ref);
         free(L.R); free(din); free(dw); free(db); free(din2);
     }
+}
+
+/* Every backend conv2d can take: the im2col/sgemm path (the WASM build's)
+ * and, natively with oneDNN, its convolution primitives. */
+static void test_conv(void) {
+#ifdef REAGE_DNNL
+    test_conv_shapes("onednn");
+    conv_dnnl_enable(0);
+    test_conv_shapes("im2col");
+    conv_dnnl_enable(1);
+#else
+    test_conv_shapes("im2col");
+#endif
 }
 
 /* ---- normalisation ---- */
