@@ -104,7 +104,7 @@ deps:
 	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-parity $(BUILD)/reage-tflite web/reage.wasm weights/blazeface.blob
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-parity $(BUILD)/reage-tflite web/reage.wasm weights/blazeface.blob
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/
 

@@ -47,6 +47,34 @@ static int pick_faces(const Dataset *d, int *idx, int n) {
     return n;
 }
 
+#define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\n"
+
+/* A resumed run repeats the steps after its checkpoint: their old log lines go. */
+static int log_keep_until(const char *path, int step, Err *e) {
+    uint8_t *buf;
+    size_t len, kept = 0;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) return 0; /* no log yet */
+    fclose(probe);
+    if (file_read_all(path, (size_t)1 << 30, &buf, &len, e)) return -1;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && buf[j] != '\n') j++;
+        if (j < len) j++;
+        long line_step = 0;
+        size_t d = i;
+        while (d < j && buf[d] >= '0' && buf[d] <= '9' && line_step < 1000000000) line_step = line_step * 10 + (buf[d++] - '0');
+        if (d == i || line_step <= step) { /* the header, or a step the checkpoint holds */
+            memmove(buf + kept, buf + i, j - i);
+            kept += j - i;
+        }
+        i = j;
+    }
+    int rc = kept == len ? 0 : file_write_atomic(path, buf, kept, e);
+    free(buf);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     memory_keep_freed();
     const char *config = "default";
@@ -136,9 +164,10 @@ int main(int argc, char **argv) {
         if (trainer_load_checkpoint(&t, ckpt, &e)) return fail(e.msg);
         printf("resumed %s at step %d\n", ckpt, t.step);
     }
+    if (resume && log_keep_until(logp, t.step, &e)) return fail(e.msg);
     FILE *log = fopen(logp, resume ? "a" : "w");
     if (!log) return fail("cannot open the training log for writing");
-    if (!resume) fprintf(log, "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\n");
+    if (!resume || ftell(log) == 0) fprintf(log, "%s", LOG_HEADER);
     printf("training %s to step %d: batch %d at %dx%d, %d threads, sgemm %s\n", config, tc.steps, tc.batch,
            tc.model.res, tc.model.res, omp_get_max_threads(), sgemm_backend());
     signal(SIGINT, on_signal);
