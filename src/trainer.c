@@ -3,6 +3,7 @@
 #include "bundle.h"
 #include "fileio.h"
 #include "image.h"
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ static const Option options[] = {
     {"lambda_cyc", OPT_FLOAT, OFF(lambda_cyc), 1, "weight of cycle consistency"},
     {"lambda_rec", OPT_FLOAT, OFF(lambda_rec), 1, "weight of reconstruction at the source age"},
     {"lambda_age", OPT_FLOAT, OFF(lambda_age), 1, "weight of the age estimator's verdict on outputs"},
+    {"age_margin", OPT_FLOAT, OFF(age_margin), 1, "outputs the estimator already reads as their target (loss below this) get no age push"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
     {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 1, "discriminator weight of wrong-age real negatives"},
@@ -142,6 +144,7 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
         "ckpt_every", "20", "sample_every", "0", "log_every", "10", "out", "runs/tiny", NULL};
     static const char *const dflt[] = {
         "res", "128", "gen_width", "16", "gen_res_ch", "128", "gen_nres", "4", "est_width", "16", "est_blur", "1",
+        "age_margin", "0.7",
         "disc_width", "32", "disc", "target", "batch", "8", "steps", "200000", "ckpt_every", "250",
         "sample_every", "250", "out", "runs/default", NULL};
     /* the seed's discriminator exactly: 256x256, 3 groups, width 64, on (input, output) pairs */
@@ -318,6 +321,12 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         L.age = crossentropy_forward(t->ea.probs, lg, t->tgt, B, G);
         memset(t->dlogits, 0, sizeof(float) * B * G);
         crossentropy_backward(t->dlogits, t->ea.probs, t->tgt, tc->lambda_age, B, G);
+        /* An output need not read as its group more surely than real photos
+         * do: pushed past that, the generator paints patterns that sway the
+         * estimator instead of ageing the face. */
+        for (int b = 0; b < B; b++)
+            if (-logf(fmaxf(t->ea.probs[b * G + t->tgt[b]], 1e-30f)) < tc->age_margin)
+                memset(t->dlogits + b * G, 0, sizeof(float) * G);
         est_backward(&t->est, &t->ea, t->dlogits, t->dy, 0);
     }
     L.delta = l1_forward(y, t->x, nimg);

@@ -192,6 +192,28 @@ static void test_resume(void) {
     dataset_free(&d);
 }
 
+/* The age margin: above every output's loss, the age term moves nothing (the
+ * same weights as with no age term at all); at zero, it is the plain term. */
+static void test_age_margin(void) {
+    TrainConfig tc;
+    tiny_config(&tc);
+    Dataset d;
+    Err e;
+    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    Trainer off, high, zero;
+    TrainConfig c_off = tc, c_high = tc, c_zero = tc;
+    c_off.lambda_age = 0;
+    c_high.age_margin = 1e6f;
+    c_zero.age_margin = 0;
+    trainer_init(&off, &c_off, &e); trainer_init(&high, &c_high, &e); trainer_init(&zero, &c_zero, &e);
+    for (int s = 0; s < 3; s++) { trainer_step(&off, &d); trainer_step(&high, &d); trainer_step(&zero, &d); }
+    CHECK(tc.lambda_age > 0 && same_params(&off.gen.ps, &high.gen.ps),
+          "a margin above every loss: the generator moves as with no age term");
+    CHECK(!same_params(&off.gen.ps, &zero.gen.ps), "no margin: the age term moves the generator");
+    trainer_free(&off); trainer_free(&high); trainer_free(&zero);
+    dataset_free(&d);
+}
+
 void test_training(void) {
     make_data();
     TrainConfig tc;
@@ -200,6 +222,7 @@ void test_training(void) {
     test_config_errors();
     test_overfit();
     test_resume();
+    test_age_margin();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
