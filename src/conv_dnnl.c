@@ -124,15 +124,28 @@ static void slot_out(Slot *sl) {
     if (sl->reorder) run(sl->reorder, 2, (dnnl_exec_arg_t[]){{DNNL_ARG_FROM, sl->inner}, {DNNL_ARG_TO, sl->user}});
 }
 
-/* Plain layouts of this shape's tensors. */
-static void plain_mds(ConvShape s, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei, dnnl_memory_desc_t *bias,
-                      dnnl_memory_desc_t *dst, dnnl_format_tag_t tag_act, dnnl_format_tag_t tag_wei) {
+/* A shape's tensors in the caller's plain layouts and as "any" (the
+ * primitive's choice), with strides and padding. */
+typedef struct {
+    dnnl_memory_desc_t src, wei, bias, dst, any_src, any_wei, any_dst;
+    dnnl_dims_t strides, pad_l, pad_r;
+} Descs;
+
+static void descs_of(ConvShape s, Descs *d) {
     int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
     dnnl_dims_t ds = {s.B, s.C, s.H, s.W}, dw = {s.OC, s.C, s.K, s.K}, db = {s.OC}, dd = {s.B, s.OC, OH, OW};
-    dnnl_memory_desc_init_by_tag(src, 4, ds, dnnl_f32, tag_act);
-    dnnl_memory_desc_init_by_tag(wei, 4, dw, dnnl_f32, tag_wei);
-    dnnl_memory_desc_init_by_tag(bias, 1, db, dnnl_f32, dnnl_x);
-    dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, tag_act);
+    dnnl_memory_desc_init_by_tag(&d->src, 4, ds, dnnl_f32, dnnl_nchw);
+    dnnl_memory_desc_init_by_tag(&d->wei, 4, dw, dnnl_f32, dnnl_oihw);
+    dnnl_memory_desc_init_by_tag(&d->bias, 1, db, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_init_by_tag(&d->dst, 4, dd, dnnl_f32, dnnl_nchw);
+    dnnl_memory_desc_init_by_tag(&d->any_src, 4, ds, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&d->any_wei, 4, dw, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&d->any_dst, 4, dd, dnnl_f32, dnnl_format_tag_any);
+    d->strides[0] = d->strides[1] = s.S;
+    d->pad_l[0] = d->pad_l[1] = s.P;
+    /* the far side's padding as PyTorch implies it (a stride can leave it short) */
+    d->pad_r[0] = (OH - 1) * s.S + s.K - s.H - s.P;
+    d->pad_r[1] = (OW - 1) * s.S + s.K - s.W - s.P;
 }
 
 static const dnnl_memory_desc_t *md_of(const_dnnl_primitive_desc_t pd, dnnl_query_t what) {
@@ -140,71 +153,57 @@ static const dnnl_memory_desc_t *md_of(const_dnnl_primitive_desc_t pd, dnnl_quer
 }
 
 static int make_fwd(Plan *p) {
-    ConvShape s = p->s;
-    dnnl_memory_desc_t src, wei, bias, dst, asrc, awei, abias, adst;
-    plain_mds(s, &src, &wei, &bias, &dst, dnnl_nchw, dnnl_oihw);
-    plain_mds(s, &asrc, &awei, &abias, &adst, dnnl_format_tag_any, dnnl_format_tag_any);
-    dnnl_dims_t strides = {s.S, s.S}, pad = {s.P, s.P};
-    int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
-    /* the far side's padding as PyTorch implies it (a stride can leave it short) */
-    dnnl_dims_t pad_r = {(OH - 1) * s.S + s.K - s.H - s.P, (OW - 1) * s.S + s.K - s.W - s.P};
+    Descs d;
+    descs_of(p->s, &d);
     dnnl_convolution_desc_t cd;
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &asrc, &awei,
-                                           p->bias ? &bias : NULL, &adst, strides, pad, pad_r) ||
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &d.any_src, &d.any_wei,
+                                           p->bias ? &d.bias : NULL, &d.any_dst, d.strides, d.pad_l, d.pad_r) ||
         dnnl_primitive_desc_create(&p->fwd_pd, &cd, attr, engine, NULL) ||
         make_primitive(&p->fwd, p->fwd_pd))
         return -1;
-    if (slot_make(&p->f_src, &src, md_of(p->fwd_pd, dnnl_query_src_md), IN) ||
-        slot_make(&p->f_wei, &wei, md_of(p->fwd_pd, dnnl_query_weights_md), IN) ||
-        slot_make(&p->f_dst, &dst, md_of(p->fwd_pd, dnnl_query_dst_md), OUT))
+    if (slot_make(&p->f_src, &d.src, md_of(p->fwd_pd, dnnl_query_src_md), IN) ||
+        slot_make(&p->f_wei, &d.wei, md_of(p->fwd_pd, dnnl_query_weights_md), IN) ||
+        slot_make(&p->f_dst, &d.dst, md_of(p->fwd_pd, dnnl_query_dst_md), OUT))
         return -1;
-    if (p->bias && dnnl_memory_create(&p->f_bias, &bias, engine, DNNL_MEMORY_NONE)) return -1;
+    if (p->bias && dnnl_memory_create(&p->f_bias, &d.bias, engine, DNNL_MEMORY_NONE)) return -1;
     return 0;
 }
 
 static int make_bwd_data(Plan *p) {
-    ConvShape s = p->s;
-    dnnl_memory_desc_t src, wei, bias, dst, asrc, awei, abias, adst;
-    plain_mds(s, &src, &wei, &bias, &dst, dnnl_nchw, dnnl_oihw);
-    plain_mds(s, &asrc, &awei, &abias, &adst, dnnl_format_tag_any, dnnl_format_tag_any);
+    Descs d;
+    descs_of(p->s, &d);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
-    const dnnl_convolution_desc_t *fd;
-    dnnl_primitive_desc_query(p->fwd_pd, dnnl_query_convolution_d, 0, &fd);
-    if (dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &asrc, &awei, &adst, fd->strides,
-                                                 fd->padding[0], fd->padding[1]) ||
+    if (dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &d.any_src, &d.any_wei, &d.any_dst,
+                                                 d.strides, d.pad_l, d.pad_r) ||
         dnnl_primitive_desc_create(&pd, &cd, attr, engine, p->fwd_pd))
         return -1;
     int rc = make_primitive(&p->bwd_data, pd) ||
-             slot_make(&p->d_ddst, &dst, md_of(pd, dnnl_query_diff_dst_md), IN) ||
-             slot_make(&p->d_wei, &wei, md_of(pd, dnnl_query_weights_md), IN) ||
-             slot_make(&p->d_dsrc, &src, md_of(pd, dnnl_query_diff_src_md), OUT_ADD);
+             slot_make(&p->d_ddst, &d.dst, md_of(pd, dnnl_query_diff_dst_md), IN) ||
+             slot_make(&p->d_wei, &d.wei, md_of(pd, dnnl_query_weights_md), IN) ||
+             slot_make(&p->d_dsrc, &d.src, md_of(pd, dnnl_query_diff_src_md), OUT_ADD);
     dnnl_primitive_desc_destroy(pd);
     return rc ? -1 : 0;
 }
 
 static int make_bwd_weights(Plan *p) {
-    ConvShape s = p->s;
-    dnnl_memory_desc_t src, wei, bias, dst, asrc, awei, abias, adst;
-    plain_mds(s, &src, &wei, &bias, &dst, dnnl_nchw, dnnl_oihw);
-    plain_mds(s, &asrc, &awei, &abias, &adst, dnnl_format_tag_any, dnnl_format_tag_any);
+    Descs d;
+    descs_of(p->s, &d);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
-    const dnnl_convolution_desc_t *fd;
-    dnnl_primitive_desc_query(p->fwd_pd, dnnl_query_convolution_d, 0, &fd);
-    if (dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &asrc, &awei, p->bias ? &bias : NULL,
-                                                    &adst, fd->strides, fd->padding[0], fd->padding[1]) ||
+    if (dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &d.any_src, &d.any_wei,
+                                                    p->bias ? &d.bias : NULL, &d.any_dst, d.strides, d.pad_l, d.pad_r) ||
         dnnl_primitive_desc_create(&pd, &cd, attr, engine, p->fwd_pd))
         return -1;
     int rc = make_primitive(&p->bwd_weights, pd) ||
-             slot_make(&p->w_src, &src, md_of(pd, dnnl_query_src_md), IN) ||
-             slot_make(&p->w_ddst, &dst, md_of(pd, dnnl_query_diff_dst_md), IN) ||
-             slot_make(&p->w_dwei, &wei, md_of(pd, dnnl_query_diff_weights_md), OUT_ADD);
+             slot_make(&p->w_src, &d.src, md_of(pd, dnnl_query_src_md), IN) ||
+             slot_make(&p->w_ddst, &d.dst, md_of(pd, dnnl_query_diff_dst_md), IN) ||
+             slot_make(&p->w_dwei, &d.wei, md_of(pd, dnnl_query_diff_weights_md), OUT_ADD);
     dnnl_primitive_desc_destroy(pd);
     if (rc) return -1;
     if (p->bias) {
-        p->dbias = malloc(sizeof(float) * s.OC);
-        if (!p->dbias || dnnl_memory_create(&p->w_dbias, &bias, engine, p->dbias)) return -1;
+        p->dbias = malloc(sizeof(float) * p->s.OC);
+        if (!p->dbias || dnnl_memory_create(&p->w_dbias, &d.bias, engine, p->dbias)) return -1;
     }
     return 0;
 }
