@@ -41,6 +41,7 @@ static const Option options[] = {
     {"lambda_rec", OPT_FLOAT, OFF(lambda_rec), 1, "weight of reconstruction at the source age"},
     {"lambda_age", OPT_FLOAT, OFF(lambda_age), 1, "weight of the age estimator's verdict on outputs"},
     {"age_margin", OPT_FLOAT, OFF(age_margin), 1, "outputs the estimator already reads as their target (loss below this) get no age push"},
+    {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
     {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 1, "discriminator weight of wrong-age real negatives"},
@@ -192,14 +193,14 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     if (s3 > s) s = s3;
     t->scratch = zalloc(sizeof(float) * s);
     size_t nimg = (size_t)B * 3 * c->res * c->res;
-    t->x = zalloc(sizeof(float) * nimg); t->x2 = zalloc(sizeof(float) * nimg); t->dy = zalloc(sizeof(float) * nimg);
+    t->x = zalloc(sizeof(float) * nimg); t->x2 = zalloc(sizeof(float) * nimg); t->xadv = zalloc(sizeof(float) * nimg); t->dy = zalloc(sizeof(float) * nimg);
     t->dpatch = zalloc(sizeof(float) * B * c->res * c->res);
     t->dlogits = zalloc(sizeof(float) * B * G);
     t->gw_src = zalloc(sizeof(float) * B * G); t->gw_tgt = zalloc(sizeof(float) * B * G);
     t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
     t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
     t->wrong = zalloc(sizeof(int) * B); t->src2 = zalloc(sizeof(int) * B);
-    if (!t->scratch || !t->x || !t->x2 || !t->dy || !t->dpatch || !t->dlogits || !t->gw_src || !t->gw_tgt ||
+    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->gw_src || !t->gw_tgt ||
         !t->gw_wrong || !t->gw_src2 || !t->src || !t->tgt || !t->wrong || !t->src2 ||
         gen_acts_alloc(&t->gen, &t->g_main, B, 1, t->scratch) || gen_acts_alloc(&t->gen, &t->g_aux, B, 1, t->scratch) ||
         disc_acts_alloc(&t->disc, &t->da, B, t->scratch) || est_acts_alloc(&t->est, &t->ea, B, 1, t->scratch)) {
@@ -213,7 +214,7 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
 void trainer_free(Trainer *t) {
     gen_acts_free(&t->g_main); gen_acts_free(&t->g_aux); disc_acts_free(&t->da); est_acts_free(&t->ea);
     params_free(&t->gen.ps); params_free(&t->disc.ps); params_free(&t->est.ps);
-    free(t->scratch); free(t->x); free(t->x2); free(t->dy); free(t->dpatch); free(t->dlogits);
+    free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
     free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
     memset(t, 0, sizeof(*t));
@@ -236,6 +237,37 @@ static float disc_term(Trainer *t, const float *x, const float *gw_in, const flo
     mse_const_backward(t->dpatch, logits, target, weight, n);
     disc_backward(&t->disc, &t->da, t->dpatch, dy, param_grads);
     return loss;
+}
+
+/* Adversarial training of the estimator (FGSM from a random start): a
+ * copy of the batch pushed up to eps per pixel towards a wrong verdict,
+ * learned at its true group. A classifier trained so reads faces by cues a
+ * person would see, and its gradient, which the generator's age term follows,
+ * points at such cues instead of at patterns that only fool it. Adds the
+ * copy's gradients to the clean ones already in est.ps. */
+static void estimator_adversarial(Trainer *t) {
+    const TrainConfig *tc = &t->tc;
+    int B = tc->batch, G = tc->model.groups;
+    size_t nimg = (size_t)B * 3 * tc->model.res * tc->model.res;
+    float eps = tc->est_adv_eps, *xa = t->xadv, *dx = t->dy; /* dy is free until the generator's turn */
+    for (size_t i = 0; i < nimg; i++) xa[i] = t->x[i] + eps * (2 * rng_uniform(&t->rng) - 1);
+    /* the input gradient alone, in eval mode (no statistics or weights move) */
+    const float *lg = est_forward(&t->est, &t->ea, xa, 0);
+    crossentropy_forward(t->ea.probs, lg, t->src, B, G);
+    memset(t->dlogits, 0, sizeof(float) * B * G);
+    crossentropy_backward(t->dlogits, t->ea.probs, t->src, 1.0f, B, G);
+    memset(dx, 0, sizeof(float) * nimg);
+    est_backward(&t->est, &t->ea, t->dlogits, dx, 0);
+    for (size_t i = 0; i < nimg; i++) {
+        float v = xa[i] + 1.25f * eps * (dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f);
+        float lo = fmaxf(t->x[i] - eps, -1.0f), hi = fminf(t->x[i] + eps, 1.0f);
+        xa[i] = fminf(fmaxf(v, lo), hi);
+    }
+    lg = est_forward(&t->est, &t->ea, xa, 1);
+    crossentropy_forward(t->ea.probs, lg, t->src, B, G);
+    memset(t->dlogits, 0, sizeof(float) * B * G);
+    crossentropy_backward(t->dlogits, t->ea.probs, t->src, 1.0f, B, G);
+    est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
 }
 
 Losses trainer_step(Trainer *t, const Dataset *data) {
@@ -273,6 +305,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     memset(t->dlogits, 0, sizeof(float) * B * G);
     crossentropy_backward(t->dlogits, t->ea.probs, t->src, 1.0f, B, G);
     est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
+    if (tc->est_adv_eps > 0) estimator_adversarial(t);
     adam_step(&t->est.ps, &ae, t->step);
 
     /* y = G(x, target) */

@@ -214,6 +214,33 @@ static void test_age_margin(void) {
     dataset_free(&d);
 }
 
+/* The estimator's adversarial copies: within eps of the batch and inside
+ * the pixel range, not the batch itself, and they change what it learns. */
+static void test_estimator_adversarial(void) {
+    TrainConfig tc;
+    tiny_config(&tc);
+    Dataset d;
+    Err e;
+    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    Trainer plain, adv;
+    TrainConfig c_adv = tc;
+    c_adv.est_adv_eps = 0.05f;
+    trainer_init(&plain, &tc, &e); trainer_init(&adv, &c_adv, &e);
+    trainer_step(&plain, &d); trainer_step(&adv, &d);
+    size_t n = (size_t)tc.batch * 3 * tc.model.res * tc.model.res;
+    float far = 0, moved = 0, lo = 1, hi = -1;
+    for (size_t i = 0; i < n; i++) {
+        float dlt = fabsf(adv.xadv[i] - adv.x[i]);
+        far = fmaxf(far, dlt); moved += dlt;
+        lo = fminf(lo, adv.xadv[i]); hi = fmaxf(hi, adv.xadv[i]);
+    }
+    CHECK(far <= 0.05f + 1e-6f && lo >= -1 && hi <= 1, "adversarial copy within eps (%g) and in [-1,1] (%g..%g)", far, lo, hi);
+    CHECK(moved / n > 0.02f, "adversarial copy differs from the batch (mean %g)", moved / n);
+    CHECK(!same_params(&plain.est.ps, &adv.est.ps), "the copies change what the estimator learns");
+    trainer_free(&plain); trainer_free(&adv);
+    dataset_free(&d);
+}
+
 void test_training(void) {
     make_data();
     TrainConfig tc;
@@ -223,6 +250,7 @@ void test_training(void) {
     test_overfit();
     test_resume();
     test_age_margin();
+    test_estimator_adversarial();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
