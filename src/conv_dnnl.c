@@ -25,7 +25,7 @@ typedef struct {
 typedef struct {
     ConvShape s;
     int bias;
-    int tried_fwd, tried_bwd_data, tried_bwd_weights;
+    int tried_bwd_data, tried_bwd_weights; /* made on first use: a network may never need them */
     dnnl_primitive_desc_t fwd_pd;
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     Slot f_src, f_wei, f_dst;
@@ -231,8 +231,7 @@ static Plan *plan_for(ConvShape s, int bias) {
     memset(p, 0, sizeof(*p));
     p->s = s;
     p->bias = bias;
-    p->tried_fwd = 1;
-    if (make_fwd(p)) { p->fwd = NULL; return p; }
+    if (make_fwd(p)) p->fwd = NULL; /* declined: this shape stays on the im2col path */
     return p;
 }
 
