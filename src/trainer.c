@@ -145,7 +145,7 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
         "ckpt_every", "20", "sample_every", "0", "log_every", "10", "out", "runs/tiny", NULL};
     static const char *const dflt[] = {
         "res", "128", "gen_width", "16", "gen_res_ch", "128", "gen_nres", "4", "est_width", "16", "est_blur", "1",
-        "age_margin", "0.7",
+        "age_margin", "0.7", "est_adv_eps", "0.03",
         "disc_width", "32", "disc", "target", "batch", "8", "steps", "200000", "ckpt_every", "250",
         "sample_every", "250", "out", "runs/default", NULL};
     /* the seed's discriminator exactly: 256x256, 3 groups, width 64, on (input, output) pairs */
