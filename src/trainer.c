@@ -239,6 +239,16 @@ static float disc_term(Trainer *t, const float *x, const float *gw_in, const flo
     return loss;
 }
 
+/* The estimator's cross-entropy on `logits` against `labels`; its gradient,
+ * times scale, replaces t->dlogits (probabilities in t->ea.probs). */
+static float est_verdict(Trainer *t, const float *logits, const int *labels, float scale) {
+    int B = t->tc.batch, G = t->tc.model.groups;
+    float loss = crossentropy_forward(t->ea.probs, logits, labels, B, G);
+    memset(t->dlogits, 0, sizeof(float) * B * G);
+    crossentropy_backward(t->dlogits, t->ea.probs, labels, scale, B, G);
+    return loss;
+}
+
 /* Adversarial training of the estimator (FGSM from a random start): a
  * copy of the batch pushed up to eps per pixel towards a wrong verdict,
  * learned at its true group. A classifier trained so reads faces by cues a
@@ -247,15 +257,11 @@ static float disc_term(Trainer *t, const float *x, const float *gw_in, const flo
  * copy's gradients to the clean ones already in est.ps. */
 static void estimator_adversarial(Trainer *t) {
     const TrainConfig *tc = &t->tc;
-    int B = tc->batch, G = tc->model.groups;
-    size_t nimg = (size_t)B * 3 * tc->model.res * tc->model.res;
+    size_t nimg = (size_t)tc->batch * 3 * tc->model.res * tc->model.res;
     float eps = tc->est_adv_eps, *xa = t->xadv, *dx = t->dy; /* dy is free until the generator's turn */
     for (size_t i = 0; i < nimg; i++) xa[i] = t->x[i] + eps * (2 * rng_uniform(&t->rng) - 1);
     /* the input gradient alone, in eval mode (no statistics or weights move) */
-    const float *lg = est_forward(&t->est, &t->ea, xa, 0);
-    crossentropy_forward(t->ea.probs, lg, t->src, B, G);
-    memset(t->dlogits, 0, sizeof(float) * B * G);
-    crossentropy_backward(t->dlogits, t->ea.probs, t->src, 1.0f, B, G);
+    est_verdict(t, est_forward(&t->est, &t->ea, xa, 0), t->src, 1.0f);
     memset(dx, 0, sizeof(float) * nimg);
     est_backward(&t->est, &t->ea, t->dlogits, dx, 0);
     for (size_t i = 0; i < nimg; i++) {
@@ -263,10 +269,7 @@ static void estimator_adversarial(Trainer *t) {
         float lo = fmaxf(t->x[i] - eps, -1.0f), hi = fminf(t->x[i] + eps, 1.0f);
         xa[i] = fminf(fmaxf(v, lo), hi);
     }
-    lg = est_forward(&t->est, &t->ea, xa, 1);
-    crossentropy_forward(t->ea.probs, lg, t->src, B, G);
-    memset(t->dlogits, 0, sizeof(float) * B * G);
-    crossentropy_backward(t->dlogits, t->ea.probs, t->src, 1.0f, B, G);
+    est_verdict(t, est_forward(&t->est, &t->ea, xa, 1), t->src, 1.0f);
     est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
 }
 
@@ -294,7 +297,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     /* age estimator on real photos */
     params_zero_grad(&t->est.ps);
     const float *logits = est_forward(&t->est, &t->ea, t->x, 1);
-    L.est_loss = crossentropy_forward(t->ea.probs, logits, t->src, B, G);
+    L.est_loss = est_verdict(t, logits, t->src, 1.0f);
     int correct = 0;
     for (int b = 0; b < B; b++) {
         int best = 0;
@@ -302,8 +305,6 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         correct += best == t->src[b];
     }
     L.est_acc = (float)correct / B;
-    memset(t->dlogits, 0, sizeof(float) * B * G);
-    crossentropy_backward(t->dlogits, t->ea.probs, t->src, 1.0f, B, G);
     est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
     if (tc->est_adv_eps > 0) estimator_adversarial(t);
     adam_step(&t->est.ps, &ae, t->step);
@@ -351,9 +352,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     L.adv = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0);
     if (tc->lambda_age > 0) {
         const float *lg = est_forward(&t->est, &t->ea, y, 0);
-        L.age = crossentropy_forward(t->ea.probs, lg, t->tgt, B, G);
-        memset(t->dlogits, 0, sizeof(float) * B * G);
-        crossentropy_backward(t->dlogits, t->ea.probs, t->tgt, tc->lambda_age, B, G);
+        L.age = est_verdict(t, lg, t->tgt, tc->lambda_age);
         /* An output need not read as its group more surely than real photos
          * do: pushed past that, the generator paints patterns that sway the
          * estimator instead of ageing the face. */

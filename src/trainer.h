@@ -12,8 +12,8 @@ typedef struct {
     int batch, steps, seed, shift, max_images;
     float lr_g, lr_d, lr_e, beta1, beta2;
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
-    float age_margin;
-    float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */              /* no age push on outputs whose target-group loss is below this */
+    float age_margin;              /* no age push on outputs whose target-group loss is below this */
+    float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];
 } TrainConfig;
