@@ -6,6 +6,16 @@ void kernel_scale_shift_ref(float *y, const float *x, float a, float b, size_t n
 void kernel_leaky_ref(float *y, const float *x, float slope, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
 }
+void kernel_leaky_backward_ref(float *dx, const float *dy, const float *x, float slope, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : slope * dy[i];
+}
+void kernel_sums_ref(const float *dy, const float *x, size_t n, double *s, double *sx) {
+    double a = 0.0, b = 0.0;
+    for (size_t i = 0; i < n; i++) a += dy[i];
+    if (x) for (size_t i = 0; i < n; i++) b += (double)dy[i] * x[i];
+    *s += a;
+    if (x) *sx += b;
+}
 void kernel_mean_var_ref(const float *x, size_t n, float *mean, float *var) {
     double s = 0.0, sq = 0.0;
     for (size_t i = 0; i < n; i++) s += x[i];
@@ -78,6 +88,12 @@ void kernel_mean_var(const float *x, size_t n, float *mean, float *var) {
     *var = (float)(q / n);
 }
 
+/* training-only: the browser never runs a backward pass */
+void kernel_leaky_backward(float *dx, const float *dy, const float *x, float slope, size_t n) {
+    kernel_leaky_backward_ref(dx, dy, x, slope, n);
+}
+void kernel_sums(const float *dy, const float *x, size_t n, double *s, double *sx) { kernel_sums_ref(dy, x, n, s, sx); }
+
 void kernel_upsample_row(float *y, const float *x, int w) {
     int j = 0;
     for (; j + 4 <= w; j += 4) {
@@ -112,12 +128,60 @@ void kernel_dw3_row(float *y, const float *r0, const float *r1, const float *r2,
     for (; j < w; j++) y[j] = dw3_at(r0, r1, r2, k, bias, w, j);
 }
 #else
-/* Natively the compiler vectorises the scalar loops (and the matrix work,
- * which dominates, runs in oneDNN or OpenBLAS). */
-const char *kernel_backend(void) { return "scalar"; }
+/* Natively plain C that the compiler vectorises (the matrix work, which
+ * dominates, runs in oneDNN or OpenBLAS). It will not vectorise a loop with a
+ * branch, nor reorder a floating-point sum: so selects are written as two
+ * masked terms, and sums run in LANES independent double accumulators. */
+const char *kernel_backend(void) { return "vector-c"; }
 void kernel_scale_shift(float *y, const float *x, float a, float b, size_t n) { kernel_scale_shift_ref(y, x, a, b, n); }
-void kernel_leaky(float *y, const float *x, float slope, size_t n) { kernel_leaky_ref(y, x, slope, n); }
-void kernel_mean_var(const float *x, size_t n, float *mean, float *var) { kernel_mean_var_ref(x, n, mean, var); }
+
+/* the same results as the reference (a NaN stays NaN) */
+void kernel_leaky(float *y, const float *x, float slope, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], pos = v > 0.0f ? v : 0.0f, neg = v > 0.0f ? 0.0f : v;
+        y[i] = pos + slope * neg;
+    }
+}
+void kernel_leaky_backward(float *dx, const float *dy, const float *x, float slope, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = dy[i], pos = x[i] > 0.0f ? g : 0.0f, neg = x[i] > 0.0f ? 0.0f : g;
+        dx[i] += pos + slope * neg;
+    }
+}
+
+#define LANES 8
+static double lanes_total(const double *acc) {
+    double t = 0.0;
+    for (int k = 0; k < LANES; k++) t += acc[k];
+    return t;
+}
+void kernel_sums(const float *dy, const float *x, size_t n, double *s, double *sx) {
+    double a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0, body = n / LANES * LANES;
+    if (x) {
+        for (; i < body; i += LANES)
+            for (int k = 0; k < LANES; k++) { a[k] += dy[i + k]; b[k] += (double)dy[i + k] * x[i + k]; }
+    } else {
+        for (; i < body; i += LANES)
+            for (int k = 0; k < LANES; k++) a[k] += dy[i + k];
+    }
+    double ta = lanes_total(a), tb = lanes_total(b);
+    for (; i < n; i++) { ta += dy[i]; if (x) tb += (double)dy[i] * x[i]; }
+    *s += ta;
+    if (x) *sx += tb;
+}
+void kernel_mean_var(const float *x, size_t n, float *mean, float *var) {
+    double s = 0.0;
+    kernel_sums(x, NULL, n, &s, NULL);
+    double mu = s / n, q[LANES] = {0};
+    size_t i = 0, body = n / LANES * LANES;
+    for (; i < body; i += LANES)
+        for (int k = 0; k < LANES; k++) { double d = x[i + k] - mu; q[k] += d * d; }
+    double tq = lanes_total(q);
+    for (; i < n; i++) { double d = x[i] - mu; tq += d * d; }
+    *mean = (float)mu;
+    *var = (float)(tq / n);
+}
 void kernel_upsample_row(float *y, const float *x, int w) { kernel_upsample_row_ref(y, x, w); }
 /* The interior columns as one branch-free loop the compiler vectorises, in
  * the reference's order of additions (so the results are identical). */

@@ -11,6 +11,13 @@ void kernel_scale_shift_ref(float *y, const float *x, float a, float b, size_t n
 /* y[i] = x[i] > 0 ? x[i] : slope * x[i]  (slope 0: ReLU) */
 void kernel_leaky(float *y, const float *x, float slope, size_t n);
 void kernel_leaky_ref(float *y, const float *x, float slope, size_t n);
+/* dx[i] += x[i] > 0 ? dy[i] : slope * dy[i]  (the gradient of kernel_leaky) */
+void kernel_leaky_backward(float *dx, const float *dy, const float *x, float slope, size_t n);
+void kernel_leaky_backward_ref(float *dx, const float *dy, const float *x, float slope, size_t n);
+/* *s += sum of dy[i] and, if x, *sx += sum of dy[i] * x[i], in double: the
+ * reductions of the normalisation and modulation backward passes */
+void kernel_sums(const float *dy, const float *x, size_t n, double *s, double *sx);
+void kernel_sums_ref(const float *dy, const float *x, size_t n, double *s, double *sx);
 /* mean and biased variance of x[0..n) */
 void kernel_mean_var(const float *x, size_t n, float *mean, float *var);
 void kernel_mean_var_ref(const float *x, size_t n, float *mean, float *var);
@@ -24,6 +31,6 @@ void kernel_dw3_row(float *y, const float *r0, const float *r1, const float *r2,
                     const float *k, float bias, int w);
 void kernel_dw3_row_ref(float *y, const float *r0, const float *r1, const float *r2,
                         const float *k, float bias, int w);
-/* which implementation the non-_ref kernels run: "wasm-simd" or "scalar" */
+/* which implementation the non-_ref kernels run: "wasm-simd" or "vector-c" */
 const char *kernel_backend(void);
 #endif

@@ -112,7 +112,7 @@ static void shift_backward(float *dinp, float *dweight, float *dbias, const floa
                 float *dst = p.ext + (size_t)oc * p.N + (size_t)y * p.W2;
                 memcpy(dst, src, sizeof(float) * s.W);
                 for (int x = s.W; x < p.W2; x++) dst[x] = 0.0f;
-                for (int x = 0; x < s.W; x++) acc += src[x];
+                kernel_sums(src, NULL, s.W, &acc, NULL);
             }
             if (dbias) dbias[oc] += (float)acc;
         }
@@ -263,10 +263,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
             PAR
             for (int oc = 0; oc < s.OC; oc++) {
                 double acc = 0.0;
-                for (int b = 0; b < s.B; b++) {
-                    const float *d = dout + ((size_t)b * s.OC + oc) * P;
-                    for (size_t i = 0; i < P; i++) acc += d[i];
-                }
+                for (int b = 0; b < s.B; b++) kernel_sums(dout + ((size_t)b * s.OC + oc) * P, NULL, P, &acc, NULL);
                 dbias[oc] += (float)acc;
             }
         }
@@ -292,9 +289,8 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
     if (dbias) {
         PAR
         for (int oc = 0; oc < s.OC; oc++) {
-            const float *t = tmp + (size_t)oc * BP;
             double acc = 0.0;
-            for (size_t i = 0; i < BP; i++) acc += t[i];
+            kernel_sums(tmp + (size_t)oc * BP, NULL, BP, &acc, NULL);
             dbias[oc] += (float)acc;
         }
     }
@@ -322,16 +318,15 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
     for (int c = 0; c < C; c++) {
         float m, r;
         if (training) {
-            double sum = 0.0, sq = 0.0;
+            /* one pass for the sum and the sum of squares: in double, their
+             * difference keeps the variance of float data */
+            double sum = 0.0, sum2 = 0.0;
             for (int b = 0; b < B; b++) {
                 const float *x = inp + ((size_t)b * C + c) * HW;
-                for (int i = 0; i < HW; i++) sum += x[i];
+                kernel_sums(x, x, HW, &sum, &sum2);
             }
-            double mu = sum / N;
-            for (int b = 0; b < B; b++) {
-                const float *x = inp + ((size_t)b * C + c) * HW;
-                for (int i = 0; i < HW; i++) { double d = x[i] - mu; sq += d * d; }
-            }
+            double mu = sum / N, sq = sum2 - sum * mu;
+            if (sq < 0.0) sq = 0.0;
             double var = sq / N;
             m = (float)mu;
             r = (float)(1.0 / sqrt(var + BN_EPS));
@@ -359,13 +354,11 @@ void batchnorm_backward(float *dinp, float *dgamma, float *dbeta,
     size_t N = (size_t)B * HW;
     PAR
     for (int c = 0; c < C; c++) {
-        double sdy = 0.0, sdyx = 0.0;
+        double sdy = 0.0, sdx = 0.0;
         float m = mean[c], r = rstd[c];
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            const float *dy = dout + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * (x[i] - m) * r; }
-        }
+        for (int b = 0; b < B; b++)
+            kernel_sums(dout + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, HW, &sdy, &sdx);
+        double sdyx = (sdx - m * sdy) * r; /* sum of dy * (x - m) * r */
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
         if (!dinp) continue;
@@ -401,7 +394,7 @@ void instancenorm_backward(float *dinp, const float *dout, const float *out,
         const float *xh = out + (size_t)bc * HW, *dy = dout + (size_t)bc * HW;
         float *dx = dinp + (size_t)bc * HW;
         double sdy = 0.0, sdyx = 0.0;
-        for (int i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * xh[i]; }
+        kernel_sums(dy, xh, HW, &sdy, &sdyx);
         float mdy = (float)(sdy / HW), mdyx = (float)(sdyx / HW), r = rstd[bc];
         for (int i = 0; i < HW; i++) dx[i] += r * (dy[i] - mdy - xh[i] * mdyx);
     }
@@ -426,7 +419,7 @@ void film_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
             const float *x = inp + ((size_t)b * C + c) * HW;
             const float *dy = dout + ((size_t)b * C + c) * HW;
             double sdy = 0.0, sdyx = 0.0;
-            for (int i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * x[i]; }
+            kernel_sums(dy, x, HW, &sdy, &sdyx);
             if (dgamma) dgamma[(size_t)b * mod_stride + c] += (float)sdyx;
             if (dbeta) dbeta[(size_t)b * mod_stride + c] += (float)sdy;
             if (dinp) {
@@ -445,14 +438,14 @@ void relu_forward(float *out, const float *inp, size_t N) {
     PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky(out + i, inp + i, 0.0f, N - i < CHUNK ? N - i : CHUNK);
 }
 void relu_backward(float *dinp, const float *dout, const float *inp, size_t N) {
-    PAR for (size_t i = 0; i < N; i++) if (inp[i] > 0.0f) dinp[i] += dout[i];
+    PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky_backward(dinp + i, dout + i, inp + i, 0.0f, N - i < CHUNK ? N - i : CHUNK);
 }
 void leakyrelu_forward(float *out, const float *inp, float slope, size_t N) {
     PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky(out + i, inp + i, slope, N - i < CHUNK ? N - i : CHUNK);
 }
 void leakyrelu_backward(float *dinp, const float *dout, const float *inp,
                         float slope, size_t N) {
-    PAR for (size_t i = 0; i < N; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : slope * dout[i];
+    PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky_backward(dinp + i, dout + i, inp + i, slope, N - i < CHUNK ? N - i : CHUNK);
 }
 void tanh_forward(float *out, const float *inp, size_t N) {
     PAR for (size_t i = 0; i < N; i++) out[i] = tanhf(inp[i]);

@@ -6,6 +6,7 @@
 #endif
 #include <stdlib.h>
 #include <string.h>
+#include "../src/kernels.h"
 #include "../src/layers.h"
 #include "../src/sgemm.h"
 #include "check.h"
@@ -370,7 +371,48 @@ static void test_losses(void) {
     free(l_x); free(l_y);
 }
 
+/* The build's elementwise kernels against their scalar references, on
+ * lengths that leave a tail after the vector lanes, with zeros, a negative
+ * zero and NaN among the inputs (a select must keep NaN as the reference does). */
+static void test_kernels(void) {
+    printf("  kernels: %s\n", kernel_backend());
+    for (size_t n = 1; n <= 1031; n += 257) {
+        float *x = buf(n, -2, 2, 40 + (unsigned)n), *dy = buf(n, -1, 1, 41 + (unsigned)n);
+        float *y1 = zeros(n), *y2 = zeros(n);
+        x[0] = 0.0f;
+        if (n > 2) { x[1] = -0.0f; x[2] = NAN; }
+        kernel_leaky(y1, x, 0.2f, n);
+        kernel_leaky_ref(y2, x, 0.2f, n);
+        int same = 1;
+        for (size_t i = 0; i < n; i++) same &= (y1[i] == y2[i]) || (isnan(y1[i]) && isnan(y2[i]));
+        CHECK(same, "kernel_leaky equals its reference (n=%zu)", n);
+        fill_uniform(y1, n, -1, 1, 7);
+        memcpy(y2, y1, sizeof(float) * n);
+        kernel_leaky_backward(y1, dy, x, 0.2f, n);
+        kernel_leaky_backward_ref(y2, dy, x, 0.2f, n);
+        same = 1;
+        for (size_t i = 0; i < n; i++) same &= y1[i] == y2[i];
+        CHECK(same, "kernel_leaky_backward equals its reference (n=%zu)", n);
+        if (n > 2) x[2] = 0.5f;
+        double s1 = 1.0, sx1 = 2.0, s2 = 1.0, sx2 = 2.0, s3 = 0.0;
+        kernel_sums(dy, x, n, &s1, &sx1);
+        kernel_sums_ref(dy, x, n, &s2, &sx2);
+        kernel_sums(dy, NULL, n, &s3, NULL);
+        CHECK(fabs(s1 - s2) < 1e-9 && fabs(sx1 - sx2) < 1e-9 && fabs(s3 + 1.0 - s2) < 1e-9,
+              "kernel_sums adds to its accumulators as the reference does (n=%zu): %.12g %.12g vs %.12g %.12g", n, s1, sx1,
+              s2, sx2);
+        float m1, v1, m2, v2;
+        for (size_t i = 0; i < n; i++) x[i] += 100.0f; /* a mean far from zero, as activations can have */
+        kernel_mean_var(x, n, &m1, &v1);
+        kernel_mean_var_ref(x, n, &m2, &v2);
+        CHECK(fabsf(m1 - m2) <= 1e-6f * fabsf(m2) && fabsf(v1 - v2) <= 1e-5f * v2 + 1e-7f,
+              "kernel_mean_var matches its reference (n=%zu): %g %g vs %g %g", n, m1, v1, m2, v2);
+        free(x); free(dy); free(y1); free(y2);
+    }
+}
+
 void test_layers(void) {
+    test_kernels();
     test_sgemm();
     test_conv();
     test_norms();
