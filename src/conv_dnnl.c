@@ -1,7 +1,7 @@
-/* conv2d through oneDNN's convolution primitives: the kernels behind
- * PyTorch's CPU convolutions, measured faster here than im2col + sgemm (see
- * make bench). Native builds with oneDNN only; everything else, and any
- * shape oneDNN declines, takes the im2col path in layers.c.
+/* conv2d natively with oneDNN: its convolution primitives (the kernels
+ * behind PyTorch's CPU convolutions) or the im2col + sgemm path of layers.c,
+ * whichever is faster for the shape (see conv_dnnl.h). Any shape oneDNN
+ * declines takes the im2col path.
  *
  * The caller's plain NCHW / OIHW tensors are reordered into the layouts the
  * primitives choose (blocked by 16 channels on AVX-512) and back. Primitives
@@ -12,8 +12,10 @@
 #ifdef REAGE_DNNL
 #include "conv_dnnl.h"
 #include <dnnl.h>
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One tensor as the caller holds it and as a primitive wants it. */
 typedef struct {
@@ -208,22 +210,15 @@ static int make_bwd_weights(Plan *p) {
     return 0;
 }
 
-static int switched_off;
-void conv_dnnl_enable(int on) { switched_off = !on; }
-
 static Plan *plan_for(ConvShape s, int bias) {
-    if (disabled || switched_off) return NULL;
+    if (disabled) return NULL;
     if (!engine) {
-        const char *env = getenv("REAGE_CONV_GEMM");  /* 1: im2col + sgemm everywhere (for comparisons) */
-        if (env && *env == '1') { disabled = 1; return NULL; }
         if (dnnl_engine_create(&engine, dnnl_cpu, 0) || dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) ||
             !(attr = user_scratchpad())) {
             disabled = 1;
             return NULL;
         }
     }
-    /* a few output channels over a large map: im2col + sgemm measured faster */
-    if (s.OC < 4 && (size_t)conv_out_size(s.H, s.K, s.S, s.P) * conv_out_size(s.W, s.K, s.S, s.P) >= 4096) return NULL;
     for (int i = 0; i < nplans; i++)
         if (!memcmp(&plans[i].s, &s, sizeof(s)) && plans[i].bias == bias) return &plans[i];
     if (nplans == MAX_PLANS) return NULL;
@@ -235,7 +230,7 @@ static Plan *plan_for(ConvShape s, int bias) {
     return p;
 }
 
-int conv_dnnl_forward(float *out, const float *inp, const float *weight, const float *bias, ConvShape s) {
+static int onednn_forward(float *out, const float *inp, const float *weight, const float *bias, ConvShape s) {
     Plan *p = plan_for(s, bias != NULL);
     if (!p || !p->fwd) return -1;
     slot_in(&p->f_src, inp);
@@ -250,7 +245,7 @@ int conv_dnnl_forward(float *out, const float *inp, const float *weight, const f
     return 0;
 }
 
-int conv_dnnl_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+static int onednn_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                        const float *weight, int has_bias, ConvShape s) {
     Plan *p = plan_for(s, has_bias);
     if (!p || !p->fwd) return -1;
@@ -279,5 +274,179 @@ int conv_dnnl_backward(float *dinp, float *dweight, float *dbias, const float *d
     if (dbias && p->bias)
         for (int oc = 0; oc < s.OC; oc++) dbias[oc] += p->dbias[oc];
     return 0;
+}
+
+/* ------------------------------------------------------ choice of path */
+
+enum { FWD, BWD_DATA, BWD_WEIGHTS, DIRECTIONS };
+static const char *direction_name[DIRECTIONS] = {"forward", "input-grad", "weight-grad"};
+
+typedef struct {
+    ConvShape s;
+    int bias;
+    signed char onednn[DIRECTIONS]; /* -1 until measured */
+    float ms[DIRECTIONS][2];        /* best time of [im2col, oneDNN]; oneDNN's is 0 where it declined */
+} Choice;
+
+#define MAX_CHOICES 128
+static Choice choices[MAX_CHOICES];
+static int nchoices;
+static int mode = -1; /* a ConvPathMode once read */
+
+void conv_path_mode(ConvPathMode m) { mode = m; }
+
+static ConvPathMode path_mode(void) {
+    if (mode < 0) {
+        const char *env = getenv("REAGE_CONV_PATH");
+        mode = !env || !strcmp(env, "measure") ? CONV_PATH_MEASURE
+             : !strcmp(env, "onednn")          ? CONV_PATH_ONEDNN
+             : !strcmp(env, "im2col")          ? CONV_PATH_IM2COL
+                                               : CONV_PATH_MEASURE;
+        if (env && mode == CONV_PATH_MEASURE && strcmp(env, "measure"))
+            fprintf(stderr, "warning: REAGE_CONV_PATH=%s is not measure, onednn or im2col; measuring\n", env);
+    }
+    return (ConvPathMode)mode;
+}
+
+/* One call's arguments, so that either path can run it again. */
+typedef struct {
+    float *out, *dinp, *dweight, *dbias;
+    const float *inp, *weight, *bias, *dout;
+    float *scratch;
+    ConvShape s;
+} Call;
+
+/* Runs one direction of the call on one path: 0 done, -1 oneDNN declined. */
+static int run_path(const Call *c, int dir, int onednn) {
+    int has_bias = c->dbias != NULL;
+    switch (dir) {
+    case FWD:
+        if (onednn) return onednn_forward(c->out, c->inp, c->weight, c->bias, c->s);
+        conv2d_gemm_forward(c->out, c->inp, c->weight, c->bias, c->scratch, c->s);
+        return 0;
+    case BWD_DATA:
+        if (onednn) return onednn_backward(c->dinp, NULL, NULL, c->dout, c->inp, c->weight, has_bias, c->s);
+        conv2d_gemm_backward(c->dinp, NULL, NULL, c->dout, c->inp, c->weight, c->scratch, c->s);
+        return 0;
+    default:
+        if (onednn) return onednn_backward(NULL, c->dweight, c->dbias, c->dout, c->inp, c->weight, has_bias, c->s);
+        conv2d_gemm_backward(NULL, c->dweight, c->dbias, c->dout, c->inp, c->weight, c->scratch, c->s);
+        return 0;
+    }
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+/* What a direction writes: the forward overwrites its output, a backward
+ * accumulates, so trial runs of a backward are undone from a copy. */
+typedef struct { float *at[2]; float *copy[2]; size_t n[2]; } Saved;
+
+static int save(Saved *v, const Call *c, int dir) {
+    memset(v, 0, sizeof(*v));
+    if (dir == BWD_DATA) {
+        v->at[0] = c->dinp;
+        v->n[0] = (size_t)c->s.B * c->s.C * c->s.H * c->s.W;
+    } else if (dir == BWD_WEIGHTS) {
+        v->at[0] = c->dweight;
+        v->n[0] = (size_t)c->s.OC * c->s.C * c->s.K * c->s.K;
+        v->at[1] = c->dbias;
+        v->n[1] = c->dbias ? (size_t)c->s.OC : 0;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!v->n[i]) continue;
+        if (!(v->copy[i] = malloc(sizeof(float) * v->n[i]))) return -1;
+        memcpy(v->copy[i], v->at[i], sizeof(float) * v->n[i]);
+    }
+    return 0;
+}
+static void restore(const Saved *v) {
+    for (int i = 0; i < 2; i++)
+        if (v->copy[i]) memcpy(v->at[i], v->copy[i], sizeof(float) * v->n[i]);
+}
+static void saved_free(Saved *v) { free(v->copy[0]); free(v->copy[1]); }
+
+/* Times both paths on this very call, alternating (best of 3 each, after a
+ * run of each that builds oneDNN's primitive and touches its buffers),
+ * leaving the call's outputs as they were. Returns 1 if oneDNN is faster. */
+static int measure(const Call *c, int dir, float ms[2]) {
+    Saved v;
+    if (save(&v, c, dir)) { saved_free(&v); return 1; }
+    int onednn = !run_path(c, dir, 1);
+    restore(&v);
+    run_path(c, dir, 0);
+    restore(&v);
+    double best[2] = {DBL_MAX, DBL_MAX};
+    for (int r = 0; r < 3; r++)
+        for (int p = onednn; p >= 0; p--) {
+            double t0 = now_ms();
+            run_path(c, dir, p);
+            double t = now_ms() - t0;
+            restore(&v);
+            if (t < best[p]) best[p] = t;
+        }
+    saved_free(&v);
+    ms[0] = (float)best[0];
+    ms[1] = onednn ? (float)best[1] : 0.0f;
+    return onednn && best[1] <= best[0];
+}
+
+static int use_onednn(const Call *c, int dir, int bias) {
+    switch (path_mode()) {
+    case CONV_PATH_IM2COL: return 0;
+    case CONV_PATH_ONEDNN: return 1;
+    default: break;
+    }
+    Choice *ch = NULL;
+    for (int i = 0; i < nchoices && !ch; i++)
+        if (!memcmp(&choices[i].s, &c->s, sizeof(c->s)) && choices[i].bias == bias) ch = &choices[i];
+    if (!ch) {
+        if (nchoices == MAX_CHOICES) return 1;
+        ch = &choices[nchoices++];
+        memset(ch, 0, sizeof(*ch));
+        ch->s = c->s;
+        ch->bias = bias;
+        memset(ch->onednn, -1, sizeof(ch->onednn));
+    }
+    if (ch->onednn[dir] < 0) ch->onednn[dir] = (signed char)measure(c, dir, ch->ms[dir]);
+    return ch->onednn[dir];
+}
+
+static void run_direction(const Call *c, int dir, int bias) {
+    if (!use_onednn(c, dir, bias) || run_path(c, dir, 1)) run_path(c, dir, 0);
+}
+
+void conv2d_forward(float *out, const float *inp, const float *weight,
+                    const float *bias, float *scratch, ConvShape s) {
+    Call c = {.out = out, .inp = inp, .weight = weight, .bias = bias, .scratch = scratch, .s = s};
+    run_direction(&c, FWD, bias != NULL);
+}
+
+void conv2d_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     float *scratch, ConvShape s) {
+    Call c = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp, .weight = weight,
+              .scratch = scratch, .s = s};
+    if (dweight) run_direction(&c, BWD_WEIGHTS, dbias != NULL);
+    else if (dbias) conv2d_gemm_backward(NULL, NULL, dbias, dout, inp, weight, scratch, s);
+    if (dinp) run_direction(&c, BWD_DATA, dbias != NULL);
+}
+
+void conv_path_report(FILE *f) {
+    for (int i = 0; i < nchoices; i++) {
+        const Choice *ch = &choices[i];
+        ConvShape s = ch->s;
+        fprintf(f, "conv B%d %dx%dx%d -> %d k%d s%d p%d:", s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P);
+        for (int d = 0; d < DIRECTIONS; d++) {
+            if (ch->onednn[d] < 0) continue;
+            fprintf(f, " %s %s", direction_name[d], ch->onednn[d] ? "onednn" : "im2col");
+            if (ch->ms[d][1] > 0) fprintf(f, " (onednn %.1f ms, im2col %.1f)", ch->ms[d][1], ch->ms[d][0]);
+            else fprintf(f, " (oneDNN declined the shape)");
+        }
+        fprintf(f, "\n");
+    }
 }
 #endif

@@ -1,12 +1,22 @@
-/* conv2d_forward/backward's oneDNN backend (native builds with oneDNN).
- * Each returns 0 when it did the work, -1 when the caller must (no oneDNN,
- * or a shape it declines). Same meaning and accumulation as in layers.h. */
+/* The native build with oneDNN: conv2d_forward/backward (layers.h) run
+ * either through oneDNN's convolution primitives or on the im2col + sgemm
+ * path, chosen per shape and direction (forward, input gradient, weight
+ * gradient). Neither path wins everywhere, and where each wins depends on
+ * the processor, so by default each shape's first call times both and the
+ * faster serves the rest of the process. */
 #ifndef REAGE_CONV_DNNL_H
 #define REAGE_CONV_DNNL_H
+#include <stdio.h>
 #include "layers.h"
-int conv_dnnl_forward(float *out, const float *inp, const float *weight, const float *bias, ConvShape s);
-int conv_dnnl_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                       const float *weight, int has_bias, ConvShape s);
-/* on=0 sends every convolution down the im2col path (the tests compare both) */
-void conv_dnnl_enable(int on);
+
+typedef enum {
+    CONV_PATH_MEASURE, /* the default: time both on first use, keep the faster */
+    CONV_PATH_ONEDNN,  /* oneDNN wherever it takes the shape (tests) */
+    CONV_PATH_IM2COL   /* im2col + sgemm everywhere (tests, comparisons) */
+} ConvPathMode;
+
+/* Overrides the environment's REAGE_CONV_PATH (measure | onednn | im2col). */
+void conv_path_mode(ConvPathMode m);
+/* One line per shape measured so far: each direction's path and times. */
+void conv_path_report(FILE *f);
 #endif

@@ -1,9 +1,6 @@
 #include "layers.h"
 #include "kernels.h"
 #include "sgemm.h"
-#ifdef REAGE_DNNL
-#include "conv_dnnl.h"
-#endif
 #include <math.h>
 #include <string.h>
 
@@ -205,14 +202,24 @@ static void col2im_add(float *dinp, const float *col, ConvShape s, int OH, int O
         }
 }
 
+#ifndef REAGE_DNNL
+/* natively with oneDNN, conv_dnnl.c defines these and picks a path per shape */
 void conv2d_forward(float *out, const float *inp, const float *weight,
                     const float *bias, float *scratch, ConvShape s) {
+    conv2d_gemm_forward(out, inp, weight, bias, scratch, s);
+}
+void conv2d_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     float *scratch, ConvShape s) {
+    conv2d_gemm_backward(dinp, dweight, dbias, dout, inp, weight, scratch, s);
+}
+#endif
+
+void conv2d_gemm_forward(float *out, const float *inp, const float *weight,
+                         const float *bias, float *scratch, ConvShape s) {
     int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
     size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
     int CKK = s.C * s.K * s.K;
-#ifdef REAGE_DNNL
-    if (!conv_dnnl_forward(out, inp, weight, bias, s)) return;
-#endif
     if (shift_gemm(s, P)) { shift_forward(out, inp, weight, bias, scratch, s); return; }
     float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
     im2col(col, inp, s, OH, OW);
@@ -241,21 +248,12 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
         }
 }
 
-void conv2d_backward(float *dinp, float *dweight, float *dbias,
-                     const float *dout, const float *inp, const float *weight,
-                     float *scratch, ConvShape s) {
+void conv2d_gemm_backward(float *dinp, float *dweight, float *dbias,
+                          const float *dout, const float *inp, const float *weight,
+                          float *scratch, ConvShape s) {
     int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
     size_t P = (size_t)OH * OW, BP = (size_t)s.B * P;
     int CKK = s.C * s.K * s.K;
-#ifdef REAGE_DNNL
-    /* oneDNN's input gradient loses to col2im below when the input has few
-     * channels (the networks' first layers; measured by make bench) */
-    int data_here = dinp && s.C <= 8;
-    if (!conv_dnnl_backward(data_here ? NULL : dinp, dweight, dbias, dout, inp, weight, dbias != NULL, s)) {
-        if (!data_here) return;
-        dweight = dbias = NULL;
-    }
-#endif
     if (shift_gemm(s, P)) { shift_backward(dinp, dweight, dbias, dout, inp, weight, scratch, s); return; }
     float *col = scratch, *tmp = scratch + (size_t)CKK * BP;
     if (!batched_gemm(P)) {

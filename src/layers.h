@@ -27,6 +27,13 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
 void conv2d_backward(float *dinp, float *dweight, float *dbias,
                      const float *dout, const float *inp, const float *weight,
                      float *scratch, ConvShape s);
+/* The im2col + sgemm path itself: all that the browser's build has. Native
+ * builds with oneDNN choose per shape between it and oneDNN (conv_dnnl.h). */
+void conv2d_gemm_forward(float *out, const float *inp, const float *weight,
+                         const float *bias, float *scratch, ConvShape s);
+void conv2d_gemm_backward(float *dinp, float *dweight, float *dbias,
+                          const float *dout, const float *inp, const float *weight,
+                          float *scratch, ConvShape s);
 
 /* ---- inference-only layers of the face detector (BlazeFace) ----
  * These run only forward: the detector ships trained, so there is no

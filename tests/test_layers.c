@@ -83,7 +83,7 @@ static void test_conv_shapes(const char *backend) {
         {2, 3, 40, 40, 4, 3, 1, 1}, {2, 2, 66, 66, 3, 4, 2, 1},
         /* ... and "same" ones take one GEMM per kernel tap */
         {2, 3, 33, 35, 4, 3, 1, 1}, {1, 2, 36, 32, 3, 5, 1, 2}, {2, 2, 32, 34, 2, 4, 1, 1},
-        /* more than 8 input channels: oneDNN computes the input gradient too */
+        /* wider inputs, as the networks' inner layers have */
         {2, 12, 10, 10, 16, 3, 1, 1}, {2, 16, 18, 18, 8, 4, 2, 1}, {2, 17, 9, 9, 5, 3, 2, 1},
     };
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
@@ -124,13 +124,25 @@ static void test_conv_shapes(const char *backend) {
 }
 
 /* Every backend conv2d can take: the im2col/sgemm path (the WASM build's)
- * and, natively with oneDNN, its convolution primitives. */
+ * and, natively with oneDNN, its convolution primitives, and the choice
+ * between them by timing (whose trial runs must leave the accumulated
+ * gradients as one run would). */
 static void test_conv(void) {
 #ifdef REAGE_DNNL
+    conv_path_mode(CONV_PATH_ONEDNN);
     test_conv_shapes("onednn");
-    conv_dnnl_enable(0);
+    conv_path_mode(CONV_PATH_IM2COL);
     test_conv_shapes("im2col");
-    conv_dnnl_enable(1);
+    conv_path_mode(CONV_PATH_MEASURE);
+    test_conv_shapes("measured");
+    char *report = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&report, &len);
+    conv_path_report(f);
+    fclose(f);
+    CHECK(report && strstr(report, "forward") && strstr(report, "input-grad") && strstr(report, "weight-grad"),
+          "the path report names each measured direction:\n%s", report ? report : "");
+    free(report);
 #else
     test_conv_shapes("im2col");
 #endif

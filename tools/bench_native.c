@@ -94,45 +94,6 @@ static void bench_disc(int res) {
     free(scratch); free(x); free(y); free(dl);
 }
 
-#ifdef REAGE_DNNL
-/* Each convolution of the seed discriminator at res on both native paths
- * (oneDNN and im2col + sgemm), forward and backward apart: the data behind
- * the choice of path in conv_dnnl.c and layers.c. */
-static void bench_conv_paths(int res) {
-    TrainConfig tc = config_at("seed", res);
-    Discriminator d;
-    disc_build(&d, &tc.model);
-    Rng rng;
-    rng_seed(&rng, 1);
-    for (int l = 0; l < DISC_LAYERS; l++) {
-        ConvShape s = d.s[l];
-        s.B = 8;
-        int OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
-        size_t ni = (size_t)s.B * s.C * s.H * s.W, no = (size_t)s.B * s.OC * OH * OW, nw = (size_t)s.OC * s.C * s.K * s.K;
-        float *x = malloc(sizeof(float) * ni), *dx = calloc(ni, sizeof(float)), *y = malloc(sizeof(float) * no),
-              *dy = malloc(sizeof(float) * no), *w = malloc(sizeof(float) * nw), *dw = calloc(nw, sizeof(float)),
-              *bias = calloc(s.OC, sizeof(float)), *dbias = calloc(s.OC, sizeof(float)),
-              *scratch = calloc(conv2d_scratch_floats(s), sizeof(float));
-        for (size_t i = 0; i < ni; i++) x[i] = rng_uniform(&rng) - 0.5f;
-        for (size_t i = 0; i < no; i++) dy[i] = rng_uniform(&rng) - 0.5f;
-        for (size_t i = 0; i < nw; i++) w[i] = rng_uniform(&rng) - 0.5f;
-        double flops = 2.0 * no * s.C * s.K * s.K;
-        for (int dnnl = 1; dnnl >= 0; dnnl--) {
-            char name[96];
-            conv_dnnl_enable(dnnl);
-            snprintf(name, sizeof(name), "conv%d_%d_%s_fwd", l, res, dnnl ? "onednn" : "im2col");
-            TIME_CASE(name, flops, conv2d_forward(y, x, w, bias, scratch, s));
-            snprintf(name, sizeof(name), "conv%d_%d_%s_bwd_data", l, res, dnnl ? "onednn" : "im2col");
-            TIME_CASE(name, flops, conv2d_backward(dx, NULL, NULL, dy, x, w, scratch, s));
-            snprintf(name, sizeof(name), "conv%d_%d_%s_bwd_weights", l, res, dnnl ? "onednn" : "im2col");
-            TIME_CASE(name, flops, conv2d_backward(NULL, dw, dbias, dy, x, w, scratch, s));
-        }
-        conv_dnnl_enable(1);
-        free(x); free(dx); free(y); free(dy); free(w); free(dw); free(bias); free(dbias); free(scratch);
-    }
-}
-#endif
-
 static void bench_gen(void) {
     Generator g;
     random_generator(&g, 128, 1, 2);
@@ -295,10 +256,11 @@ int main(int argc, char **argv) {
     if (!*only || !strcmp(only, "disc")) { bench_disc(128); bench_disc(256); }
     if (!*only || !strcmp(only, "gen")) bench_gen();
     if (!*only || !strcmp(only, "step")) bench_step();
-#ifdef REAGE_DNNL
-    if (!strcmp(only, "convs")) { bench_conv_paths(128); bench_conv_paths(256); }
-#endif
     if (!strcmp(only, "infer")) { bench_gen_single(); bench_detect(); }
     if (!strcmp(only, "blobs")) return write_blobs(argc > 2 ? argv[2] : "build");
+#ifdef REAGE_DNNL
+    /* the convolution paths measured on first use (REAGE_CONV_PATH=measure, the default) */
+    conv_path_report(stdout);
+#endif
     return 0;
 }
