@@ -749,6 +749,31 @@ void tv_backward(float *da, const float *a, const float *b, float scale, int BC,
             }
 }
 
+void chroma_forward(float *out, const float *a, const float *b, int B, int HW) {
+    for (int n = 0; n < B; n++) {
+        const float *r = a + (size_t)n * 3 * HW, *g = r + HW, *bl = g + HW;
+        const float *r0 = b ? b + (size_t)n * 3 * HW : NULL, *g0 = r0 ? r0 + HW : NULL, *b0 = g0 ? g0 + HW : NULL;
+        float *rg = out + (size_t)n * 2 * HW, *bg = rg + HW;
+        for (int i = 0; i < HW; i++) {
+            float dg = g[i] - (g0 ? g0[i] : 0.0f);
+            rg[i] = r[i] - (r0 ? r0[i] : 0.0f) - dg;
+            bg[i] = bl[i] - (b0 ? b0[i] : 0.0f) - dg;
+        }
+    }
+}
+
+void chroma_backward(float *da, const float *dout, int B, int HW) {
+    for (int n = 0; n < B; n++) {
+        float *dr = da + (size_t)n * 3 * HW, *dg = dr + HW, *db = dg + HW;
+        const float *drg = dout + (size_t)n * 2 * HW, *dbg = drg + HW;
+        for (int i = 0; i < HW; i++) {
+            dr[i] += drg[i];
+            db[i] += dbg[i];
+            dg[i] -= drg[i] + dbg[i];
+        }
+    }
+}
+
 float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G) {
     double loss = 0.0;

@@ -130,6 +130,10 @@ void l1_backward(float *da, const float *a, const float *b, float scale, size_t 
 /* total variation of a - b (b NULL: zeros), mean over pixels of
  * |horizontal step| + |vertical step|: penalises speckle in a delta */
 float tv_forward(const float *a, const float *b, int BC, int H, int W);
+/* The colour of a change: per pixel, two chroma channels of (a - b) for RGB
+ * images [B,3,HW]: R - G and B - G (b may be NULL). out is [B,2,HW]. */
+void chroma_forward(float *out, const float *a, const float *b, int B, int HW);
+void chroma_backward(float *da, const float *dout, int B, int HW);
 void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W);
 /* softmax cross-entropy against integer labels; probs [B,G] is written */
 float crossentropy_forward(float *probs, const float *logits, const int *labels,

@@ -47,31 +47,44 @@ static int pick_faces(const Dataset *d, int *idx, int n) {
     return n;
 }
 
-#define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\n"
+#define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\tctv\n"
+/* logs before the ctv column: resuming one adds the column, "nan" in old rows */
+#define LOG_HEADER_V1 "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\n"
 
-/* A resumed run repeats the steps after its checkpoint: their old log lines go. */
+/* A resumed run repeats the steps after its checkpoint: their old log lines
+ * go. A log from before the last column gains it. */
 static int log_keep_until(const char *path, int step, Err *e) {
-    uint8_t *buf;
+    uint8_t *buf, *out;
     size_t len, kept = 0;
     FILE *probe = fopen(path, "rb");
     if (!probe) return 0; /* no log yet */
     fclose(probe);
     if (file_read_all(path, (size_t)1 << 30, &buf, &len, e)) return -1;
+    int upgrade = len >= strlen(LOG_HEADER_V1) && !memcmp(buf, LOG_HEADER_V1, strlen(LOG_HEADER_V1));
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
+    if (!(out = malloc(len + (lines + 1) * 8 + sizeof(LOG_HEADER)))) { free(buf); return err_set(e, "%s: out of memory", path); }
     for (size_t i = 0; i < len;) {
         size_t j = i;
         while (j < len && buf[j] != '\n') j++;
-        if (j < len) j++;
+        int nl = j < len;
         long line_step = 0;
         size_t d = i;
         while (d < j && buf[d] >= '0' && buf[d] <= '9' && line_step < 1000000000) line_step = line_step * 10 + (buf[d++] - '0');
-        if (d == i || line_step <= step) { /* the header, or a step the checkpoint holds */
-            memmove(buf + kept, buf + i, j - i);
+        if (upgrade && i == 0) {
+            memcpy(out, LOG_HEADER, strlen(LOG_HEADER));
+            kept = strlen(LOG_HEADER);
+        } else if (d == i || line_step <= step) { /* a step the checkpoint holds */
+            memcpy(out + kept, buf + i, j - i);
             kept += j - i;
+            if (upgrade) { memcpy(out + kept, "\tnan", 4); kept += 4; }
+            if (nl) out[kept++] = '\n';
         }
-        i = j;
+        i = j + nl;
     }
-    int rc = kept == len ? 0 : file_write_atomic(path, buf, kept, e);
+    int rc = kept == len && !memcmp(out, buf, len) ? 0 : file_write_atomic(path, out, kept, e);
     free(buf);
+    free(out);
     return rc;
 }
 
@@ -186,12 +199,12 @@ int main(int argc, char **argv) {
             for (size_t k = 0; k < sizeof(Losses) / sizeof(float); k++) a[k] /= navg;
             double eta = (tc.steps - t.step) * (now - t0) / (t.step - first);
             printf("step %6d/%d | %5.1f img/s | D %.3f (real %.3f fake %.3f) | adv %.3f cyc %.4f rec %.4f age %.3f delta %.4f"
-                   " tv %.4f | est %.3f acc %.2f | ETA %dh%02dm\n",
+                   " tv %.4f ctv %.4f | est %.3f acc %.2f | ETA %dh%02dm\n",
                    t.step, tc.steps, ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age,
-                   avg.delta, avg.tv, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
-            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\n", t.step, ips,
-                    avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age, avg.delta, avg.tv, avg.est_loss,
-                    avg.est_acc);
+                   avg.delta, avg.tv, avg.ctv, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
+            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\t%.5f\n", t.step,
+                    ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age, avg.delta, avg.tv,
+                    avg.est_loss, avg.est_acc, avg.ctv);
             fflush(stdout);
             fflush(log);
             memset(&avg, 0, sizeof(avg));

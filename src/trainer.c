@@ -44,6 +44,7 @@ static const Option options[] = {
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
+    {"lambda_ctv", OPT_FLOAT, OFF(lambda_ctv), 1, "weight of the total variation of the delta's colour (R-G, B-G): against colour blotches, leaving brightness (wrinkles) to lambda_tv"},
     {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 1, "discriminator weight of wrong-age real negatives"},
     {"ckpt_every", OPT_INT, OFF(ckpt_every), 1, "steps between checkpoints (and blobs)"},
     {"sample_every", OPT_INT, OFF(sample_every), 1, "steps between sample grids (0: never)"},
@@ -365,6 +366,15 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     l1_backward(t->dy, y, t->x, tc->lambda_delta, nimg);
     L.tv = tv_forward(y, t->x, B * 3, c->res, c->res);
     if (tc->lambda_tv > 0) tv_backward(t->dy, y, t->x, tc->lambda_tv, B * 3, c->res, c->res);
+    /* x2 and xadv are free by now: the chroma of the change and its gradient */
+    int HW = c->res * c->res;
+    chroma_forward(t->x2, y, t->x, B, HW);
+    L.ctv = tv_forward(t->x2, NULL, B * 2, c->res, c->res);
+    if (tc->lambda_ctv > 0) {
+        memset(t->xadv, 0, sizeof(float) * B * 2 * HW);
+        tv_backward(t->xadv, t->x2, NULL, tc->lambda_ctv, B * 2, c->res, c->res);
+        chroma_backward(t->dy, t->xadv, B, HW);
+    }
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
     adam_step(&t->gen.ps, &ag, t->step);
     return L;

@@ -12,6 +12,7 @@ typedef struct {
     int batch, steps, seed, shift, max_images;
     float lr_g, lr_d, lr_e, beta1, beta2;
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
+    float lambda_ctv;              /* total variation of the change's colour alone */
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
     int ckpt_every, sample_every, log_every;
@@ -29,7 +30,7 @@ int train_option_resumable(const char *key);
 void train_config_usage(FILE *f);
 
 typedef struct {
-    float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc;
+    float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc, ctv;
 } Losses;
 
 typedef struct {

@@ -221,6 +221,7 @@ static void resid_fwd(void) { residual_forward(p_out, p_a, p_b, PN); }
 static void concat_fwd(void) { concat_forward(p_out, p_a, p_b, s_B, s_Ca, s_Cb, s_H * s_W); }
 static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void blur_fwd(void) { blur5_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
+static void chroma_fwd(void) { chroma_forward(p_out, p_a, p_b, s_B, s_H * s_W); }
 static void pool_fwd(void) { avgpool_forward(p_out, p_a, s_B, s_Ca, s_H * s_W); }
 static void emb_fwd(void) { embedchan_forward(p_out, p_b, p_a, s_B, s_G, s_H * s_W); }
 static void lin_fwd(void) { linear_forward(p_out, p_a, p_b, p_b + 5 * 7, 5, 7, 5); }
@@ -260,6 +261,19 @@ static void test_pointwise_and_shape(void) {
     concat_backward(da, db, L.R, s_B, s_Ca, s_Cb, HW);
     expect_grad("concat da", p_a, da, (size_t)s_B * s_Ca * HW);
     expect_grad("concat db", p_b, db, (size_t)s_B * s_Cb * HW);
+
+    /* chroma of a change: R-G and B-G of a - b, by hand at one pixel of the second image */
+    pointwise_case(chroma_fwd, (size_t)s_B * 2 * HW);
+    {
+        int n = 1, i = 2;
+        float d[3];
+        for (int c = 0; c < 3; c++) d[c] = p_a[(n * 3 + c) * HW + i] - p_b[(n * 3 + c) * HW + i];
+        CHECK(fabsf(p_out[(n * 2) * HW + i] - (d[0] - d[1])) < 1e-6f && fabsf(p_out[(n * 2 + 1) * HW + i] - (d[2] - d[1])) < 1e-6f,
+              "chroma is R-G and B-G of the change");
+        memset(da, 0, 4000);
+        chroma_backward(da, L.R, s_B, HW);
+        expect_grad("chroma", p_a, da, (size_t)s_B * 3 * HW);
+    }
 
     pointwise_case(up_fwd, (size_t)s_B * s_Ca * HW * 4);
     CHECK(p_out[2 * s_W * 3 + 5] == p_a[s_W * 1 + 2], "upsample2x copies the nearest pixel");

@@ -241,6 +241,31 @@ static void test_estimator_adversarial(void) {
     dataset_free(&d);
 }
 
+/* The colour term: on a strong weight the change's colour grows smoother
+ * than without it, from the same start. */
+static void test_chroma_tv(void) {
+    TrainConfig tc;
+    tiny_config(&tc);
+    Dataset d;
+    Err e;
+    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    Trainer off, on;
+    TrainConfig c_on = tc;
+    tc.lambda_ctv = 0;
+    c_on.lambda_ctv = 200;
+    trainer_init(&off, &tc, &e); trainer_init(&on, &c_on, &e);
+    double ctv_off = 0, ctv_on = 0;
+    for (int s = 0; s < 40; s++) {
+        Losses a = trainer_step(&off, &d), b = trainer_step(&on, &d);
+        if (s >= 30) { ctv_off += a.ctv; ctv_on += b.ctv; }
+    }
+    if (getenv("REAGE_TEST_VERBOSE")) printf("ctv %.4g on, %.4g off\n", ctv_on / 10, ctv_off / 10);
+    CHECK(ctv_off > 0 && ctv_on < 0.7 * ctv_off, "lambda_ctv smooths the colour of the change: %.4g vs %.4g without",
+          ctv_on / 10, ctv_off / 10);
+    trainer_free(&off); trainer_free(&on);
+    dataset_free(&d);
+}
+
 void test_training(void) {
     make_data();
     TrainConfig tc;
@@ -251,6 +276,7 @@ void test_training(void) {
     test_resume();
     test_age_margin();
     test_estimator_adversarial();
+    test_chroma_tv();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);

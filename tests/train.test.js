@@ -1,10 +1,10 @@
 // build/reage-train end to end on the tiny configuration: a run resumed from
 // an older checkpoint rewrites the steps after it, and its log says each step
-// once, in order.
+// once, in order; a log from before the ctv column gains it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,13 +14,15 @@ const data = process.env.REAGE_TEST_DATA || join(root, '../shared/data/utkface-p
 const skip = (!existsSync(trainer) && 'build/reage-train is not built') ||
              (!existsSync(join(data, 'labels.tsv')) && `no data at ${data}`);
 
+const runner = (out) => (...args) => {
+  const r = spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', out, '--threads', '1', ...args],
+                      { cwd: root });
+  assert.equal(r.status, 0, r.stderr.toString());
+};
+
 test('a resumed run logs each step once', { skip }, () => {
   const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
-  const train = (...args) => {
-    const r = spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', out, '--threads', '1', ...args],
-                        { cwd: root });
-    assert.equal(r.status, 0, r.stderr.toString());
-  };
+  const train = runner(out);
   train('--max-images', '24', '--steps', '20');
   copyFileSync(join(out, 'checkpoint.bin'), join(out, 'step20.bin'));
   train('--resume', '--steps', '40');
@@ -30,4 +32,22 @@ test('a resumed run logs each step once', { skip }, () => {
   const lines = readFileSync(join(out, 'log.tsv'), 'utf8').trim().split('\n');
   assert.match(lines[0], /^step\timages_per_s\t/);
   assert.deepEqual(lines.slice(1).map((l) => Number(l.split('\t')[0])), [10, 20, 30, 40]);
+});
+
+test('resuming a log written before the ctv column adds it', { skip }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  const train = runner(out);
+  train('--max-images', '24', '--steps', '20');
+  const path = join(out, 'log.tsv');
+  const cut = (l) => l.split('\t').slice(0, 13).join('\t');
+  const old = readFileSync(path, 'utf8').trim().split('\n').map(cut);
+  writeFileSync(path, old.join('\n') + '\n'); // as an older trainer wrote it
+  train('--resume', '--steps', '30');
+  const rows = readFileSync(path, 'utf8').trim().split('\n').map((l) => l.split('\t'));
+  assert.equal(rows[0].at(-1), 'ctv');
+  assert.ok(rows.every((r) => r.length === 14), 'every row has every column');
+  assert.deepEqual(rows.slice(1).map((r) => r[0]), ['10', '20', '30']);
+  assert.deepEqual(rows.slice(1, 3).map((r) => r.at(-1)), ['nan', 'nan']);
+  assert.ok(Number(rows[3].at(-1)) > 0, 'the new step logs its ctv');
+  assert.deepEqual(rows.slice(1, 3).map((r) => r.slice(0, 13).join('\t')), old.slice(1), 'old rows otherwise unchanged');
 });
