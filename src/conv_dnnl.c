@@ -439,7 +439,8 @@ void conv_path_report(FILE *f) {
     for (int i = 0; i < nchoices; i++) {
         const Choice *ch = &choices[i];
         ConvShape s = ch->s;
-        fprintf(f, "conv B%d %dx%dx%d -> %d k%d s%d p%d:", s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P);
+        fprintf(f, "conv B%d %dx%dx%d -> %d k%d s%d p%d%s:", s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P,
+                ch->bias ? "" : " (no bias)");
         for (int d = 0; d < DIRECTIONS; d++) {
             if (ch->onednn[d] < 0) continue;
             fprintf(f, " %s %s", direction_name[d], ch->onednn[d] ? "onednn" : "im2col");
