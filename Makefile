@@ -114,7 +114,7 @@ bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity
 	tools/bench.sh
 
 # The shipped weights judged by an external model (tools/eval/judge.mjs):
-# prints the table, writes weights/eval.json and weights/eval-grid.jpg.
+# prints the table, writes weights/eval.json, weights/eval-faces.json (per face) and weights/eval-grid.jpg.
 eval: deps $(BUILD)/reage-render
 	node tools/eval/judge.mjs --data $(DATA)
 

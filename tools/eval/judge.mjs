@@ -5,6 +5,7 @@
 // it still the same person? The judge's models are never used in training.
 //
 // usage: node tools/eval/judge.mjs [--weights BLOB] [--data DIR] [--limit N] [--out DIR]
+//        (OUT/eval-faces.json: each face's true and judged age, and each output's judged age and distance)
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -138,8 +139,9 @@ async function main() {
   const summary = summarize(faces, header.ages);
   const report = { date: new Date().toISOString(), weights, limit: Number(limit), ...summary };
   writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(out, 'eval-faces.json'), JSON.stringify({ weights, ages: header.ages, faces }) + '\n');
   console.log(table(summary));
-  console.log(`\nwrote ${join(out, 'eval.json')} and ${join(out, 'eval-grid.jpg')}`);
+  console.log(`\nwrote ${join(out, 'eval.json')}, eval-faces.json and eval-grid.jpg there`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
