@@ -64,6 +64,9 @@ test('the summary: group means, in-group shares and identity shares', () => {
   assert.equal(s.groups[1].real_in_group, 1);
   assert.equal(s.groups[2].real_in_group, 1);
   assert.equal(s.groups[0].real_count, 1);
+  assert.deepEqual(s.by_input_group.map((r) => r.faces), [1, 1, 1]);
+  assert.deepEqual(s.by_input_group[1].outputs_mean_age, [15, 25, 70]);
+  assert.equal(s.by_input_group[2].group, '50+');
   assert.equal(s.identity.pairs, 4); // the child's outputs are not scored
   assert.equal(s.identity.mean_distance, (0.4 + 0.7 + 0.55 + 0.3) / 4);
   assert.equal(s.identity.under_0_6, 3 / 4);

@@ -63,9 +63,15 @@ export function summarize(faces, ages) {
     if (f.trueAge < ADULT) continue;
     ages.forEach(([lo], g) => { if (lo >= ADULT && f.outputs[g].distance != null) dists.push(f.outputs[g].distance); });
   }
+  // where the outputs land by the input's own group: big age gaps show apart from small ones
+  const by_input_group = ages.map(([lo, hi], i) => {
+    const own = faces.filter((f) => groupOf(f.trueAge, ages) === i);
+    return { group: groups[i].group, faces: own.length, outputs_mean_age: ages.map((_, g) => mean(own.map((f) => f.outputs[g].age))) };
+  });
   return {
     faces: faces.length,
     groups,
+    by_input_group,
     identity: {
       pairs: dists.length,
       mean_distance: mean(dists),
@@ -81,6 +87,11 @@ export function table(s) {
     '| --- | --- | --- | --- | --- | --- |'];
   for (const g of s.groups) {
     lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} |`);
+  }
+  lines.push('', '| input group (true age) | faces | ' + s.groups.map((g) => `to ${g.group}`).join(' | ') + ' |',
+    '| --- | --- |' + ' --- |'.repeat(s.groups.length));
+  for (const r of s.by_input_group) {
+    lines.push(`| ${r.group} | ${r.faces} | ${r.outputs_mean_age.map((a) => (Number.isNaN(a) ? '-' : a.toFixed(1))).join(' | ')} |`);
   }
   const i = s.identity;
   lines.push('', `Identity, adult inputs (${ADULT}+) to adult groups: mean descriptor distance ${i.mean_distance.toFixed(3)}, ` +
