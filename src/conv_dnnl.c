@@ -292,18 +292,21 @@ typedef struct {
 static Choice choices[MAX_CHOICES];
 static int nchoices;
 static int mode = -1; /* a ConvPathMode once read */
+static ConvPathMode program_default = CONV_PATH_ONEDNN;
 
 void conv_path_mode(ConvPathMode m) { mode = m; }
+void conv_paths_measure(void) { program_default = CONV_PATH_MEASURE; }
 
 static ConvPathMode path_mode(void) {
     if (mode < 0) {
         const char *env = getenv("REAGE_CONV_PATH");
-        mode = !env || !strcmp(env, "measure") ? CONV_PATH_MEASURE
-             : !strcmp(env, "onednn")          ? CONV_PATH_ONEDNN
-             : !strcmp(env, "im2col")          ? CONV_PATH_IM2COL
-                                               : CONV_PATH_MEASURE;
-        if (env && mode == CONV_PATH_MEASURE && strcmp(env, "measure"))
-            fprintf(stderr, "warning: REAGE_CONV_PATH=%s is not measure, onednn or im2col; measuring\n", env);
+        mode = !env || !*env               ? program_default
+             : !strcmp(env, "measure")     ? CONV_PATH_MEASURE
+             : !strcmp(env, "onednn")      ? CONV_PATH_ONEDNN
+             : !strcmp(env, "im2col")      ? CONV_PATH_IM2COL
+                                           : program_default;
+        if (env && *env && strcmp(env, "measure") && strcmp(env, "onednn") && strcmp(env, "im2col"))
+            fprintf(stderr, "warning: REAGE_CONV_PATH=%s is not measure, onednn or im2col; ignored\n", env);
     }
     return (ConvPathMode)mode;
 }
@@ -435,6 +438,36 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
     if (dinp) run_direction(&c, BWD_DATA, dbias != NULL);
 }
 
+size_t conv_paths_export(uint32_t *out, size_t max) {
+    size_t n = 0;
+    for (int i = 0; i < nchoices && n + CONV_PATH_WORDS <= max; i++) {
+        const Choice *ch = &choices[i];
+        const int w[CONV_PATH_WORDS] = {ch->s.B, ch->s.C, ch->s.H, ch->s.W, ch->s.OC, ch->s.K, ch->s.S, ch->s.P,
+                                        ch->bias, ch->onednn[FWD], ch->onednn[BWD_DATA], ch->onednn[BWD_WEIGHTS]};
+        for (int k = 0; k < CONV_PATH_WORDS; k++) out[n++] = (uint32_t)w[k];
+    }
+    return n;
+}
+
+void conv_paths_import(const uint32_t *in, size_t n) {
+    for (size_t i = 0; i + CONV_PATH_WORDS <= n; i += CONV_PATH_WORDS) {
+        int w[CONV_PATH_WORDS];
+        for (int k = 0; k < CONV_PATH_WORDS; k++) w[k] = (int)in[i + k];
+        ConvShape s = {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]};
+        Choice *ch = NULL;
+        for (int j = 0; j < nchoices && !ch; j++)
+            if (!memcmp(&choices[j].s, &s, sizeof(s)) && choices[j].bias == w[8]) ch = &choices[j];
+        if (!ch) {
+            if (nchoices == MAX_CHOICES) return;
+            ch = &choices[nchoices++];
+            memset(ch, 0, sizeof(*ch));
+            ch->s = s;
+            ch->bias = w[8];
+        }
+        for (int d = 0; d < DIRECTIONS; d++) ch->onednn[d] = (signed char)(w[9 + d] < 0 ? -1 : w[9 + d] > 0);
+    }
+}
+
 void conv_path_report(FILE *f) {
     for (int i = 0; i < nchoices; i++) {
         const Choice *ch = &choices[i];
@@ -445,7 +478,8 @@ void conv_path_report(FILE *f) {
             if (ch->onednn[d] < 0) continue;
             fprintf(f, " %s %s", direction_name[d], ch->onednn[d] ? "onednn" : "im2col");
             if (ch->ms[d][1] > 0) fprintf(f, " (onednn %.1f ms, im2col %.1f)", ch->ms[d][1], ch->ms[d][0]);
-            else fprintf(f, " (oneDNN declined the shape)");
+            else if (ch->ms[d][0] > 0) fprintf(f, " (oneDNN declined the shape)");
+            else fprintf(f, " (from a checkpoint)");
         }
         fprintf(f, "\n");
     }

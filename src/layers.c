@@ -204,6 +204,9 @@ static void col2im_add(float *dinp, const float *col, ConvShape s, int OH, int O
 
 #ifndef REAGE_DNNL
 /* natively with oneDNN, conv_dnnl.c defines these and picks a path per shape */
+void conv_paths_measure(void) {}
+size_t conv_paths_export(uint32_t *out, size_t max) { (void)out; (void)max; return 0; }
+void conv_paths_import(const uint32_t *in, size_t n) { (void)in; (void)n; }
 void conv2d_forward(float *out, const float *inp, const float *weight,
                     const float *bias, float *scratch, ConvShape s) {
     conv2d_gemm_forward(out, inp, weight, bias, scratch, s);

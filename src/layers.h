@@ -12,6 +12,7 @@
 #ifndef REAGE_LAYERS_H
 #define REAGE_LAYERS_H
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- convolution (lowered to sgemm through im2col) ---- */
 typedef struct {
@@ -27,6 +28,21 @@ void conv2d_forward(float *out, const float *inp, const float *weight,
 void conv2d_backward(float *dinp, float *dweight, float *dbias,
                      const float *dout, const float *inp, const float *weight,
                      float *scratch, ConvShape s);
+/* Programs that run the same shapes many times (training, benchmarks) call
+ * this first: unless REAGE_CONV_PATH says otherwise, each convolution shape
+ * and direction then times both native paths on its first call and keeps the
+ * faster (conv_dnnl.h). Elsewhere (a photo through the CLI) oneDNN takes
+ * every shape it accepts: measuring would cost more than it saves. No-op in
+ * builds with one path. */
+void conv_paths_measure(void);
+/* Measured choices differ between processes, and so may their rounding. A checkpoint keeps
+ * the choices, as CONV_PATH_WORDS numbers a shape, so that a resumed run takes
+ * the same paths and continues bit for bit: conv_paths_export writes at most
+ * max numbers and returns how many; conv_paths_import takes them back (before
+ * the first convolution). Builds with one path export nothing. */
+#define CONV_PATH_WORDS 12
+size_t conv_paths_export(uint32_t *out, size_t max);
+void conv_paths_import(const uint32_t *in, size_t n);
 /* The im2col + sgemm path itself: all that the browser's build has. Native
  * builds with oneDNN choose per shape between it and oneDNN (conv_dnnl.h). */
 void conv2d_gemm_forward(float *out, const float *inp, const float *weight,

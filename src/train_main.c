@@ -90,6 +90,7 @@ static int log_keep_until(const char *path, int step, Err *e) {
 
 int main(int argc, char **argv) {
     memory_keep_freed();
+    conv_paths_measure();
     const char *config = "default";
     int resume = 0, describe = 0, threads = 0;
     Err e;

@@ -401,6 +401,8 @@ static int read_set(const Blob *b, const char *prefix, ParamSet *ps, const char 
     return blob_read_floats(b, name, ps->adam_v, ps->total, what, e);
 }
 
+#define MAX_CONV_PATHS (128 * CONV_PATH_WORDS)
+
 int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e) {
     char cfg[4096];
     train_config_text(&t->tc, cfg, sizeof(cfg));
@@ -408,6 +410,9 @@ int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e) {
     blobw_begin(&w, CKPT_MAGIC, cfg);
     uint32_t state[3] = {(uint32_t)t->step, (uint32_t)(t->rng.s >> 32), (uint32_t)t->rng.s};
     blobw_u32(&w, "train.state", 3, state);
+    uint32_t paths[MAX_CONV_PATHS];
+    size_t npaths = conv_paths_export(paths, MAX_CONV_PATHS);
+    if (npaths) blobw_u32(&w, "train.conv_paths", npaths, paths);
     write_set(&w, "gen.", &t->gen.ps);
     write_set(&w, "disc.", &t->disc.ps);
     write_set(&w, "estimator.", &t->est.ps);
@@ -467,6 +472,13 @@ int trainer_load_checkpoint(Trainer *t, const char *path, Err *e) {
         goto done;
     t->step = (int)state[0];
     t->rng.s = ((uint64_t)state[1] << 32) | state[2];
+    /* absent in older checkpoints and in builds with one path: measured anew */
+    const BlobTensor *paths = blob_find(blob, "train.conv_paths");
+    if (paths && paths->dtype == DT_U32 && paths->count <= MAX_CONV_PATHS) {
+        uint32_t p[MAX_CONV_PATHS];
+        memcpy(p, paths->data, paths->count * 4);
+        conv_paths_import(p, paths->count);
+    }
     rc = 0;
 done:
     free(buf);

@@ -249,6 +249,7 @@ static void bench_detect(void) {
 
 int main(int argc, char **argv) {
     memory_keep_freed();
+    conv_paths_measure();
     const char *only = argc > 1 ? argv[1] : "";
     if (getenv("BENCH_REPS")) reps = atoi(getenv("BENCH_REPS"));
     if (reps < 1 || reps > 64) reps = 7;
