@@ -192,14 +192,21 @@ static void test_resume(void) {
     dataset_free(&d);
 }
 
+/* The tiny configuration and the synthetic photos, for tests that compare
+ * trainers differing in one option. */
+static void tiny_setup(TrainConfig *tc, Dataset *d) {
+    Err e;
+    tiny_config(tc);
+    dataset_load(d, dir, "train", &tc->model, 0, &e);
+}
+
 /* The age margin: above every output's loss, the age term moves nothing (the
  * same weights as with no age term at all); at zero, it is the plain term. */
 static void test_age_margin(void) {
     TrainConfig tc;
-    tiny_config(&tc);
     Dataset d;
     Err e;
-    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    tiny_setup(&tc, &d);
     Trainer off, high, zero;
     TrainConfig c_off = tc, c_high = tc, c_zero = tc;
     c_off.lambda_age = 0;
@@ -218,10 +225,9 @@ static void test_age_margin(void) {
  * the pixel range, not the batch itself, and they change what it learns. */
 static void test_estimator_adversarial(void) {
     TrainConfig tc;
-    tiny_config(&tc);
     Dataset d;
     Err e;
-    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    tiny_setup(&tc, &d);
     Trainer plain, adv;
     TrainConfig c_adv = tc;
     c_adv.est_adv_eps = 0.05f;
@@ -245,10 +251,9 @@ static void test_estimator_adversarial(void) {
  * than without it, from the same start. */
 static void test_chroma_tv(void) {
     TrainConfig tc;
-    tiny_config(&tc);
     Dataset d;
     Err e;
-    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    tiny_setup(&tc, &d);
     Trainer off, on;
     TrainConfig c_on = tc;
     tc.lambda_ctv = 0;
