@@ -397,23 +397,27 @@ static int measure(const Call *c, int dir, float ms[2]) {
     return onednn && best[1] <= best[0];
 }
 
+/* The shape's entry, added unmeasured if new; NULL when the table is full. */
+static Choice *choice_for(ConvShape s, int bias) {
+    for (int i = 0; i < nchoices; i++)
+        if (!memcmp(&choices[i].s, &s, sizeof(s)) && choices[i].bias == bias) return &choices[i];
+    if (nchoices == MAX_CHOICES) return NULL;
+    Choice *ch = &choices[nchoices++];
+    memset(ch, 0, sizeof(*ch));
+    ch->s = s;
+    ch->bias = bias;
+    memset(ch->onednn, -1, sizeof(ch->onednn));
+    return ch;
+}
+
 static int use_onednn(const Call *c, int dir, int bias) {
     switch (path_mode()) {
     case CONV_PATH_IM2COL: return 0;
     case CONV_PATH_ONEDNN: return 1;
     default: break;
     }
-    Choice *ch = NULL;
-    for (int i = 0; i < nchoices && !ch; i++)
-        if (!memcmp(&choices[i].s, &c->s, sizeof(c->s)) && choices[i].bias == bias) ch = &choices[i];
-    if (!ch) {
-        if (nchoices == MAX_CHOICES) return 1;
-        ch = &choices[nchoices++];
-        memset(ch, 0, sizeof(*ch));
-        ch->s = c->s;
-        ch->bias = bias;
-        memset(ch->onednn, -1, sizeof(ch->onednn));
-    }
+    Choice *ch = choice_for(c->s, bias);
+    if (!ch) return 1;
     if (ch->onednn[dir] < 0) ch->onednn[dir] = (signed char)measure(c, dir, ch->ms[dir]);
     return ch->onednn[dir];
 }
@@ -453,17 +457,8 @@ void conv_paths_import(const uint32_t *in, size_t n) {
     for (size_t i = 0; i + CONV_PATH_WORDS <= n; i += CONV_PATH_WORDS) {
         int w[CONV_PATH_WORDS];
         for (int k = 0; k < CONV_PATH_WORDS; k++) w[k] = (int)in[i + k];
-        ConvShape s = {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]};
-        Choice *ch = NULL;
-        for (int j = 0; j < nchoices && !ch; j++)
-            if (!memcmp(&choices[j].s, &s, sizeof(s)) && choices[j].bias == w[8]) ch = &choices[j];
-        if (!ch) {
-            if (nchoices == MAX_CHOICES) return;
-            ch = &choices[nchoices++];
-            memset(ch, 0, sizeof(*ch));
-            ch->s = s;
-            ch->bias = w[8];
-        }
+        Choice *ch = choice_for((ConvShape){w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]}, w[8]);
+        if (!ch) return;
         for (int d = 0; d < DIRECTIONS; d++) ch->onednn[d] = (signed char)(w[9 + d] < 0 ? -1 : w[9 + d] > 0);
     }
 }

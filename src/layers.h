@@ -35,9 +35,9 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias,
  * every shape it accepts: measuring would cost more than it saves. No-op in
  * builds with one path. */
 void conv_paths_measure(void);
-/* Measured choices differ between processes, and so may their rounding. A checkpoint keeps
- * the choices, as CONV_PATH_WORDS numbers a shape, so that a resumed run takes
- * the same paths and continues bit for bit: conv_paths_export writes at most
+/* Measured choices differ between processes, and so may their rounding. A
+ * checkpoint keeps the choices, as CONV_PATH_WORDS numbers a shape, so that a
+ * resumed run takes the same paths and continues bit for bit: conv_paths_export writes at most
  * max numbers and returns how many; conv_paths_import takes them back (before
  * the first convolution). Builds with one path export nothing. */
 #define CONV_PATH_WORDS 12

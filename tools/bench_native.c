@@ -260,7 +260,7 @@ int main(int argc, char **argv) {
     if (!strcmp(only, "infer")) { bench_gen_single(); bench_detect(); }
     if (!strcmp(only, "blobs")) return write_blobs(argc > 2 ? argv[2] : "build");
 #ifdef REAGE_DNNL
-    /* the convolution paths measured on first use (REAGE_CONV_PATH=measure, the default) */
+    /* the convolution paths its first calls measured (conv_paths_measure above) */
     conv_path_report(stdout);
 #endif
     return 0;
