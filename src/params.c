@@ -83,3 +83,14 @@ void adam_step(ParamSet *ps, const AdamConfig *cfg, int t) {
         }
     }
 }
+
+void params_average(float *avg, const ParamSet *ps, float decay) {
+    for (int i = 0; i < ps->count; i++) {
+        const ParamTensor *pt = &ps->t[i];
+        const float *p = ps->data + pt->offset;
+        float *a = avg + pt->offset;
+        if (!pt->trainable) { memcpy(a, p, sizeof(float) * pt->size); continue; }
+        #pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < pt->size; k++) a[k] = decay * a[k] + (1.0f - decay) * p[k];
+    }
+}

@@ -44,6 +44,9 @@ void params_zero_grad(ParamSet *ps);
 typedef struct {
     float lr, beta1, beta2, eps;
 } AdamConfig;
+/* avg = decay * avg + (1 - decay) * weights for trainable tensors; other
+ * tensors (running statistics) are copied, being averages already. */
+void params_average(float *avg, const ParamSet *ps, float decay);
 /* One Adam step over all trainable tensors; t counts steps from 1. */
 void adam_step(ParamSet *ps, const AdamConfig *cfg, int t);
 #endif

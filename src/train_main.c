@@ -2,7 +2,8 @@
  *
  *   reage-train [--config tiny|default|seed] [--OPTION VALUE ...]
  *   reage-train --config default --resume        continue runs/default
- *   reage-train --config seed --describe         layers, shapes, parameters */
+ *   reage-train --config seed --describe         layers, shapes, parameters
+ *   reage-train --export-live FILE               runs/default's generator, not averaged, as a blob */
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,8 +25,10 @@ static double now_s(void) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: reage-train [--config tiny|default|seed] [--resume] [--describe] [--threads N] [--OPTION VALUE ...]\n"
+               "       reage-train [--config C] [--out DIR] --export-live FILE\n"
                "Trains ReAge's generator, discriminator and age estimator; writes OUT/checkpoint.bin (resumable),\n"
-               "OUT/reage.blob (the page's weights), OUT/log.tsv and OUT/samples/.\nOptions:\n");
+               "OUT/reage.blob (the page's weights: the generator averaged over steps, see --ema), OUT/log.tsv and\n"
+               "OUT/samples/. --export-live writes the checkpoint's current, not averaged, generator as a blob.\nOptions:\n");
     train_config_usage(f);
 }
 
@@ -93,6 +96,7 @@ int main(int argc, char **argv) {
     conv_paths_measure();
     const char *config = "default";
     int resume = 0, describe = 0, threads = 0;
+    const char *export_live = NULL;
     Err e;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
@@ -108,6 +112,12 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--config")) { i++; continue; }
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!strcmp(a, "--describe")) { describe = 1; continue; }
+        if (!strcmp(a, "--export-live")) {
+            if (i + 1 >= argc) return fail("--export-live: expected a file name");
+            export_live = argv[++i];
+            resume = 1;
+            continue;
+        }
         if (!strcmp(a, "--threads")) {
             char *end;
             if (i + 1 >= argc || (threads = (int)strtol(argv[i + 1], &end, 10)) < 1 || *end)
@@ -145,6 +155,14 @@ int main(int argc, char **argv) {
     if (threads) omp_set_num_threads(threads);
 
     Trainer t;
+    if (export_live) {
+        snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", tc.out);
+        if (trainer_init(&t, &tc, &e) || trainer_load_checkpoint(&t, ckpt, &e) || trainer_export_live_blob(&t, export_live, &e))
+            return fail(e.msg);
+        printf("wrote %s: the generator of %s at step %d, not averaged\n", export_live, ckpt, t.step);
+        trainer_free(&t);
+        return 0;
+    }
     if (describe) {
         if (trainer_init(&t, &tc, &e)) return fail(e.msg);
         printf("config %s: %dx%d, %d age groups (%s), batch %d\n", config, tc.model.res, tc.model.res,

@@ -42,6 +42,7 @@ static const Option options[] = {
     {"lambda_age", OPT_FLOAT, OFF(lambda_age), 1, "weight of the age estimator's verdict on outputs"},
     {"age_margin", OPT_FLOAT, OFF(age_margin), 1, "outputs the estimator already reads as their target (loss below this) get no age push"},
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
+    {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
     {"lambda_ctv", OPT_FLOAT, OFF(lambda_ctv), 1, "weight of the total variation of the delta's colour (R-G, B-G): against colour blotches, leaving brightness (wrinkles) to lambda_tv"},
@@ -146,7 +147,7 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
         "ckpt_every", "20", "sample_every", "0", "log_every", "10", "out", "runs/tiny", NULL};
     static const char *const dflt[] = {
         "res", "128", "gen_width", "16", "gen_res_ch", "128", "gen_nres", "4", "est_width", "16", "est_blur", "1",
-        "age_margin", "0.7", "est_adv_eps", "0.03",
+        "age_margin", "0.7", "est_adv_eps", "0.03", "ema", "0.999",
         "disc_width", "32", "disc", "target", "batch", "8", "steps", "200000", "ckpt_every", "250",
         "sample_every", "250", "out", "runs/default", NULL};
     /* the seed's discriminator exactly: 256x256, 3 groups, width 64, on (input, output) pairs */
@@ -164,6 +165,7 @@ int train_config_finish(TrainConfig *tc, Err *e) {
     if (model_config_validate(&tc->model, e)) return -1;
     if (tc->batch < 2 || tc->batch > 256) return err_set(e, "--batch %d: must be 2..256 (batch norm needs two)", tc->batch);
     if (tc->log_every < 1) return err_set(e, "--log-every must be at least 1");
+    if (tc->ema >= 1) return err_set(e, "--ema %g: must be below 1 (0 turns the average off)", tc->ema);
     ModelConfig probe = tc->model;
     Discriminator d;
     if (disc_build(&d, &probe)) return err_set(e, "resolution %d is too small for the PatchGAN", tc->model.res);
@@ -189,6 +191,13 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     params_init(&t->gen.ps, &init);
     params_init(&t->disc.ps, &init);
     params_init(&t->est.ps, &init);
+    if (tc->ema > 0) {
+        if (!(t->gen_avg = malloc(sizeof(float) * t->gen.ps.total))) {
+            trainer_free(t);
+            return err_set(e, "out of memory for the generator's average");
+        }
+        memcpy(t->gen_avg, t->gen.ps.data, sizeof(float) * t->gen.ps.total);
+    }
     size_t s = gen_scratch_floats(&t->gen, B), s2 = disc_scratch_floats(&t->disc, B), s3 = est_scratch_floats(&t->est, B);
     if (s2 > s) s = s2;
     if (s3 > s) s = s3;
@@ -215,6 +224,7 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
 void trainer_free(Trainer *t) {
     gen_acts_free(&t->g_main); gen_acts_free(&t->g_aux); disc_acts_free(&t->da); est_acts_free(&t->ea);
     params_free(&t->gen.ps); params_free(&t->disc.ps); params_free(&t->est.ps);
+    free(t->gen_avg);
     free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
     free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
@@ -377,10 +387,18 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     }
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
     adam_step(&t->gen.ps, &ag, t->step);
+    if (t->gen_avg) params_average(t->gen_avg, &t->gen.ps, tc->ema);
     return L;
 }
 
 /* ---------------------------------------------------------- checkpoints */
+
+/* The generator with the averaged weights (the live one without an average). */
+static Generator averaged(const Trainer *t) {
+    Generator g = t->gen;
+    if (t->gen_avg) g.ps.data = t->gen_avg;
+    return g;
+}
 
 static void write_set(BlobWriter *w, const char *prefix, const ParamSet *ps) {
     char name[64];
@@ -414,6 +432,10 @@ int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e) {
     size_t npaths = conv_paths_export(paths, MAX_CONV_PATHS);
     if (npaths) blobw_u32(&w, "train.conv_paths", npaths, paths);
     write_set(&w, "gen.", &t->gen.ps);
+    if (t->gen_avg) {
+        Generator avg = averaged(t);
+        blobw_params(&w, "gen_avg.", &avg.ps, DT_F32);
+    }
     write_set(&w, "disc.", &t->disc.ps);
     write_set(&w, "estimator.", &t->est.ps);
     return blobw_save(&w, path, e);
@@ -470,6 +492,14 @@ int trainer_load_checkpoint(Trainer *t, const char *path, Err *e) {
     if (blob_read_u32(blob, "train.state", state, 3, path, e) || read_set(blob, "gen.", &t->gen.ps, path, e) ||
         read_set(blob, "disc.", &t->disc.ps, path, e) || read_set(blob, "estimator.", &t->est.ps, path, e))
         goto done;
+    if (t->gen_avg) {
+        /* a checkpoint without an average (older, or trained without) starts it at its weights */
+        char first[PARAM_NAME_MAX + 16];
+        snprintf(first, sizeof(first), "gen_avg.%s", t->gen.ps.t[0].name);
+        Generator avg = averaged(t);
+        if (!blob_find(blob, first)) memcpy(t->gen_avg, t->gen.ps.data, sizeof(float) * t->gen.ps.total);
+        else if (blob_read_params(blob, "gen_avg.", &avg.ps, path, e)) goto done;
+    }
     t->step = (int)state[0];
     t->rng.s = ((uint64_t)state[1] << 32) | state[2];
     /* absent in older checkpoints and in builds with one path: measured anew */
@@ -486,11 +516,18 @@ done:
     return rc;
 }
 
-int trainer_export_blob(const Trainer *t, const char *path, Err *e) {
+static int export_generator(const Trainer *t, const Generator *g, const char *path, Err *e) {
     char info[64];
     snprintf(info, sizeof(info), "trained_steps:%d", t->step);
-    return bundle_save(path, &t->gen, &t->est, info, e);
+    return bundle_save(path, g, &t->est, info, e);
 }
+
+int trainer_export_blob(const Trainer *t, const char *path, Err *e) {
+    Generator g = averaged(t);
+    return export_generator(t, &g, path, e);
+}
+
+int trainer_export_live_blob(const Trainer *t, const char *path, Err *e) { return export_generator(t, &t->gen, path, e); }
 
 int trainer_sample_grid(Trainer *t, const Dataset *faces, const int *idx, int n, const char *path, Err *e) {
     const ModelConfig *c = &t->tc.model;
@@ -501,6 +538,7 @@ int trainer_sample_grid(Trainer *t, const Dataset *faces, const int *idx, int n,
     uint8_t *tile = malloc(per);
     /* one face across all groups, a batch of up to B outputs at a time */
     float *x = t->x, *gw = t->gw_tgt;
+    Generator g = averaged(t);
     for (int f = 0; f < n; f++) {
         dataset_image(faces, idx[f], x);
         for (int g0 = 0; g0 <= G; g0 += B) {
@@ -511,7 +549,7 @@ int trainer_sample_grid(Trainer *t, const Dataset *faces, const int *idx, int n,
                 int g = g0 + k - 1; /* column 0 is the input itself */
                 if (g >= 0 && g < G) gw[k * G + g] = 1.0f;
             }
-            gen_forward(&t->gen, &t->g_aux, x, gw);
+            gen_forward(&g, &t->g_aux, x, gw);
             for (int k = 0; k < cnt; k++) {
                 int col = g0 + k;
                 chw_to_rgb(col == 0 ? x : t->g_aux.y + per * k, R, R, tile);

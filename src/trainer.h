@@ -15,6 +15,7 @@ typedef struct {
     float lambda_ctv;              /* total variation of the change's colour alone */
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
+    float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];
 } TrainConfig;
@@ -36,6 +37,7 @@ typedef struct {
 typedef struct {
     TrainConfig tc;
     Generator gen;
+    float *gen_avg;                /* the generator's weights averaged over steps (tc.ema > 0), else NULL */
     Discriminator disc;
     Estimator est;
     GenActs g_main, g_aux;         /* x -> y, and the recon / cycle passes */
@@ -57,7 +59,10 @@ int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e);
 int trainer_load_checkpoint(Trainer *t, const char *path, Err *e);
 /* Reads just the configuration stored in a checkpoint. */
 int checkpoint_read_config(const char *path, TrainConfig *tc, Err *e);
+/* The blob the page loads: the averaged generator where there is one. */
 int trainer_export_blob(const Trainer *t, const char *path, Err *e);
+/* The same from the generator's current (not averaged) weights. */
+int trainer_export_live_blob(const Trainer *t, const char *path, Err *e);
 /* A grid: one row a face, the input then every age group. */
 int trainer_sample_grid(Trainer *t, const Dataset *faces, const int *idx, int n, const char *path, Err *e);
 #endif

@@ -271,6 +271,86 @@ static void test_chroma_tv(void) {
     dataset_free(&d);
 }
 
+static int same_file(const char *a, const char *b) {
+    uint8_t *x, *y;
+    size_t nx, ny;
+    Err e;
+    if (file_read_all(a, 1 << 28, &x, &nx, &e)) return 0;
+    if (file_read_all(b, 1 << 28, &y, &ny, &e)) { free(x); return 0; }
+    int same = nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* The generator's weight average: the recurrence against a double-precision
+ * reference from the live weights after each step; the blob carries the
+ * average; checkpoints keep it (a resumed run averages on bit for bit), and
+ * one written without it starts the average at its weights. */
+static void test_weight_average(void) {
+    TrainConfig tc;
+    Dataset d;
+    Err e;
+    tiny_setup(&tc, &d);
+    tc.ema = 0.5f;
+    Trainer a;
+    CHECK(trainer_init(&a, &tc, &e) == 0 && a.gen_avg, "a trainer with --ema keeps an average");
+    size_t n = a.gen.ps.total;
+    double *ref = malloc(sizeof(double) * n);
+    for (size_t i = 0; i < n; i++) ref[i] = a.gen.ps.data[i];
+    for (int s = 0; s < 3; s++) {
+        trainer_step(&a, &d);
+        for (size_t i = 0; i < n; i++) ref[i] = 0.5 * ref[i] + 0.5 * a.gen.ps.data[i];
+    }
+    double worst = 0, apart = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(a.gen_avg[i] - ref[i]) / (1e-3 + fabs(ref[i])));
+        apart = fmax(apart, fabs(a.gen_avg[i] - a.gen.ps.data[i]));
+    }
+    CHECK(worst < 1e-5, "average follows avg = d*avg + (1-d)*weights (worst relative error %g)", worst);
+    CHECK(apart > 1e-4, "the average differs from the live weights (by up to %g)", apart);
+    free(ref);
+
+    char blob[128], live[128], ckpt[128];
+    snprintf(blob, sizeof(blob), "%s/avg.blob", dir);
+    snprintf(live, sizeof(live), "%s/live.blob", dir);
+    snprintf(ckpt, sizeof(ckpt), "%s/avg.bin", dir);
+    CHECK(trainer_export_blob(&a, blob, &e) == 0 && trainer_export_live_blob(&a, live, &e) == 0, "blobs export: %s", e.msg);
+    CHECK(!same_file(blob, live), "the page's blob is not the live generator");
+    float *weights = a.gen.ps.data;
+    a.gen.ps.data = a.gen_avg;
+    trainer_export_live_blob(&a, live, &e);
+    a.gen.ps.data = weights;
+    CHECK(same_file(blob, live), "the page's blob is the live export of a generator holding the average");
+
+    CHECK(trainer_save_checkpoint(&a, ckpt, &e) == 0, "checkpoint with an average saves: %s", e.msg);
+    Trainer b;
+    trainer_init(&b, &tc, &e);
+    CHECK(trainer_load_checkpoint(&b, ckpt, &e) == 0 && !memcmp(a.gen_avg, b.gen_avg, sizeof(float) * n),
+          "the average comes back from the checkpoint: %s", e.msg);
+    for (int s = 0; s < 2; s++) { trainer_step(&a, &d); trainer_step(&b, &d); }
+    CHECK(!memcmp(a.gen_avg, b.gen_avg, sizeof(float) * n), "a resumed run averages on bit for bit");
+    trainer_free(&b);
+
+    TrainConfig plain = tc;
+    plain.ema = 0;
+    Trainer c;
+    trainer_init(&c, &plain, &e);
+    trainer_step(&c, &d);
+    CHECK(c.gen_avg == NULL && trainer_save_checkpoint(&c, ckpt, &e) == 0, "no average without --ema");
+    trainer_init(&b, &tc, &e);
+    CHECK(trainer_load_checkpoint(&b, ckpt, &e) == 0 && !memcmp(b.gen_avg, c.gen.ps.data, sizeof(float) * n),
+          "a checkpoint without an average starts it at its weights");
+    trainer_free(&b);
+    trainer_free(&c);
+    TrainConfig bad = tc;
+    bad.ema = 1;
+    CHECK(train_config_finish(&bad, &e) != 0 && has(e.msg, "--ema"), "--ema 1 refused: %s", e.msg);
+    remove(blob); remove(live); remove(ckpt);
+    trainer_free(&a);
+    dataset_free(&d);
+}
+
 void test_training(void) {
     make_data();
     TrainConfig tc;
@@ -282,6 +362,7 @@ void test_training(void) {
     test_age_margin();
     test_estimator_adversarial();
     test_chroma_tv();
+    test_weight_average();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
