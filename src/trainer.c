@@ -42,6 +42,7 @@ static const Option options[] = {
     {"lambda_age", OPT_FLOAT, OFF(lambda_age), 1, "weight of the age estimator's verdict on outputs"},
     {"age_margin", OPT_FLOAT, OFF(age_margin), 1, "outputs the estimator already reads as their target (loss below this) get no age push"},
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
+    {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "the estimator also learns the generator's outputs at their input's age, this weight: the age term then has to change what a reader of real faces sees, not exploit the estimator's blind spots"},
     {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
@@ -318,11 +319,20 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     L.est_acc = (float)correct / B;
     est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
     if (tc->est_adv_eps > 0) estimator_adversarial(t);
-    adam_step(&t->est.ps, &ae, t->step);
 
     /* y = G(x, target) */
     gen_forward(&t->gen, &t->g_main, t->x, t->gw_tgt);
     const float *y = t->g_main.y;
+
+    /* The estimator reads outputs as their input's age: what it still sees of
+     * the old age there is what the generator's age term must change. Eval
+     * mode, as the generator's term reads them, and the running statistics
+     * stay those of real photos. */
+    if (tc->lambda_est_fake > 0) {
+        est_verdict(t, est_forward(&t->est, &t->ea, y, 0), t->src, tc->lambda_est_fake);
+        est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
+    }
+    adam_step(&t->est.ps, &ae, t->step);
 
     /* discriminator: real at their own age -> 1; generated -> 0; real at a wrong age -> 0 */
     params_zero_grad(&t->disc.ps);

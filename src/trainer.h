@@ -15,6 +15,7 @@ typedef struct {
     float lambda_ctv;              /* total variation of the change's colour alone */
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
+    float lambda_est_fake;         /* the estimator also learns outputs at their input's age, this weight */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];

@@ -271,6 +271,35 @@ static void test_chroma_tv(void) {
     dataset_free(&d);
 }
 
+/* The estimator's lesson on outputs: it learns to read the generator's
+ * outputs as their input's age (a lower loss on them than without it). */
+static void test_estimator_on_outputs(void) {
+    TrainConfig tc;
+    Dataset d;
+    Err e;
+    tiny_setup(&tc, &d);
+    Trainer off, on;
+    TrainConfig c_on = tc;
+    c_on.lambda_est_fake = 4;
+    trainer_init(&off, &tc, &e); trainer_init(&on, &c_on, &e);
+    double loss[2] = {0, 0};
+    Trainer *ts[2] = {&off, &on};
+    for (int s = 0; s < 30; s++)
+        for (int k = 0; k < 2; k++) {
+            Trainer *t = ts[k];
+            trainer_step(t, &d);
+            if (s < 20) continue;
+            /* the estimator after this step, on this step's outputs, against their inputs' ages */
+            const float *lg = est_forward(&t->est, &t->ea, t->g_main.y, 0);
+            loss[k] += crossentropy_forward(t->ea.probs, lg, t->src, tc.batch, tc.model.groups);
+        }
+    if (getenv("REAGE_TEST_VERBOSE")) printf("outputs read at input age: loss %.4g on, %.4g off\n", loss[1] / 10, loss[0] / 10);
+    CHECK(loss[1] < 0.7 * loss[0], "with lambda_est_fake the estimator reads outputs as their input's age: loss %.3g vs %.3g",
+          loss[1] / 10, loss[0] / 10);
+    trainer_free(&off); trainer_free(&on);
+    dataset_free(&d);
+}
+
 static int same_file(const char *a, const char *b) {
     uint8_t *x, *y;
     size_t nx, ny;
@@ -363,6 +392,7 @@ void test_training(void) {
     test_estimator_adversarial();
     test_chroma_tv();
     test_weight_average();
+    test_estimator_on_outputs();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
