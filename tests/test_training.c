@@ -200,6 +200,24 @@ static void tiny_setup(TrainConfig *tc, Dataset *d) {
     dataset_load(d, dir, "train", &tc->model, 0, &e);
 }
 
+/* Two tiny trainers from one start, the second with one option set. */
+typedef struct { TrainConfig tc; Dataset d; Trainer off, on; } TrainerPair;
+
+static void pair_start(TrainerPair *p, const char *key, const char *value) {
+    Err e;
+    tiny_setup(&p->tc, &p->d);
+    TrainConfig on = p->tc;
+    CHECK(train_config_set(&on, key, value, &e) == 0, "--%s %s: %s", key, value, e.msg);
+    trainer_init(&p->off, &p->tc, &e);
+    trainer_init(&p->on, &on, &e);
+}
+
+static void pair_end(TrainerPair *p) {
+    trainer_free(&p->off);
+    trainer_free(&p->on);
+    dataset_free(&p->d);
+}
+
 /* The age margin: above every output's loss, the age term moves nothing (the
  * same weights as with no age term at all); at zero, it is the plain term. */
 static void test_age_margin(void) {
@@ -224,80 +242,59 @@ static void test_age_margin(void) {
 /* The estimator's adversarial copies: within eps of the batch and inside
  * the pixel range, not the batch itself, and they change what it learns. */
 static void test_estimator_adversarial(void) {
-    TrainConfig tc;
-    Dataset d;
-    Err e;
-    tiny_setup(&tc, &d);
-    Trainer plain, adv;
-    TrainConfig c_adv = tc;
-    c_adv.est_adv_eps = 0.05f;
-    trainer_init(&plain, &tc, &e); trainer_init(&adv, &c_adv, &e);
-    trainer_step(&plain, &d); trainer_step(&adv, &d);
-    size_t n = (size_t)tc.batch * 3 * tc.model.res * tc.model.res;
+    TrainerPair p;
+    pair_start(&p, "est_adv_eps", "0.05");
+    Trainer *plain = &p.off, *adv = &p.on;
+    trainer_step(plain, &p.d); trainer_step(adv, &p.d);
+    size_t n = (size_t)p.tc.batch * 3 * p.tc.model.res * p.tc.model.res;
     float far = 0, moved = 0, lo = 1, hi = -1;
     for (size_t i = 0; i < n; i++) {
-        float dlt = fabsf(adv.xadv[i] - adv.x[i]);
+        float dlt = fabsf(adv->xadv[i] - adv->x[i]);
         far = fmaxf(far, dlt); moved += dlt;
-        lo = fminf(lo, adv.xadv[i]); hi = fmaxf(hi, adv.xadv[i]);
+        lo = fminf(lo, adv->xadv[i]); hi = fmaxf(hi, adv->xadv[i]);
     }
     CHECK(far <= 0.05f + 1e-6f && lo >= -1 && hi <= 1, "adversarial copy within eps (%g) and in [-1,1] (%g..%g)", far, lo, hi);
     CHECK(moved / n > 0.02f, "adversarial copy differs from the batch (mean %g)", moved / n);
-    CHECK(!same_params(&plain.est.ps, &adv.est.ps), "the copies change what the estimator learns");
-    trainer_free(&plain); trainer_free(&adv);
-    dataset_free(&d);
+    CHECK(!same_params(&plain->est.ps, &adv->est.ps), "the copies change what the estimator learns");
+    pair_end(&p);
 }
 
 /* The colour term: on a strong weight the change's colour grows smoother
  * than without it, from the same start. */
 static void test_chroma_tv(void) {
-    TrainConfig tc;
-    Dataset d;
-    Err e;
-    tiny_setup(&tc, &d);
-    Trainer off, on;
-    TrainConfig c_on = tc;
-    tc.lambda_ctv = 0;
-    c_on.lambda_ctv = 200;
-    trainer_init(&off, &tc, &e); trainer_init(&on, &c_on, &e);
+    TrainerPair p;
+    pair_start(&p, "lambda_ctv", "200");
     double ctv_off = 0, ctv_on = 0;
     for (int s = 0; s < 40; s++) {
-        Losses a = trainer_step(&off, &d), b = trainer_step(&on, &d);
+        Losses a = trainer_step(&p.off, &p.d), b = trainer_step(&p.on, &p.d);
         if (s >= 30) { ctv_off += a.ctv; ctv_on += b.ctv; }
     }
     if (getenv("REAGE_TEST_VERBOSE")) printf("ctv %.4g on, %.4g off\n", ctv_on / 10, ctv_off / 10);
-    CHECK(ctv_off > 0 && ctv_on < 0.7 * ctv_off, "lambda_ctv smooths the colour of the change: %.4g vs %.4g without",
-          ctv_on / 10, ctv_off / 10);
-    trainer_free(&off); trainer_free(&on);
-    dataset_free(&d);
+    CHECK(p.tc.lambda_ctv == 0 && ctv_off > 0 && ctv_on < 0.7 * ctv_off,
+          "lambda_ctv smooths the colour of the change: %.4g vs %.4g without", ctv_on / 10, ctv_off / 10);
+    pair_end(&p);
 }
 
 /* The estimator's lesson on outputs: it learns to read the generator's
  * outputs as their input's age (a lower loss on them than without it). */
 static void test_estimator_on_outputs(void) {
-    TrainConfig tc;
-    Dataset d;
-    Err e;
-    tiny_setup(&tc, &d);
-    Trainer off, on;
-    TrainConfig c_on = tc;
-    c_on.lambda_est_fake = 4;
-    trainer_init(&off, &tc, &e); trainer_init(&on, &c_on, &e);
+    TrainerPair p;
+    pair_start(&p, "lambda_est_fake", "4");
     double loss[2] = {0, 0};
-    Trainer *ts[2] = {&off, &on};
+    Trainer *ts[2] = {&p.off, &p.on};
     for (int s = 0; s < 30; s++)
         for (int k = 0; k < 2; k++) {
             Trainer *t = ts[k];
-            trainer_step(t, &d);
+            trainer_step(t, &p.d);
             if (s < 20) continue;
             /* the estimator after this step, on this step's outputs, against their inputs' ages */
             const float *lg = est_forward(&t->est, &t->ea, t->g_main.y, 0);
-            loss[k] += crossentropy_forward(t->ea.probs, lg, t->src, tc.batch, tc.model.groups);
+            loss[k] += crossentropy_forward(t->ea.probs, lg, t->src, p.tc.batch, p.tc.model.groups);
         }
     if (getenv("REAGE_TEST_VERBOSE")) printf("outputs read at input age: loss %.4g on, %.4g off\n", loss[1] / 10, loss[0] / 10);
     CHECK(loss[1] < 0.7 * loss[0], "with lambda_est_fake the estimator reads outputs as their input's age: loss %.3g vs %.3g",
           loss[1] / 10, loss[0] / 10);
-    trainer_free(&off); trainer_free(&on);
-    dataset_free(&d);
+    pair_end(&p);
 }
 
 static int same_file(const char *a, const char *b) {
