@@ -51,14 +51,16 @@ test('the judge: an image is its own twin, different adults are far apart, ages 
 
 test('the summary: group means, in-group shares and identity shares', () => {
   const ages = [[0, 19], [20, 49], [50, 200]];
-  const face = (trueAge, inputAge, outs) => ({ trueAge, inputAge, outputs: outs.map(([age, distance]) => ({ age, distance })) });
+  const face = (trueAge, inputAge, outs) => ({ trueAge, inputAge, outputs: outs.map(([age, distance, own]) => ({ age, distance, own })) });
   const s = summarize([
-    face(10, 12, [[8, null], [30, null], [60, null]]),
+    face(10, 12, [[8, null, 5], [30, null], [60, null, 61]]),
     face(30, 33, [[15, null], [25, 0.4], [70, 0.7]]),
-    face(60, 55, [[18, null], [45, 0.55], [40, 0.3]]),
+    face(60, 55, [[18, null, 9], [45, 0.55], [40, 0.3, 58]]),
   ], ages);
   assert.equal(s.groups[0].outputs_mean_age, (8 + 15 + 18) / 3);
   assert.equal(s.groups[0].outputs_in_group, 1);
+  assert.equal(s.groups[0].outputs_own_age, (5 + 9) / 2); // faces without the engine's reading are left out
+  assert.ok(Number.isNaN(s.groups[1].outputs_own_age));
   assert.equal(s.groups[2].outputs_in_group, 2 / 3);
   assert.equal(s.groups[1].real_mean_age, 33);
   assert.equal(s.groups[1].real_in_group, 1);

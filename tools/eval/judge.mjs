@@ -44,7 +44,9 @@ const mean = (xs) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : Na
 const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
 const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
 
-// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null }] }]; ages: [[lo, hi], ...]
+// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own? }] }]; ages: [[lo, hi], ...]
+// (own: ReAge's own estimator's reading of the output, which training pushes
+// towards the target: where it and the judge part, the generator fools its critic)
 export function summarize(faces, ages) {
   const groups = ages.map(([lo, hi], g) => {
     const outs = faces.map((f) => f.outputs[g].age);
@@ -53,6 +55,7 @@ export function summarize(faces, ages) {
       group: `${lo}-${hi >= 120 ? '' : hi}`.replace(/-$/, '+'),
       outputs_mean_age: mean(outs),
       outputs_in_group: mean(outs.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
+      outputs_own_age: mean(faces.map((f) => f.outputs[g].own).filter((a) => a != null)),
       real_mean_age: mean(real),
       real_in_group: mean(real.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
       real_count: real.length,
@@ -83,10 +86,10 @@ export function summarize(faces, ages) {
 
 export function table(s) {
   const pct = (x) => `${(100 * x).toFixed(0)} %`;
-  const lines = ['| target group | outputs: mean judged age | outputs in group | real faces: mean judged age | real in group | real faces |',
-    '| --- | --- | --- | --- | --- | --- |'];
+  const lines = ['| target group | outputs: mean judged age | outputs in group | real faces: mean judged age | real in group | real faces | outputs: ReAge\'s own estimate |',
+    '| --- | --- | --- | --- | --- | --- | --- |'];
   for (const g of s.groups) {
-    lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} |`);
+    lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} | ${Number.isNaN(g.outputs_own_age) ? '-' : g.outputs_own_age.toFixed(1)} |`);
   }
   lines.push('', '| input group (true age) | faces | ' + s.groups.map((g) => `to ${g.group}`).join(' | ') + ' |',
     '| --- | --- |' + ' --- |'.repeat(s.groups.length));
@@ -123,13 +126,13 @@ async function main() {
       if (nl < 0) continue;
       header = JSON.parse(buf.subarray(0, nl).toString());
       buf = buf.subarray(nl + 1);
-      recordBytes = 20 + (header.groups + 1) * header.side * header.side * 3;
+      recordBytes = 20 + 4 * header.groups + (header.groups + 1) * header.side * header.side * 3;
     }
     while (buf.length >= recordBytes) {
       const rec = buf.subarray(0, recordBytes);
       buf = buf.subarray(recordBytes);
-      const trueAge = rec.readInt32LE(4), side = header.side, px = side * side * 3;
-      const image = (k) => new Uint8Array(rec.buffer.slice(rec.byteOffset + 20 + k * px, rec.byteOffset + 20 + (k + 1) * px));
+      const trueAge = rec.readInt32LE(4), side = header.side, px = side * side * 3, at = 20 + 4 * header.groups;
+      const image = (k) => new Uint8Array(rec.buffer.slice(rec.byteOffset + at + k * px, rec.byteOffset + at + (k + 1) * px));
       const input = image(0);
       const face = { trueAge, inputAge: await judge.age(input, side, side), outputs: [] };
       const inputDesc = trueAge >= ADULT ? await judge.descriptor(input, side, side) : null;
@@ -138,6 +141,7 @@ async function main() {
         const adult = inputDesc && header.ages[g][0] >= ADULT;
         face.outputs.push({
           age: await judge.age(img, side, side),
+          own: rec.readFloatLE(20 + 4 * g),
           distance: adult ? judge.distance(inputDesc, await judge.descriptor(img, side, side)) : null,
         });
       }

@@ -5,8 +5,9 @@
  *
  *   header line: {"count":N,"groups":G,"side":S,"ages":[[lo,hi],...]}\n
  *   per photo:   int32 index, int32 true age, int32 gender, int32 race,
- *                float32 estimated age, then G+1 images of SxSx3 bytes
- *                (the input, then each group in order)
+ *                float32 estimated age, G float32: the engine's own estimate
+ *                of each output (what the generator was trained to satisfy),
+ *                then G+1 images of SxSx3 bytes (the input, then each group)
  *
  * usage: reage-render --weights BLOB --data DIR [--limit N] [--grid OUT.png] */
 #include <stdio.h>
@@ -101,6 +102,7 @@ int main(int argc, char **argv) {
     printf("]}\n");
     size_t px = (size_t)SIDE * SIDE * 3;
     uint8_t *rec = malloc(px * (G + 1));
+    float own[MAX_GROUPS];
     /* a --limit takes photos spread evenly over the split, not its first ones */
     char *chosen = calloc(n, 1);
     for (int k = 0; k < count; k++) chosen[(long)k * n / count] = 1;
@@ -122,6 +124,7 @@ int main(int argc, char **argv) {
             memcpy(out, img.rgb, px);
             Photo q = {out, SIDE, SIDE, 3};
             photo_reage(&b, &q, box, est, group_center(&b.cfg, g));
+            own[g] = photo_estimate_age(&b, &q, box);
         }
         if (in_grid >= 0 && grid)
             for (int col = 0; col <= G; col++)
@@ -132,6 +135,7 @@ int main(int argc, char **argv) {
             int32_t head[4] = {i, rows[i].age, rows[i].gender, rows[i].race};
             fwrite(head, 4, 4, stdout);
             fwrite(&est, 4, 1, stdout);
+            fwrite(own, 4, G, stdout);
             fwrite(rec, 1, px * (G + 1), stdout);
         }
         image_free(&img);
