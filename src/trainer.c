@@ -42,7 +42,7 @@ static const Option options[] = {
     {"lambda_age", OPT_FLOAT, OFF(lambda_age), 1, "weight of the age estimator's verdict on outputs"},
     {"age_margin", OPT_FLOAT, OFF(age_margin), 1, "outputs the estimator already reads as their target (loss below this) get no age push"},
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
-    {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "the estimator also learns the generator's outputs at their input's age, this weight: the age term then has to change what a reader of real faces sees, not exploit the estimator's blind spots"},
+    {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "an age critic for the generator's age term: a copy of the estimator that also learns the generator's outputs at their input's age, this weight, so that the term has to change what a reader of real faces sees instead of exploiting blind spots (the shipped estimator stays on real photos)"},
     {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
@@ -185,13 +185,19 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     gen_build(&t->gen, c);
     disc_build(&t->disc, c);
     est_build(&t->est, c);
-    if (params_alloc(&t->gen.ps, 1) || params_alloc(&t->disc.ps, 1) || params_alloc(&t->est.ps, 1))
+    t->has_critic = tc->lambda_est_fake > 0;
+    if (t->has_critic) est_build(&t->critic, c);
+    if (params_alloc(&t->gen.ps, 1) || params_alloc(&t->disc.ps, 1) || params_alloc(&t->est.ps, 1) ||
+        (t->has_critic && params_alloc(&t->critic.ps, 1))) {
+        trainer_free(t);
         return err_set(e, "out of memory for the networks");
+    }
     Rng init;
     rng_seed(&init, (uint64_t)tc->seed * 1000003u + 17);
     params_init(&t->gen.ps, &init);
     params_init(&t->disc.ps, &init);
     params_init(&t->est.ps, &init);
+    if (t->has_critic) memcpy(t->critic.ps.data, t->est.ps.data, sizeof(float) * t->est.ps.total);
     if (tc->ema > 0) {
         if (!(t->gen_avg = malloc(sizeof(float) * t->gen.ps.total))) {
             trainer_free(t);
@@ -225,6 +231,7 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
 void trainer_free(Trainer *t) {
     gen_acts_free(&t->g_main); gen_acts_free(&t->g_aux); disc_acts_free(&t->da); est_acts_free(&t->ea);
     params_free(&t->gen.ps); params_free(&t->disc.ps); params_free(&t->est.ps);
+    if (t->has_critic) params_free(&t->critic.ps);
     free(t->gen_avg);
     free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
@@ -267,22 +274,41 @@ static float est_verdict(Trainer *t, const float *logits, const int *labels, flo
  * person would see, and its gradient, which the generator's age term follows,
  * points at such cues instead of at patterns that only fool it. Adds the
  * copy's gradients to the clean ones already in est.ps. */
-static void estimator_adversarial(Trainer *t) {
+static void estimator_adversarial(Trainer *t, Estimator *m, Rng *rng) {
     const TrainConfig *tc = &t->tc;
     size_t nimg = (size_t)tc->batch * 3 * tc->model.res * tc->model.res;
     float eps = tc->est_adv_eps, *xa = t->xadv, *dx = t->dy; /* dy is free until the generator's turn */
-    for (size_t i = 0; i < nimg; i++) xa[i] = t->x[i] + eps * (2 * rng_uniform(&t->rng) - 1);
+    for (size_t i = 0; i < nimg; i++) xa[i] = t->x[i] + eps * (2 * rng_uniform(rng) - 1);
     /* the input gradient alone, in eval mode (no statistics or weights move) */
-    est_verdict(t, est_forward(&t->est, &t->ea, xa, 0), t->src, 1.0f);
+    est_verdict(t, est_forward(m, &t->ea, xa, 0), t->src, 1.0f);
     memset(dx, 0, sizeof(float) * nimg);
-    est_backward(&t->est, &t->ea, t->dlogits, dx, 0);
+    est_backward(m, &t->ea, t->dlogits, dx, 0);
     for (size_t i = 0; i < nimg; i++) {
         float v = xa[i] + 1.25f * eps * (dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f);
         float lo = fmaxf(t->x[i] - eps, -1.0f), hi = fminf(t->x[i] + eps, 1.0f);
         xa[i] = fminf(fmaxf(v, lo), hi);
     }
-    est_verdict(t, est_forward(&t->est, &t->ea, xa, 1), t->src, 1.0f);
-    est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
+    est_verdict(t, est_forward(m, &t->ea, xa, 1), t->src, 1.0f);
+    est_backward(m, &t->ea, t->dlogits, NULL, 1);
+}
+
+/* The critic: what the reader learns (from the same random draws, so that
+ * the reader's own run is untouched by it), and the generator's outputs at
+ * their input's age. Those it reads in eval mode, as the age term does, so
+ * its running statistics stay those of real photos. */
+static void critic_step(Trainer *t, const float *y, const Rng *adv_rng, const AdamConfig *ae) {
+    const TrainConfig *tc = &t->tc;
+    Estimator *m = &t->critic;
+    params_zero_grad(&m->ps);
+    est_verdict(t, est_forward(m, &t->ea, t->x, 1), t->src, 1.0f);
+    est_backward(m, &t->ea, t->dlogits, NULL, 1);
+    if (tc->est_adv_eps > 0) {
+        Rng r = *adv_rng;
+        estimator_adversarial(t, m, &r);
+    }
+    est_verdict(t, est_forward(m, &t->ea, y, 0), t->src, tc->lambda_est_fake);
+    est_backward(m, &t->ea, t->dlogits, NULL, 1);
+    adam_step(&m->ps, ae, t->step);
 }
 
 Losses trainer_step(Trainer *t, const Dataset *data) {
@@ -318,21 +344,17 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     }
     L.est_acc = (float)correct / B;
     est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
-    if (tc->est_adv_eps > 0) estimator_adversarial(t);
+    Rng adv_rng = t->rng;
+    if (tc->est_adv_eps > 0) estimator_adversarial(t, &t->est, &t->rng);
+    adam_step(&t->est.ps, &ae, t->step);
 
     /* y = G(x, target) */
     gen_forward(&t->gen, &t->g_main, t->x, t->gw_tgt);
     const float *y = t->g_main.y;
 
-    /* The estimator reads outputs as their input's age: what it still sees of
-     * the old age there is what the generator's age term must change. Eval
-     * mode, as the generator's term reads them, and the running statistics
-     * stay those of real photos. */
-    if (tc->lambda_est_fake > 0) {
-        est_verdict(t, est_forward(&t->est, &t->ea, y, 0), t->src, tc->lambda_est_fake);
-        est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
-    }
-    adam_step(&t->est.ps, &ae, t->step);
+    /* what the critic still sees of the input's age in y is what the age term must change */
+    if (t->has_critic) critic_step(t, y, &adv_rng, &ae);
+    Estimator *critic = t->has_critic ? &t->critic : &t->est;
 
     /* discriminator: real at their own age -> 1; generated -> 0; real at a wrong age -> 0 */
     params_zero_grad(&t->disc.ps);
@@ -372,7 +394,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     }
     L.adv = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0);
     if (tc->lambda_age > 0) {
-        const float *lg = est_forward(&t->est, &t->ea, y, 0);
+        const float *lg = est_forward(critic, &t->ea, y, 0);
         L.age = est_verdict(t, lg, t->tgt, tc->lambda_age);
         /* An output need not read as its group more surely than real photos
          * do: pushed past that, the generator paints patterns that sway the
@@ -380,7 +402,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         for (int b = 0; b < B; b++)
             if (-logf(fmaxf(t->ea.probs[b * G + t->tgt[b]], 1e-30f)) < tc->age_margin)
                 memset(t->dlogits + b * G, 0, sizeof(float) * G);
-        est_backward(&t->est, &t->ea, t->dlogits, t->dy, 0);
+        est_backward(critic, &t->ea, t->dlogits, t->dy, 0);
     }
     L.delta = l1_forward(y, t->x, nimg);
     l1_backward(t->dy, y, t->x, tc->lambda_delta, nimg);
@@ -429,6 +451,13 @@ static int read_set(const Blob *b, const char *prefix, ParamSet *ps, const char 
     return blob_read_floats(b, name, ps->adam_v, ps->total, what, e);
 }
 
+/* Whether a checkpoint holds the set (optional sets: the average, the critic). */
+static int has_set(const Blob *b, const char *prefix, const ParamSet *ps) {
+    char name[PARAM_NAME_MAX + 16];
+    snprintf(name, sizeof(name), "%s%s", prefix, ps->t[0].name);
+    return blob_find(b, name) != NULL;
+}
+
 #define MAX_CONV_PATHS (128 * CONV_PATH_WORDS)
 
 int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e) {
@@ -448,6 +477,7 @@ int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e) {
     }
     write_set(&w, "disc.", &t->disc.ps);
     write_set(&w, "estimator.", &t->est.ps);
+    if (t->has_critic) write_set(&w, "critic.", &t->critic.ps);
     return blobw_save(&w, path, e);
 }
 
@@ -502,12 +532,21 @@ int trainer_load_checkpoint(Trainer *t, const char *path, Err *e) {
     if (blob_read_u32(blob, "train.state", state, 3, path, e) || read_set(blob, "gen.", &t->gen.ps, path, e) ||
         read_set(blob, "disc.", &t->disc.ps, path, e) || read_set(blob, "estimator.", &t->est.ps, path, e))
         goto done;
+    if (t->has_critic) {
+        /* a checkpoint without a critic starts it as a copy of the reader */
+        if (has_set(blob, "critic.", &t->critic.ps)) {
+            if (read_set(blob, "critic.", &t->critic.ps, path, e)) goto done;
+        } else {
+            size_t n = sizeof(float) * t->est.ps.total;
+            memcpy(t->critic.ps.data, t->est.ps.data, n);
+            memcpy(t->critic.ps.adam_m, t->est.ps.adam_m, n);
+            memcpy(t->critic.ps.adam_v, t->est.ps.adam_v, n);
+        }
+    }
     if (t->gen_avg) {
         /* a checkpoint without an average (older, or trained without) starts it at its weights */
-        char first[PARAM_NAME_MAX + 16];
-        snprintf(first, sizeof(first), "gen_avg.%s", t->gen.ps.t[0].name);
         Generator avg = averaged(t);
-        if (!blob_find(blob, first)) memcpy(t->gen_avg, t->gen.ps.data, sizeof(float) * t->gen.ps.total);
+        if (!has_set(blob, "gen_avg.", &avg.ps)) memcpy(t->gen_avg, t->gen.ps.data, sizeof(float) * t->gen.ps.total);
         else if (blob_read_params(blob, "gen_avg.", &avg.ps, path, e)) goto done;
     }
     t->step = (int)state[0];

@@ -15,7 +15,7 @@ typedef struct {
     float lambda_ctv;              /* total variation of the change's colour alone */
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
-    float lambda_est_fake;         /* the estimator also learns outputs at their input's age, this weight */
+    float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];
@@ -40,7 +40,9 @@ typedef struct {
     Generator gen;
     float *gen_avg;                /* the generator's weights averaged over steps (tc.ema > 0), else NULL */
     Discriminator disc;
-    Estimator est;
+    Estimator est;                 /* the age reader: real photos only; shipped for the photo's own age */
+    Estimator critic;              /* the generator's age term reads outputs with it (lambda_est_fake > 0) */
+    int has_critic;                /* else the reader serves as the critic */
     GenActs g_main, g_aux;         /* x -> y, and the recon / cycle passes */
     DiscActs da;
     EstActs ea;

@@ -275,11 +275,15 @@ static void test_chroma_tv(void) {
     pair_end(&p);
 }
 
-/* The estimator's lesson on outputs: it learns to read the generator's
- * outputs as their input's age (a lower loss on them than without it). */
-static void test_estimator_on_outputs(void) {
+/* The age critic (lambda_est_fake): it learns to read the generator's
+ * outputs as their input's age (a lower loss on them than the estimator
+ * without it), while the shipped estimator learns bit for bit as it would
+ * without a critic; checkpoints keep it, and one without starts it as a copy
+ * of the estimator. */
+static void test_age_critic(void) {
     TrainerPair p;
     pair_start(&p, "lambda_est_fake", "4");
+    Err e;
     double loss[2] = {0, 0};
     Trainer *ts[2] = {&p.off, &p.on};
     for (int s = 0; s < 30; s++)
@@ -287,13 +291,33 @@ static void test_estimator_on_outputs(void) {
             Trainer *t = ts[k];
             trainer_step(t, &p.d);
             if (s < 20) continue;
-            /* the estimator after this step, on this step's outputs, against their inputs' ages */
-            const float *lg = est_forward(&t->est, &t->ea, t->g_main.y, 0);
+            /* the age term's reader after this step, on this step's outputs, against their inputs' ages */
+            Estimator *critic = t->has_critic ? &t->critic : &t->est;
+            const float *lg = est_forward(critic, &t->ea, t->g_main.y, 0);
             loss[k] += crossentropy_forward(t->ea.probs, lg, t->src, p.tc.batch, p.tc.model.groups);
         }
-    if (getenv("REAGE_TEST_VERBOSE")) printf("outputs read at input age: loss %.4g on, %.4g off\n", loss[1] / 10, loss[0] / 10);
-    CHECK(loss[1] < 0.7 * loss[0], "with lambda_est_fake the estimator reads outputs as their input's age: loss %.3g vs %.3g",
+    if (getenv("REAGE_TEST_VERBOSE")) printf("outputs read at input age: loss %.4g with a critic, %.4g without\n", loss[1] / 10, loss[0] / 10);
+    CHECK(p.on.has_critic && !p.off.has_critic, "a critic only with lambda_est_fake");
+    CHECK(loss[1] < 0.7 * loss[0], "the critic reads outputs as their input's age: loss %.3g vs %.3g without",
           loss[1] / 10, loss[0] / 10);
+    CHECK(same_params(&p.on.est.ps, &p.off.est.ps), "the shipped estimator learns as without a critic, bit for bit");
+
+    char ckpt[128];
+    snprintf(ckpt, sizeof(ckpt), "%s/critic.bin", dir);
+    Trainer b;
+    CHECK(trainer_save_checkpoint(&p.on, ckpt, &e) == 0, "checkpoint with a critic saves: %s", e.msg);
+    trainer_init(&b, &p.on.tc, &e);
+    CHECK(trainer_load_checkpoint(&b, ckpt, &e) == 0 && same_params(&b.critic.ps, &p.on.critic.ps),
+          "the critic comes back from the checkpoint: %s", e.msg);
+    for (int s = 0; s < 2; s++) { trainer_step(&b, &p.d); trainer_step(&p.on, &p.d); }
+    CHECK(same_params(&b.critic.ps, &p.on.critic.ps) && same_params(&b.gen.ps, &p.on.gen.ps), "a resumed critic trains on bit for bit");
+    trainer_free(&b);
+    trainer_save_checkpoint(&p.off, ckpt, &e);
+    trainer_init(&b, &p.on.tc, &e);
+    CHECK(trainer_load_checkpoint(&b, ckpt, &e) == 0 && same_params(&b.critic.ps, &p.off.est.ps),
+          "a checkpoint without a critic starts it as the estimator");
+    trainer_free(&b);
+    remove(ckpt);
     pair_end(&p);
 }
 
@@ -389,7 +413,7 @@ void test_training(void) {
     test_estimator_adversarial();
     test_chroma_tv();
     test_weight_average();
-    test_estimator_on_outputs();
+    test_age_critic();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
