@@ -292,6 +292,25 @@ static void estimator_adversarial(Trainer *t, Estimator *m, Rng *rng) {
     est_backward(m, &t->ea, t->dlogits, NULL, 1);
 }
 
+/* An estimator's gradients from the batch of real photos at their ages (and
+ * from their adversarial copies): returns the loss, and the share read as the
+ * right group in *acc. */
+static float estimator_learn_real(Trainer *t, Estimator *m, Rng *rng, float *acc) {
+    int B = t->tc.batch, G = t->tc.model.groups, correct = 0;
+    params_zero_grad(&m->ps);
+    const float *logits = est_forward(m, &t->ea, t->x, 1);
+    float loss = est_verdict(t, logits, t->src, 1.0f);
+    for (int b = 0; b < B; b++) {
+        int best = 0;
+        for (int g = 1; g < G; g++) if (logits[b * G + g] > logits[b * G + best]) best = g;
+        correct += best == t->src[b];
+    }
+    *acc = (float)correct / B;
+    est_backward(m, &t->ea, t->dlogits, NULL, 1);
+    if (t->tc.est_adv_eps > 0) estimator_adversarial(t, m, rng);
+    return loss;
+}
+
 /* The critic: what the reader learns (from the same random draws, so that
  * the reader's own run is untouched by it), and the generator's outputs at
  * their input's age. Those it reads in eval mode, as the age term does, so
@@ -299,13 +318,9 @@ static void estimator_adversarial(Trainer *t, Estimator *m, Rng *rng) {
 static void critic_step(Trainer *t, const float *y, const Rng *adv_rng, const AdamConfig *ae) {
     const TrainConfig *tc = &t->tc;
     Estimator *m = &t->critic;
-    params_zero_grad(&m->ps);
-    est_verdict(t, est_forward(m, &t->ea, t->x, 1), t->src, 1.0f);
-    est_backward(m, &t->ea, t->dlogits, NULL, 1);
-    if (tc->est_adv_eps > 0) {
-        Rng r = *adv_rng;
-        estimator_adversarial(t, m, &r);
-    }
+    Rng r = *adv_rng;
+    float acc;
+    estimator_learn_real(t, m, &r, &acc);
     est_verdict(t, est_forward(m, &t->ea, y, 0), t->src, tc->lambda_est_fake);
     est_backward(m, &t->ea, t->dlogits, NULL, 1);
     adam_step(&m->ps, ae, t->step);
@@ -333,19 +348,8 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     one_hot(t->gw_wrong, t->wrong, B, G); one_hot(t->gw_src2, t->src2, B, G);
 
     /* age estimator on real photos */
-    params_zero_grad(&t->est.ps);
-    const float *logits = est_forward(&t->est, &t->ea, t->x, 1);
-    L.est_loss = est_verdict(t, logits, t->src, 1.0f);
-    int correct = 0;
-    for (int b = 0; b < B; b++) {
-        int best = 0;
-        for (int g = 1; g < G; g++) if (logits[b * G + g] > logits[b * G + best]) best = g;
-        correct += best == t->src[b];
-    }
-    L.est_acc = (float)correct / B;
-    est_backward(&t->est, &t->ea, t->dlogits, NULL, 1);
     Rng adv_rng = t->rng;
-    if (tc->est_adv_eps > 0) estimator_adversarial(t, &t->est, &t->rng);
+    L.est_loss = estimator_learn_real(t, &t->est, &t->rng, &L.est_acc);
     adam_step(&t->est.ps, &ae, t->step);
 
     /* y = G(x, target) */
