@@ -45,8 +45,8 @@ const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
 const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
 
 // faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own? }] }]; ages: [[lo, hi], ...]
-// (own: ReAge's own estimator's reading of the output, which training pushes
-// towards the target: where it and the judge part, the generator fools its critic)
+// (own: the shipped estimator's reading of the output, an estimator of ours
+// trained on real photos: where it and the judge part, the generator fools it)
 export function summarize(faces, ages) {
   const groups = ages.map(([lo, hi], g) => {
     const outs = faces.map((f) => f.outputs[g].age);

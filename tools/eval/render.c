@@ -6,7 +6,7 @@
  *   header line: {"count":N,"groups":G,"side":S,"ages":[[lo,hi],...]}\n
  *   per photo:   int32 index, int32 true age, int32 gender, int32 race,
  *                float32 estimated age, G float32: the engine's own estimate
- *                of each output (what the generator was trained to satisfy),
+ *                of each output (where the judge disagrees, it is fooled),
  *                then G+1 images of SxSx3 bytes (the input, then each group)
  *
  * usage: reage-render --weights BLOB --data DIR [--limit N] [--grid OUT.png] */
