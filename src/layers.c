@@ -777,6 +777,26 @@ void chroma_backward(float *da, const float *dout, int B, int HW) {
     }
 }
 
+void window_mean_forward(float *out, const float *a, const float *b, int BC, int H, int W, int y0, int y1, int x0, int x1) {
+    double area = (double)(y1 - y0) * (x1 - x0);
+    for (int n = 0; n < BC; n++) {
+        double sum = 0.0;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) {
+                size_t i = ((size_t)n * H + y) * W + x;
+                sum += a[i] - (b ? b[i] : 0.0f);
+            }
+        out[n] = (float)(sum / area);
+    }
+}
+
+void window_mean_backward(float *da, const float *dout, int BC, int H, int W, int y0, int y1, int x0, int x1) {
+    float inv = 1.0f / ((float)(y1 - y0) * (x1 - x0));
+    for (int n = 0; n < BC; n++)
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) da[((size_t)n * H + y) * W + x] += dout[n] * inv;
+}
+
 float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G) {
     double loss = 0.0;

@@ -151,6 +151,10 @@ float tv_forward(const float *a, const float *b, int BC, int H, int W);
 void chroma_forward(float *out, const float *a, const float *b, int B, int HW);
 void chroma_backward(float *da, const float *dout, int B, int HW);
 void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W);
+/* Mean of a - b (b NULL: zeros) over the window rows y0..y1-1, columns
+ * x0..x1-1 of each of BC planes [H,W]; out is [BC]. */
+void window_mean_forward(float *out, const float *a, const float *b, int BC, int H, int W, int y0, int y1, int x0, int x1);
+void window_mean_backward(float *da, const float *dout, int BC, int H, int W, int y0, int y1, int x0, int x1);
 /* softmax cross-entropy against integer labels; probs [B,G] is written */
 float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G);

@@ -50,12 +50,24 @@ static int pick_faces(const Dataset *d, int *idx, int n) {
     return n;
 }
 
-#define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\tctv\n"
-/* logs before the ctv column: resuming one adds the column, "nan" in old rows */
-#define LOG_HEADER_V1 "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\n"
+/* Columns are only ever added at the end: a log from an older trainer, whose
+ * header is a prefix of this one, gains the new columns ("nan" in old rows). */
+#define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\tctv\ttone\n"
+
+/* The columns a log with this first line lacks, or -1 if it is not an older
+ * form of LOG_HEADER. */
+static int log_missing_columns(const uint8_t *buf, size_t len) {
+    size_t n = 0;
+    while (n < len && buf[n] != '\n') n++;
+    size_t full = strlen(LOG_HEADER) - 1;
+    if (n > full || memcmp(buf, LOG_HEADER, n) || (n < full && LOG_HEADER[n] != '\t')) return -1;
+    int missing = 0;
+    for (size_t i = n; i < full; i++) missing += LOG_HEADER[i] == '\t';
+    return missing;
+}
 
 /* A resumed run repeats the steps after its checkpoint: their old log lines
- * go. A log from before the last column gains it. */
+ * go. A log from an older trainer gains the columns added since. */
 static int log_keep_until(const char *path, int step, Err *e) {
     uint8_t *buf, *out;
     size_t len, kept = 0;
@@ -63,10 +75,11 @@ static int log_keep_until(const char *path, int step, Err *e) {
     if (!probe) return 0; /* no log yet */
     fclose(probe);
     if (file_read_all(path, (size_t)1 << 30, &buf, &len, e)) return -1;
-    int upgrade = len >= strlen(LOG_HEADER_V1) && !memcmp(buf, LOG_HEADER_V1, strlen(LOG_HEADER_V1));
+    int missing = log_missing_columns(buf, len), upgrade = missing > 0;
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
-    if (!(out = malloc(len + (lines + 1) * 8 + sizeof(LOG_HEADER)))) { free(buf); return err_set(e, "%s: out of memory", path); }
+    if (!(out = malloc(len + (lines + 1) * 4 * (missing > 0 ? missing : 0) + sizeof(LOG_HEADER))))
+        { free(buf); return err_set(e, "%s: out of memory", path); }
     for (size_t i = 0; i < len;) {
         size_t j = i;
         while (j < len && buf[j] != '\n') j++;
@@ -80,7 +93,7 @@ static int log_keep_until(const char *path, int step, Err *e) {
         } else if (d == i || line_step <= step) { /* a step the checkpoint holds */
             memcpy(out + kept, buf + i, j - i);
             kept += j - i;
-            if (upgrade) { memcpy(out + kept, "\tnan", 4); kept += 4; }
+            for (int k = 0; upgrade && k < missing; k++) { memcpy(out + kept, "\tnan", 4); kept += 4; }
             if (nl) out[kept++] = '\n';
         }
         i = j + nl;
@@ -218,12 +231,12 @@ int main(int argc, char **argv) {
             for (size_t k = 0; k < sizeof(Losses) / sizeof(float); k++) a[k] /= navg;
             double eta = (tc.steps - t.step) * (now - t0) / (t.step - first);
             printf("step %6d/%d | %5.1f img/s | D %.3f (real %.3f fake %.3f) | adv %.3f cyc %.4f rec %.4f age %.3f delta %.4f"
-                   " tv %.4f ctv %.4f | est %.3f acc %.2f | ETA %dh%02dm\n",
+                   " tv %.4f ctv %.4f tone %.4f | est %.3f acc %.2f | ETA %dh%02dm\n",
                    t.step, tc.steps, ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age,
-                   avg.delta, avg.tv, avg.ctv, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
-            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\t%.5f\n", t.step,
+                   avg.delta, avg.tv, avg.ctv, avg.tone, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
+            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\t%.5f\t%.5f\n", t.step,
                     ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age, avg.delta, avg.tv,
-                    avg.est_loss, avg.est_acc, avg.ctv);
+                    avg.est_loss, avg.est_acc, avg.ctv, avg.tone);
             fflush(stdout);
             fflush(log);
             memset(&avg, 0, sizeof(avg));

@@ -47,6 +47,7 @@ static const Option options[] = {
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
     {"lambda_ctv", OPT_FLOAT, OFF(lambda_ctv), 1, "weight of the total variation of the delta's colour (R-G, B-G): against colour blotches, leaving brightness (wrinkles) to lambda_tv"},
+    {"lambda_tone", OPT_FLOAT, OFF(lambda_tone), 1, "weight of the L1 of the change's mean colour over the face's centre (the middle half of the crop): ageing changes texture and shape, not the skin's tone, which the training data's age groups differ in"},
     {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 1, "discriminator weight of wrong-age real negatives"},
     {"ckpt_every", OPT_INT, OFF(ckpt_every), 1, "steps between checkpoints (and blobs)"},
     {"sample_every", OPT_INT, OFF(sample_every), 1, "steps between sample grids (0: never)"},
@@ -213,11 +214,13 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     t->x = zalloc(sizeof(float) * nimg); t->x2 = zalloc(sizeof(float) * nimg); t->xadv = zalloc(sizeof(float) * nimg); t->dy = zalloc(sizeof(float) * nimg);
     t->dpatch = zalloc(sizeof(float) * B * c->res * c->res);
     t->dlogits = zalloc(sizeof(float) * B * G);
+    t->tone = zalloc(sizeof(float) * B * 3); t->dtone = zalloc(sizeof(float) * B * 3);
     t->gw_src = zalloc(sizeof(float) * B * G); t->gw_tgt = zalloc(sizeof(float) * B * G);
     t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
     t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
     t->wrong = zalloc(sizeof(int) * B); t->src2 = zalloc(sizeof(int) * B);
-    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->gw_src || !t->gw_tgt ||
+    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->tone || !t->dtone ||
+        !t->gw_src || !t->gw_tgt ||
         !t->gw_wrong || !t->gw_src2 || !t->src || !t->tgt || !t->wrong || !t->src2 ||
         gen_acts_alloc(&t->gen, &t->g_main, B, 1, t->scratch) || gen_acts_alloc(&t->gen, &t->g_aux, B, 1, t->scratch) ||
         disc_acts_alloc(&t->disc, &t->da, B, t->scratch) || est_acts_alloc(&t->est, &t->ea, B, 1, t->scratch)) {
@@ -234,6 +237,7 @@ void trainer_free(Trainer *t) {
     if (t->has_critic) params_free(&t->critic.ps);
     free(t->gen_avg);
     free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
+    free(t->tone); free(t->dtone);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
     free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
     memset(t, 0, sizeof(*t));
@@ -420,6 +424,15 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         memset(t->xadv, 0, sizeof(float) * B * 2 * HW);
         tv_backward(t->xadv, t->x2, NULL, tc->lambda_ctv, B * 2, c->res, c->res);
         chroma_backward(t->dy, t->xadv, B, HW);
+    }
+    /* the skin's overall tone over the face's centre, where age shows in texture and shape */
+    int lo = c->res / 4, hi = c->res - c->res / 4;
+    window_mean_forward(t->tone, y, t->x, B * 3, c->res, c->res, lo, hi, lo, hi);
+    L.tone = l1_forward(t->tone, NULL, (size_t)B * 3);
+    if (tc->lambda_tone > 0) {
+        memset(t->dtone, 0, sizeof(float) * B * 3);
+        l1_backward(t->dtone, t->tone, NULL, tc->lambda_tone, (size_t)B * 3);
+        window_mean_backward(t->dy, t->dtone, B * 3, c->res, c->res, lo, hi, lo, hi);
     }
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
     adam_step(&t->gen.ps, &ag, t->step);

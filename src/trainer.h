@@ -13,6 +13,7 @@ typedef struct {
     float lr_g, lr_d, lr_e, beta1, beta2;
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     float lambda_ctv;              /* total variation of the change's colour alone */
+    float lambda_tone;             /* L1 of the change's mean colour over the face's centre */
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
     float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
@@ -32,7 +33,7 @@ int train_option_resumable(const char *key);
 void train_config_usage(FILE *f);
 
 typedef struct {
-    float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc, ctv;
+    float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc, ctv, tone;
 } Losses;
 
 typedef struct {
@@ -47,7 +48,7 @@ typedef struct {
     DiscActs da;
     EstActs ea;
     float *scratch;
-    float *x, *x2, *xadv, *dy, *dpatch, *dlogits;
+    float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone;
     float *gw_src, *gw_tgt, *gw_wrong, *gw_src2;
     int *src, *tgt, *wrong, *src2;
     int step;

@@ -222,6 +222,7 @@ static void concat_fwd(void) { concat_forward(p_out, p_a, p_b, s_B, s_Ca, s_Cb, 
 static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void blur_fwd(void) { blur5_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void chroma_fwd(void) { chroma_forward(p_out, p_a, p_b, s_B, s_H * s_W); }
+static void wmean_fwd(void) { window_mean_forward(p_out, p_a, p_b, s_B * s_Ca, s_H, s_W, 1, 3, 1, 4); }
 static void pool_fwd(void) { avgpool_forward(p_out, p_a, s_B, s_Ca, s_H * s_W); }
 static void emb_fwd(void) { embedchan_forward(p_out, p_b, p_a, s_B, s_G, s_H * s_W); }
 static void lin_fwd(void) { linear_forward(p_out, p_a, p_b, p_b + 5 * 7, 5, 7, 5); }
@@ -273,6 +274,19 @@ static void test_pointwise_and_shape(void) {
         memset(da, 0, 4000);
         chroma_backward(da, L.R, s_B, HW);
         expect_grad("chroma", p_a, da, (size_t)s_B * 3 * HW);
+    }
+
+    /* mean of a change over a window (rows 1-2, columns 1-3), by hand for the last plane */
+    pointwise_case(wmean_fwd, (size_t)s_B * s_Ca);
+    {
+        int n = s_B * s_Ca - 1;
+        double sum = 0;
+        for (int y = 1; y < 3; y++)
+            for (int x = 1; x < 4; x++) sum += p_a[(n * s_H + y) * s_W + x] - p_b[(n * s_H + y) * s_W + x];
+        CHECK(fabs(p_out[n] - sum / 6) < 1e-6, "window mean of the change: %g vs %g by hand", p_out[n], sum / 6);
+        memset(da, 0, 4000);
+        window_mean_backward(da, L.R, s_B * s_Ca, s_H, s_W, 1, 3, 1, 4);
+        expect_grad("window mean", p_a, da, (size_t)s_B * s_Ca * HW);
     }
 
     pointwise_case(up_fwd, (size_t)s_B * s_Ca * HW * 4);

@@ -275,6 +275,22 @@ static void test_chroma_tv(void) {
     pair_end(&p);
 }
 
+/* The tone term: on a strong weight the change's mean colour over the
+ * face's centre shrinks against the same start without it. */
+static void test_tone(void) {
+    TrainerPair p;
+    pair_start(&p, "lambda_tone", "50");
+    double off = 0, on = 0;
+    for (int s = 0; s < 40; s++) {
+        Losses a = trainer_step(&p.off, &p.d), b = trainer_step(&p.on, &p.d);
+        if (s >= 30) { off += a.tone; on += b.tone; }
+    }
+    if (getenv("REAGE_TEST_VERBOSE")) printf("tone %.4g on, %.4g off\n", on / 10, off / 10);
+    CHECK(p.tc.lambda_tone == 0 && off > 0 && on < 0.5 * off, "lambda_tone holds the centre's mean colour: %.4g vs %.4g without",
+          on / 10, off / 10);
+    pair_end(&p);
+}
+
 /* The age critic (lambda_est_fake): it learns to read the generator's
  * outputs as their input's age (a lower loss on them than the estimator
  * without it), while the shipped estimator learns bit for bit as it would
@@ -414,6 +430,7 @@ void test_training(void) {
     test_chroma_tv();
     test_weight_average();
     test_age_critic();
+    test_tone();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
