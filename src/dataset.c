@@ -7,8 +7,9 @@
 #include <sys/stat.h>
 
 #define LABELS_MAX_BYTES (64u << 20)
+#define RACES 5 /* UTKFace: white, black, Asian, Indian, others */
 
-typedef struct { char name[64]; int age; } Row;
+typedef struct { char name[64]; int age, race; } Row;
 
 /* Parses labels.tsv: header "file age gender race split", tab separated. */
 static int read_labels(const char *dir, const char *split, Row **rows, int *n, Err *e) {
@@ -56,6 +57,8 @@ static int read_labels(const char *dir, const char *split, Row **rows, int *n, E
         }
         snprintf(r[count].name, sizeof(r[count].name), "%s", f[0]);
         r[count].age = (int)age;
+        long race = strtol(f[3], &end, 10);
+        r[count].race = end != f[3] && !*end && race >= 0 && race < RACES ? (int)race : -1; /* a few rows say "?" */
         count++;
     }
     free(text);
@@ -81,9 +84,10 @@ int dataset_load(Dataset *d, const char *dir, const char *split, const ModelConf
     d->pixels = malloc(px * take);
     d->age = malloc(sizeof(int) * take);
     d->group = malloc(sizeof(int) * take);
+    d->race = malloc(sizeof(int) * take);
     d->name = malloc(sizeof(*d->name) * take);
     char *ok = calloc(take, 1);
-    if (!d->pixels || !d->age || !d->group || !d->name || !ok) {
+    if (!d->pixels || !d->age || !d->group || !d->race || !d->name || !ok) {
         free(rows); free(ok); dataset_free(d);
         return err_set(e, "out of memory for %d images", take);
     }
@@ -113,6 +117,7 @@ int dataset_load(Dataset *d, const char *dir, const char *split, const ModelConf
         int j = d->count++;
         if (j != i) memcpy(d->pixels + px * j, d->pixels + px * i, px);
         d->age[j] = row->age;
+        d->race[j] = row->race;
         d->group[j] = age_to_group(cfg, row->age);
         snprintf(d->name[j], sizeof(d->name[j]), "%s", row->name);
     }
@@ -134,9 +139,44 @@ int dataset_load(Dataset *d, const char *dir, const char *split, const ModelConf
 }
 
 void dataset_free(Dataset *d) {
-    free(d->pixels); free(d->age); free(d->group); free(d->name);
-    for (int g = 0; g < MAX_GROUPS; g++) free(d->by_group[g]);
+    free(d->pixels); free(d->age); free(d->group); free(d->race); free(d->name);
+    for (int g = 0; g < MAX_GROUPS; g++) { free(d->by_group[g]); free(d->pick_cdf[g]); }
     memset(d, 0, sizeof(*d));
+}
+
+int dataset_balance_race(Dataset *d, float cap, Err *e) {
+    for (int g = 0; g < MAX_GROUPS; g++) { free(d->pick_cdf[g]); d->pick_cdf[g] = NULL; }
+    if (cap <= 0) return 0;
+    double all[RACES] = {0}, in_group[MAX_GROUPS][RACES] = {{0}};
+    for (int i = 0; i < d->count; i++)
+        if (d->race[i] >= 0) { all[d->race[i]] += 1.0 / d->count; in_group[d->group[i]][d->race[i]] += 1.0; }
+    for (int g = 0; g < MAX_GROUPS; g++) {
+        int n = d->group_count[g];
+        if (!n) continue;
+        if (!(d->pick_cdf[g] = malloc(sizeof(float) * n))) return err_set(e, "out of memory");
+        double sum = 0;
+        for (int k = 0; k < n; k++) {
+            int r = d->race[d->by_group[g][k]];
+            double w = r < 0 ? 1.0 : all[r] / (in_group[g][r] / n);
+            sum += w < cap ? w : cap;
+            d->pick_cdf[g][k] = (float)sum;
+        }
+    }
+    return 0;
+}
+
+/* The first photo whose cumulative weight exceeds a uniform draw. */
+int dataset_pick(const Dataset *d, Rng *rng, int g) {
+    const float *cdf = d->pick_cdf[g];
+    int n = d->group_count[g];
+    if (!cdf) return d->by_group[g][rng_int(rng, n)];
+    float u = rng_uniform(rng) * cdf[n - 1];
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (cdf[mid] > u) hi = mid; else lo = mid + 1;
+    }
+    return d->by_group[g][lo];
 }
 
 void dataset_image(const Dataset *d, int i, float *chw) {
@@ -149,7 +189,7 @@ void dataset_batch(const Dataset *d, Rng *rng, int B, int max_shift, float *x, i
     size_t n = (size_t)R * R;
     for (int b = 0; b < B; b++) {
         int g = nonempty[rng_int(rng, ng)];
-        int i = d->by_group[g][rng_int(rng, d->group_count[g])];
+        int i = dataset_pick(d, rng, g);
         int flip = rng_int(rng, 2);
         int dx = max_shift ? rng_int(rng, 2 * max_shift + 1) - max_shift : 0;
         int dy = max_shift ? rng_int(rng, 2 * max_shift + 1) - max_shift : 0;

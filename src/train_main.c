@@ -50,6 +50,24 @@ static int pick_faces(const Dataset *d, int *idx, int n) {
     return n;
 }
 
+/* Each group's expected share of white photos (race 0), the largest and the
+ * most unevenly spread among UTKFace's groups, before and after balancing. */
+static void print_race_mix(const Dataset *d, int groups, float cap) {
+    printf("ethnicity balanced within age groups (cap %g); white share per group, before -> after:", cap);
+    for (int g = 0; g < groups; g++) {
+        int n = d->group_count[g], white = 0;
+        double w_white = 0, prev = 0;
+        for (int k = 0; k < n; k++) {
+            int is_white = d->race[d->by_group[g][k]] == 0;
+            white += is_white;
+            if (is_white) w_white += d->pick_cdf[g][k] - prev;
+            prev = d->pick_cdf[g][k];
+        }
+        if (n) printf(" %.0f->%.0f%%", 100.0 * white / n, 100.0 * w_white / d->pick_cdf[g][n - 1]);
+    }
+    printf("\n");
+}
+
 /* Columns are only ever added at the end: a log from an older trainer, whose
  * header is a prefix of this one, gains the new columns ("nan" in old rows). */
 #define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\tctv\ttone\n"
@@ -193,6 +211,8 @@ int main(int argc, char **argv) {
     printf("%d training photos (%d skipped); per group:", train.count, train.skipped);
     for (int g = 0; g < tc.model.groups; g++) printf(" %d", train.group_count[g]);
     printf("\n");
+    if (dataset_balance_race(&train, tc.balance_race, &e)) return fail(e.msg);
+    if (tc.balance_race > 0) print_race_mix(&train, tc.model.groups, tc.balance_race);
     int faces[8], nfaces = 0;
     if (tc.sample_every > 0) {
         if (dataset_load(&test, tc.data, "test", &tc.model, 200, &e)) return fail(e.msg);

@@ -43,6 +43,7 @@ static const Option options[] = {
     {"age_margin", OPT_FLOAT, OFF(age_margin), 1, "outputs the estimator already reads as their target (loss below this) get no age push"},
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
     {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "an age critic for the generator's age term: a copy of the estimator that also learns the generator's outputs at their input's age, this weight, so that the term has to change what a reader of real faces sees instead of exploiting blind spots (the shipped estimator stays on real photos)"},
+    {"balance_race", OPT_FLOAT, OFF(balance_race), 1, "weigh each age group's photos toward the whole split's ethnic mix, no photo more than this many times its uniform share (0: uniform): UTKFace's age groups differ in ethnic mix, which the networks would learn as age"},
     {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},

@@ -17,6 +17,7 @@ typedef struct {
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
     float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
+    float balance_race;            /* >0: draws within an age group weighed toward the split's ethnic mix, capped at this */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];

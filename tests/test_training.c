@@ -29,6 +29,8 @@ static void make_data(void) {
     FILE *f = fopen(path, "w");
     fprintf(f, "file\tage\tgender\trace\tsplit\n");
     int ages[12] = {3, 8, 15, 25, 33, 41, 52, 60, 67, 75, 85, 30};
+    /* two races, mixed unevenly over the tiny configuration's three groups */
+    const char *races[12] = {"0", "0", "1", "0", "1", "1", "0", "1", "1", "1", "1", "?"};
     Err e;
     for (int i = 0; i < 12; i++) {
         Image img;
@@ -43,7 +45,7 @@ static void make_data(void) {
         snprintf(path, sizeof(path), "%s/images/face%02d.%s", dir, i, i % 2 ? "jpg" : "png");
         image_save(path, &img, &e);
         image_free(&img);
-        fprintf(f, "face%02d.%s\t%d\t0\t0\t%s\n", i, i % 2 ? "jpg" : "png", ages[i], i == 11 ? "test" : "train");
+        fprintf(f, "face%02d.%s\t%d\t0\t%s\t%s\n", i, i % 2 ? "jpg" : "png", ages[i], races[i], i == 11 ? "test" : "train");
     }
     snprintf(path, sizeof(path), "%s/images/broken.jpg", dir);
     FILE *b = fopen(path, "w");
@@ -412,11 +414,56 @@ static void test_weight_average(void) {
     dataset_free(&d);
 }
 
+/* Share of race-0 photos among many draws from group g. */
+static double race0_share(const Dataset *d, int g, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    int n = 30000, hits = 0;
+    for (int k = 0; k < n; k++) hits += d->race[dataset_pick(d, &rng, g)] == 0;
+    return (double)hits / n;
+}
+
+/* Balanced draws make race independent of age where the cap allows: each
+ * group's race mix then equals the split's (4 of 11 photos are race 0). */
+static void test_race_balance(const TrainConfig *tc) {
+    Dataset d, plain;
+    Err e;
+    dataset_load(&d, dir, "train", &tc->model, 0, &e);
+    dataset_load(&plain, dir, "train", &tc->model, 0, &e);
+    CHECK(d.race[0] == 0 && d.race[2] == 1 && d.race[3] == 0 && d.race[10] == 1, "race column read");
+    Dataset test;
+    CHECK(dataset_load(&test, dir, "test", &tc->model, 0, &e) == 0 && test.race[0] == -1, "an unknown race ('?') reads as -1");
+    dataset_free(&test);
+    double before[3] = {2.0 / 3, 1.0 / 3, 1.0 / 5}, target = 4.0 / 11;
+    CHECK(dataset_balance_race(&d, 100, &e) == 0, "balance with a cap that never binds");
+    for (int g = 0; g < 3; g++) {
+        double got = race0_share(&d, g, 7 + g);
+        CHECK(fabs(got - target) < 0.015, "group %d: race 0 share %.3f, the split's %.3f (unbalanced %.3f)", g, got, target, before[g]);
+        CHECK(fabs(race0_share(&plain, g, 7 + g) - before[g]) < 0.015, "group %d unbalanced draws keep its own mix", g);
+    }
+    /* a cap of 1.2 lets group 0's single race-1 photo weigh only 1.2 against
+     * 0.545 for each race-0 photo: race 0 share 2*0.545/(2*0.545+1.2) */
+    dataset_balance_race(&d, 1.2f, &e);
+    double capped = race0_share(&d, 0, 11), expect = 2 * (4.0 / 11 * 1.5) / (2 * (4.0 / 11 * 1.5) + 1.2);
+    CHECK(fabs(capped - expect) < 0.015 && capped > target && capped < before[0],
+          "capped: share %.3f (expected %.3f), between balanced and unbalanced", capped, expect);
+    /* cap 0: back to uniform draws, the same photos as never balanced */
+    dataset_balance_race(&d, 0, &e);
+    Rng a, b;
+    rng_seed(&a, 3); rng_seed(&b, 3);
+    int same = 1;
+    for (int k = 0; k < 1000; k++) same &= dataset_pick(&d, &a, k % 3) == dataset_pick(&plain, &b, k % 3);
+    CHECK(same && d.pick_cdf[0] == NULL, "cap 0 draws exactly as an unbalanced dataset");
+    dataset_free(&d);
+    dataset_free(&plain);
+}
+
 void test_training(void) {
     make_data();
     TrainConfig tc;
     tiny_config(&tc);
     test_loading(&tc);
+    test_race_balance(&tc);
     test_config_errors();
     test_overfit();
     test_resume();
