@@ -165,6 +165,15 @@ int dataset_balance_race(Dataset *d, float cap, Err *e) {
     return 0;
 }
 
+double dataset_race_share(const Dataset *d, int g, int race) {
+    int n = d->group_count[g];
+    const float *cdf = d->pick_cdf[g];
+    double share = 0;
+    for (int k = 0; k < n; k++)
+        if (d->race[d->by_group[g][k]] == race) share += cdf ? cdf[k] - (k ? cdf[k - 1] : 0) : 1;
+    return !n ? 0 : share / (cdf ? cdf[n - 1] : n);
+}
+
 /* The first photo whose cumulative weight exceeds a uniform draw. */
 int dataset_pick(const Dataset *d, Rng *rng, int g) {
     const float *cdf = d->pick_cdf[g];

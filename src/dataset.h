@@ -33,6 +33,8 @@ void dataset_free(Dataset *d);
  * so that a rare cell (twelve photos) is not repeated without end. Photos
  * without a race keep weight 1; cap <= 0 restores uniform draws. */
 int dataset_balance_race(Dataset *d, float cap, Err *e);
+/* The expected share of group g's draws that are of this race (0 for an empty group). */
+double dataset_race_share(const Dataset *d, int g, int race);
 /* One photo of group g (it must have photos), drawn as batches draw it. */
 int dataset_pick(const Dataset *d, Rng *rng, int g);
 /* Fills x [B,3,res,res] and groups [B]: each sample's group is drawn

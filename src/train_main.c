@@ -50,21 +50,12 @@ static int pick_faces(const Dataset *d, int *idx, int n) {
     return n;
 }
 
-/* Each group's expected share of white photos (race 0), the largest and the
- * most unevenly spread among UTKFace's groups, before and after balancing. */
-static void print_race_mix(const Dataset *d, int groups, float cap) {
+/* Each group's share of white photos (race 0), the largest and the most
+ * unevenly spread among UTKFace's groups, before and after balancing. */
+static void print_race_mix(const Dataset *d, int groups, float cap, const double *before) {
     printf("ethnicity balanced within age groups (cap %g); white share per group, before -> after:", cap);
-    for (int g = 0; g < groups; g++) {
-        int n = d->group_count[g], white = 0;
-        double w_white = 0, prev = 0;
-        for (int k = 0; k < n; k++) {
-            int is_white = d->race[d->by_group[g][k]] == 0;
-            white += is_white;
-            if (is_white) w_white += d->pick_cdf[g][k] - prev;
-            prev = d->pick_cdf[g][k];
-        }
-        if (n) printf(" %.0f->%.0f%%", 100.0 * white / n, 100.0 * w_white / d->pick_cdf[g][n - 1]);
-    }
+    for (int g = 0; g < groups; g++)
+        if (d->group_count[g]) printf(" %.0f->%.0f%%", 100 * before[g], 100 * dataset_race_share(d, g, 0));
     printf("\n");
 }
 
@@ -211,8 +202,10 @@ int main(int argc, char **argv) {
     printf("%d training photos (%d skipped); per group:", train.count, train.skipped);
     for (int g = 0; g < tc.model.groups; g++) printf(" %d", train.group_count[g]);
     printf("\n");
+    double white_before[MAX_GROUPS];
+    for (int g = 0; g < tc.model.groups; g++) white_before[g] = dataset_race_share(&train, g, 0);
     if (dataset_balance_race(&train, tc.balance_race, &e)) return fail(e.msg);
-    if (tc.balance_race > 0) print_race_mix(&train, tc.model.groups, tc.balance_race);
+    if (tc.balance_race > 0) print_race_mix(&train, tc.model.groups, tc.balance_race, white_before);
     int faces[8], nfaces = 0;
     if (tc.sample_every > 0) {
         if (dataset_load(&test, tc.data, "test", &tc.model, 200, &e)) return fail(e.msg);

@@ -440,6 +440,8 @@ static void test_race_balance(const TrainConfig *tc) {
         double got = race0_share(&d, g, 7 + g);
         CHECK(fabs(got - target) < 0.015, "group %d: race 0 share %.3f, the split's %.3f (unbalanced %.3f)", g, got, target, before[g]);
         CHECK(fabs(race0_share(&plain, g, 7 + g) - before[g]) < 0.015, "group %d unbalanced draws keep its own mix", g);
+        CHECK(fabs(dataset_race_share(&d, g, 0) - target) < 1e-6 && fabs(dataset_race_share(&plain, g, 0) - before[g]) < 1e-6,
+              "group %d: the expected shares the trainer reports", g);
     }
     /* a cap of 1.2 lets group 0's single race-1 photo weigh only 1.2 against
      * 0.545 for each race-0 photo: race 0 share 2*0.545/(2*0.545+1.2) */
@@ -447,6 +449,7 @@ static void test_race_balance(const TrainConfig *tc) {
     double capped = race0_share(&d, 0, 11), expect = 2 * (4.0 / 11 * 1.5) / (2 * (4.0 / 11 * 1.5) + 1.2);
     CHECK(fabs(capped - expect) < 0.015 && capped > target && capped < before[0],
           "capped: share %.3f (expected %.3f), between balanced and unbalanced", capped, expect);
+    CHECK(fabs(dataset_race_share(&d, 0, 0) - expect) < 1e-6, "capped: the reported expected share");
     /* cap 0: back to uniform draws, the same photos as never balanced */
     dataset_balance_race(&d, 0, &e);
     Rng a, b;
