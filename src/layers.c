@@ -818,3 +818,18 @@ void crossentropy_backward(float *dlogits, const float *probs, const int *labels
         for (int g = 0; g < G; g++)
             dlogits[(size_t)b * G + g] += scale * (probs[(size_t)b * G + g] - (g == labels[b])) / B;
 }
+
+void expected_value_forward(float *out, const float *probs, const float *values, int B, int G) {
+    for (int b = 0; b < B; b++) {
+        double e = 0;
+        for (int g = 0; g < G; g++) e += (double)probs[(size_t)b * G + g] * values[g];
+        out[b] = (float)e;
+    }
+}
+void expected_value_backward(float *dlogits, const float *probs, const float *out, const float *values,
+                             const float *dout, int B, int G) {
+    /* d E / d z_g = p_g (v_g - E) */
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++)
+            dlogits[(size_t)b * G + g] += dout[b] * probs[(size_t)b * G + g] * (values[g] - out[b]);
+}

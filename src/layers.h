@@ -160,4 +160,10 @@ float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G);
 void crossentropy_backward(float *dlogits, const float *probs, const int *labels,
                            float scale, int B, int G);
+/* The mean of per-class values under softmax probabilities probs [B,G] (as
+ * crossentropy_forward writes them): out [B]. Backward adds dout's gradient,
+ * taken through the softmax, to dlogits. */
+void expected_value_forward(float *out, const float *probs, const float *values, int B, int G);
+void expected_value_backward(float *dlogits, const float *probs, const float *out, const float *values,
+                             const float *dout, int B, int G);
 #endif

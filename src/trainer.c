@@ -41,6 +41,8 @@ static const Option options[] = {
     {"lambda_rec", OPT_FLOAT, OFF(lambda_rec), 1, "weight of reconstruction at the source age"},
     {"lambda_age", OPT_FLOAT, OFF(lambda_age), 1, "weight of the age estimator's verdict on outputs"},
     {"age_margin", OPT_FLOAT, OFF(age_margin), 1, "outputs the estimator already reads as their target (loss below this) get no age push"},
+    {"lambda_age_mean", OPT_FLOAT, OFF(lambda_age_mean), 1, "weight of the distance, in decades, between the age the critic expects of an output (the mean of the groups' centres under its verdict) and the target group's centre: a push toward the group's middle, where the cross-entropy stops at its edge"},
+    {"age_mean_tol", OPT_FLOAT, OFF(age_mean_tol), 1, "years of that distance that cost nothing"},
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
     {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "an age critic for the generator's age term: a copy of the estimator that also learns the generator's outputs at their input's age, this weight, so that the term has to change what a reader of real faces sees instead of exploiting blind spots (the shipped estimator stays on real photos)"},
     {"balance_race", OPT_FLOAT, OFF(balance_race), 1, "weigh each age group's photos toward the whole split's ethnic mix, no photo more than this many times its uniform share (0: uniform): UTKFace's age groups differ in ethnic mix, which the networks would learn as age"},
@@ -216,11 +218,12 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     t->dpatch = zalloc(sizeof(float) * B * c->res * c->res);
     t->dlogits = zalloc(sizeof(float) * B * G);
     t->tone = zalloc(sizeof(float) * B * 3); t->dtone = zalloc(sizeof(float) * B * 3);
+    t->age = zalloc(sizeof(float) * B); t->dage = zalloc(sizeof(float) * B);
     t->gw_src = zalloc(sizeof(float) * B * G); t->gw_tgt = zalloc(sizeof(float) * B * G);
     t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
     t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
     t->wrong = zalloc(sizeof(int) * B); t->src2 = zalloc(sizeof(int) * B);
-    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->tone || !t->dtone ||
+    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->tone || !t->dtone || !t->age || !t->dage ||
         !t->gw_src || !t->gw_tgt ||
         !t->gw_wrong || !t->gw_src2 || !t->src || !t->tgt || !t->wrong || !t->src2 ||
         gen_acts_alloc(&t->gen, &t->g_main, B, 1, t->scratch) || gen_acts_alloc(&t->gen, &t->g_aux, B, 1, t->scratch) ||
@@ -238,7 +241,7 @@ void trainer_free(Trainer *t) {
     if (t->has_critic) params_free(&t->critic.ps);
     free(t->gen_avg);
     free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
-    free(t->tone); free(t->dtone);
+    free(t->tone); free(t->dtone); free(t->age); free(t->dage);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
     free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
     memset(t, 0, sizeof(*t));
@@ -331,6 +334,21 @@ static void critic_step(Trainer *t, const float *y, const Rng *adv_rng, const Ad
     adam_step(&m->ps, ae, t->step);
 }
 
+float age_mean_term(const ModelConfig *c, const float *probs, const int *tgt, float lambda, float tol_years,
+                    int B, float *age, float *dage, float *dlogits) {
+    int G = c->groups;
+    float centre[MAX_GROUPS], gap = 0;
+    for (int g = 0; g < G; g++) centre[g] = group_center(c, g) / 10;
+    expected_value_forward(age, probs, centre, B, G);
+    for (int b = 0; b < B; b++) {
+        float d = age[b] - centre[tgt[b]];
+        gap += fabsf(d) * 10 / B;
+        dage[b] = fabsf(d) * 10 > tol_years ? lambda * (d > 0 ? 1.0f : -1.0f) / B : 0.0f;
+    }
+    if (lambda > 0) expected_value_backward(dlogits, probs, age, centre, dage, B, G);
+    return gap;
+}
+
 Losses trainer_step(Trainer *t, const Dataset *data) {
     const TrainConfig *tc = &t->tc;
     const ModelConfig *c = &tc->model;
@@ -402,7 +420,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         gen_backward(&t->gen, &t->g_aux, d, t->dy);
     }
     L.adv = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0);
-    if (tc->lambda_age > 0) {
+    if (tc->lambda_age > 0 || tc->lambda_age_mean > 0) {
         const float *lg = est_forward(critic, &t->ea, y, 0);
         L.age = est_verdict(t, lg, t->tgt, tc->lambda_age);
         /* An output need not read as its group more surely than real photos
@@ -411,6 +429,8 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         for (int b = 0; b < B; b++)
             if (-logf(fmaxf(t->ea.probs[b * G + t->tgt[b]], 1e-30f)) < tc->age_margin)
                 memset(t->dlogits + b * G, 0, sizeof(float) * G);
+        L.age_gap = age_mean_term(c, t->ea.probs, t->tgt, tc->lambda_age_mean, tc->age_mean_tol, B, t->age, t->dage,
+                                  t->dlogits);
         est_backward(critic, &t->ea, t->dlogits, t->dy, 0);
     }
     L.delta = l1_forward(y, t->x, nimg);

@@ -15,6 +15,8 @@ typedef struct {
     float lambda_ctv;              /* total variation of the change's colour alone */
     float lambda_tone;             /* L1 of the change's mean colour over the face's centre */
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
+    float lambda_age_mean;         /* distance of an output's expected age from its group's centre, in decades */
+    float age_mean_tol;            /* years of that distance that cost nothing */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
     float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
     float balance_race;            /* >0: draws within an age group weighed toward the split's ethnic mix, capped at this */
@@ -35,6 +37,7 @@ void train_config_usage(FILE *f);
 
 typedef struct {
     float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc, ctv, tone;
+    float age_gap;                 /* years between the critic's expected age of outputs and their groups' centres */
 } Losses;
 
 typedef struct {
@@ -49,7 +52,7 @@ typedef struct {
     DiscActs da;
     EstActs ea;
     float *scratch;
-    float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone;
+    float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone, *age, *dage;
     float *gw_src, *gw_tgt, *gw_wrong, *gw_src2;
     int *src, *tgt, *wrong, *src2;
     int step;
@@ -59,6 +62,15 @@ typedef struct {
 int trainer_init(Trainer *t, const TrainConfig *tc, Err *e);
 void trainer_free(Trainer *t);
 Losses trainer_step(Trainer *t, const Dataset *data);
+/* The age term's pull to the middle of the group. The cross-entropy is
+ * content once most of the critic's verdict on an output is its target with
+ * the rest on a neighbour, which leaves outputs at the group's edge (45-59
+ * read as 47); this is the distance, in decades beyond tol_years, between the
+ * expected age under the verdict probs [B,G] (the mean of the groups' centres)
+ * and the target group's centre. Writes age [B] (decades) and dage [B], adds
+ * lambda times the gradient to dlogits; returns the mean distance in years. */
+float age_mean_term(const ModelConfig *c, const float *probs, const int *tgt, float lambda, float tol_years,
+                    int B, float *age, float *dage, float *dlogits);
 int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e);
 /* Restores a checkpoint written for the same configuration. */
 int trainer_load_checkpoint(Trainer *t, const char *path, Err *e);

@@ -366,6 +366,8 @@ static void test_pointwise_and_shape(void) {
 static float *l_x, *l_y;
 static int l_labels[4] = {2, 0, 1, 2};
 static int l_kind;
+static const float l_values[3] = {0.45f, 1.5f, 6.95f};   /* group centres in decades */
+static const float l_dout[4] = {1.0f, -0.5f, 2.0f, 0.25f};
 static double loss_value(void *ctx) {
     (void)ctx;
     float probs[12];
@@ -376,15 +378,23 @@ static double loss_value(void *ctx) {
     case 3: return l1_forward(l_x, l_y, 12);
     case 4: return l1_forward(l_x, NULL, 12);
     case 5: return tv_forward(l_x, l_y, 2, 2, 3);
-    default: return crossentropy_forward(probs, l_x, l_labels, 4, 3);
+    case 6: return crossentropy_forward(probs, l_x, l_labels, 4, 3);
+    default: {
+        float e[4];
+        double sum = 0;
+        crossentropy_forward(probs, l_x, l_labels, 4, 3);
+        expected_value_forward(e, probs, l_values, 4, 3);
+        for (int b = 0; b < 4; b++) sum += (double)l_dout[b] * e[b];
+        return sum;
+    }
     }
 }
 
 static void test_losses(void) {
     l_x = buf(12, -2, 2, 70);
     l_y = buf(12, -2, 2, 71);
-    const char *names[] = {"mse", "bce(1)", "bce(0)", "l1", "l1(zero)", "tv", "crossentropy"};
-    for (l_kind = 0; l_kind < 7; l_kind++) {
+    const char *names[] = {"mse", "bce(1)", "bce(0)", "l1", "l1(zero)", "tv", "crossentropy", "expected value"};
+    for (l_kind = 0; l_kind < 8; l_kind++) {
         float g[12] = {0}, probs[12];
         switch (l_kind) {
         case 0: mse_const_backward(g, l_x, 0.7f, 1.0f, 12); break;
@@ -393,9 +403,16 @@ static void test_losses(void) {
         case 3: l1_backward(g, l_x, l_y, 1.0f, 12); break;
         case 4: l1_backward(g, l_x, NULL, 1.0f, 12); break;
         case 5: tv_backward(g, l_x, l_y, 1.0f, 2, 2, 3); break;
-        default:
+        case 6:
             crossentropy_forward(probs, l_x, l_labels, 4, 3);
             crossentropy_backward(g, probs, l_labels, 1.0f, 4, 3);
+            break;
+        default: {
+            float e[4];
+            crossentropy_forward(probs, l_x, l_labels, 4, 3);
+            expected_value_forward(e, probs, l_values, 4, 3);
+            expected_value_backward(g, probs, e, l_values, l_dout, 4, 3);
+        }
         }
         double err = gradcheck(loss_value, NULL, l_x, g, 12, 12, 1e-3f);
         CHECK(err < TOL, "%s loss gradient relative error %.3g", names[l_kind], err);
@@ -404,6 +421,13 @@ static void test_losses(void) {
     float z[3] = {0, 0, 0}, p[3];
     int lab = 1;
     CHECK(fabsf(crossentropy_forward(p, z, &lab, 1, 3) - logf(3.0f)) < 1e-6f, "uniform logits give log(G)");
+    float ev;
+    expected_value_forward(&ev, p, l_values, 1, 3);
+    CHECK(fabsf(ev - (0.45f + 1.5f + 6.95f) / 3) < 1e-6f, "uniform probabilities give the values' mean");
+    float sure[3] = {0, 0, 40};
+    crossentropy_forward(p, sure, &lab, 1, 3);
+    expected_value_forward(&ev, p, l_values, 1, 3);
+    CHECK(fabsf(ev - 6.95f) < 1e-5f, "a sure verdict gives its class's value");
     float ramp[6] = {0, 1, 2, 0, 1, 2}; /* 2x3, steps of 1 across, none down */
     CHECK(fabsf(tv_forward(ramp, NULL, 1, 2, 3) - 4.0f / 6.0f) < 1e-6f, "tv of a ramp");
     float zero = 0;

@@ -270,6 +270,7 @@ static void test_penalty_terms(void) {
     static const struct { const char *key, *value; size_t stat; double ratio; } terms[] = {
         {"lambda_ctv", "200", offsetof(Losses, ctv), 0.7},
         {"lambda_tone", "50", offsetof(Losses, tone), 0.5},
+        {"lambda_age_mean", "20", offsetof(Losses, age_gap), 0.8},
     };
     for (size_t k = 0; k < sizeof(terms) / sizeof(terms[0]); k++) {
         TrainerPair p;
@@ -286,6 +287,54 @@ static void test_penalty_terms(void) {
               terms[k].value, on / 10, off / 10);
         pair_end(&p);
     }
+}
+
+/* The pull to the group's middle on hand-made verdicts, six groups 0-9 ...
+ * 60+ (centres 4.5 ... 69.5): the distance in years; a verdict split between
+ * the target and the group below is pulled up (the target's logit up, the
+ * lower one's down); one at the centre, or within the tolerance, is left alone;
+ * and the gradient is that of the distance (finite differences). */
+static void test_age_mean_term(void) {
+    ModelConfig c;
+    Err e;
+    CHECK(parse_groups(&c, "0-9,10-19,20-29,30-44,45-59,60+", &e) == 0, "groups: %s", e.msg);
+    float probs[3 * 6] = {
+        0, 0, 0, 0.5f, 0.5f, 0,                 /* target 45-59: read as 44.5 */
+        0, 0, 0, 0, 1, 0,                       /* target 45-59: its centre */
+        0, 0, 0, 0, 0.15f, 0.85f,               /* target 60+: read as 66.9 */
+    };
+    int tgt[3] = {4, 4, 5};
+    float age[3], dage[3], dl[18] = {0};
+    float gap = age_mean_term(&c, probs, tgt, 1.0f, 0.0f, 3, age, dage, dl);
+    float want = (7.5f + 0.0f + 0.15f * 17.5f) / 3;
+    CHECK(fabsf(gap - want) < 1e-4f, "mean distance %.4f years, want %.4f", gap, want);
+    CHECK(fabsf(age[0] - 4.45f) < 1e-5f, "expected age 44.5 in decades: %g", age[0]);
+    CHECK(dl[4] < 0 && dl[3] > 0, "split below the target: its logit is pushed up (%g), the lower one's down (%g)", dl[4], dl[3]);
+    CHECK(dl[6 + 4] == 0 && dl[12 + 5] < 0, "at the centre: no push (%g); 60+ short of its centre: pushed up", dl[6 + 4]);
+    float dl2[18] = {0};
+    age_mean_term(&c, probs, tgt, 1.0f, 5.0f, 3, age, dage, dl2);
+    CHECK(dl2[4] != 0 && dl2[17] == 0, "a 5-year tolerance spares the 2.6-year gap, not the 7.5-year one");
+    /* finite differences of lambda * mean distance against the logits */
+    float z[18], zz[18], p2[18], a2[3], d2[3], scratch[18];
+    for (int i = 0; i < 18; i++) z[i] = 0.3f * (float)((i * 7) % 5) - 0.6f;
+    int lab[3] = {0, 0, 0};
+    crossentropy_forward(p2, z, lab, 3, 6);
+    float g[18] = {0};
+    age_mean_term(&c, p2, tgt, 1.0f, 0.0f, 3, a2, d2, g);
+    double worst = 0;
+    for (int i = 0; i < 18; i++) {
+        double f[2];
+        for (int s = 0; s < 2; s++) {
+            memcpy(zz, z, sizeof(z));
+            zz[i] += s ? -1e-2f : 1e-2f;
+            crossentropy_forward(p2, zz, lab, 3, 6);
+            memset(scratch, 0, sizeof(scratch));
+            f[s] = age_mean_term(&c, p2, tgt, 0.0f, 0.0f, 3, a2, d2, scratch) / 10;
+        }
+        double fd = (f[0] - f[1]) / 2e-2;
+        worst = fmax(worst, fabs(fd - g[i]) / fmax(1e-3, fabs(fd) + fabs(g[i])));
+    }
+    CHECK(worst < 1e-2, "the pull's gradient matches finite differences of the distance (relative error %.3g)", worst);
 }
 
 /* The age critic (lambda_est_fake): it learns to read the generator's
@@ -466,6 +515,7 @@ void test_training(void) {
     TrainConfig tc;
     tiny_config(&tc);
     test_loading(&tc);
+    test_age_mean_term();
     test_race_balance(&tc);
     test_config_errors();
     test_overfit();
