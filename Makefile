@@ -23,13 +23,13 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/facedetect.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
 
-.PHONY: all test deps train bench eval clean web serve
+.PHONY: all test deps train bench eval calibrate clean web serve
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob
 
 $(BUILD):
@@ -43,6 +43,9 @@ $(BUILD)/reage: src/reage_main.c $(NATIVE) $(HEADERS) | $(BUILD)
 
 $(BUILD)/reage-render: tools/eval/render.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/eval/render.c $(NATIVE) $(LDLIBS)
+
+$(BUILD)/reage-calibrate: tools/calibrate.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/calibrate.c $(NATIVE) $(LDLIBS)
 
 $(BUILD)/reage-parity: tests/parity_native.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tests/parity_native.c $(NATIVE) $(LDLIBS)
@@ -66,7 +69,7 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/photo.c src/facedetect.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 web/reage.wasm: $(WASM_SRC) $(HEADERS)
@@ -104,7 +107,7 @@ deps:
 	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-parity $(BUILD)/reage-tflite web/reage.wasm weights/blazeface.blob
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-parity $(BUILD)/reage-tflite web/reage.wasm weights/blazeface.blob
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/
 
@@ -120,6 +123,14 @@ eval: deps $(BUILD)/reage-render
 
 train: $(BUILD)/reage-train
 	$(BUILD)/reage-train --config default --data $(DATA) --out runs/default
+
+# A trained blob's age calibration (tools/calibrate.c), fitted on the train
+# split with the blob's own estimator and written into a copy: how a blob
+# from runs/ becomes the shipped one.
+CAL_FROM ?= runs/default/reage.blob
+CAL_TO ?= weights/reage.blob
+calibrate: $(BUILD)/reage-calibrate
+	$(BUILD)/reage-calibrate --weights $(CAL_FROM) --data $(DATA) --out $(CAL_TO)
 
 clean:
 	rm -rf $(BUILD)

@@ -68,13 +68,18 @@ void blobw_begin(BlobWriter *w, const char *magic, const char *config) {
     put_u32(w, 0);
 }
 
-static void put_header(BlobWriter *w, const char *name, DType dt, int ndim, const int *shape) {
-    put_u32(w, (uint32_t)strlen(name));
-    put(w, name, strlen(name));
+/* A tensor's header up to its dimensions, which the caller puts next. */
+static void put_head(BlobWriter *w, const char *name, size_t len, uint32_t dt, uint32_t ndim) {
+    put_u32(w, (uint32_t)len);
+    put(w, name, len);
     put_u32(w, dt);
-    put_u32(w, (uint32_t)ndim);
-    for (int i = 0; i < ndim; i++) put_u32(w, (uint32_t)shape[i]);
+    put_u32(w, ndim);
     w->ntensors++;
+}
+
+static void put_header(BlobWriter *w, const char *name, DType dt, int ndim, const int *shape) {
+    put_head(w, name, strlen(name), dt, (uint32_t)ndim);
+    for (int i = 0; i < ndim; i++) put_u32(w, (uint32_t)shape[i]);
 }
 
 void blobw_floats(BlobWriter *w, const char *name, DType dtype, int ndim,
@@ -93,6 +98,12 @@ void blobw_u32(BlobWriter *w, const char *name, size_t n, const uint32_t *data) 
     int shape[1] = {(int)n};
     put_header(w, name, DT_U32, 1, shape);
     put(w, data, n * 4);
+}
+
+void blobw_copy(BlobWriter *w, const BlobTensor *t) {
+    put_head(w, t->name, t->name_len, t->dtype, t->ndim);
+    for (uint32_t i = 0; i < t->ndim; i++) put_u32(w, t->shape[i]);
+    put(w, t->data, t->count * (t->dtype == DT_F16 ? 2 : 4));
 }
 
 void blobw_params(BlobWriter *w, const char *prefix, const ParamSet *ps, DType dtype) {

@@ -64,6 +64,8 @@ typedef struct {
 int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
                const char *what, Err *e);
 const BlobTensor *blob_find(const Blob *b, const char *name);
+/* A tensor of another blob, copied as it is stored. */
+void blobw_copy(BlobWriter *w, const BlobTensor *t);
 /* Copies tensor name into dst (converting from float16 if stored so),
  * checking that it holds exactly n elements. */
 int blob_read_floats(const Blob *b, const char *name, float *dst, size_t n,

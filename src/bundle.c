@@ -1,4 +1,6 @@
 #include "bundle.h"
+#include "calibration.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,13 @@ int bundle_save(const char *path, const Generator *g, const Estimator *m, const 
 }
 #endif
 
+/* Puts the file's name and the part at fault before a parser's message. */
+static void blame(Err *e, const char *what, const char *part) {
+    char msg[sizeof(e->msg)];
+    snprintf(msg, sizeof(msg), "%.100s: %s: %.360s", what, part, e->msg);
+    err_set(e, "%s", msg);
+}
+
 int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *expect,
                 const char *what, Err *e) {
     memset(b, 0, sizeof(*b));
@@ -26,13 +35,19 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
     int rc = -1;
     if (blob_parse(blob, buf, len, BLOB_MAGIC, what, e)) goto done;
     if (model_config_parse(&b->cfg, blob->config, e)) {
-        char msg[sizeof(e->msg)];
-        snprintf(msg, sizeof(msg), "%.100s: bad model config: %.380s", what, e->msg);
-        err_set(e, "%s", msg);
+        blame(e, what, "bad model config");
         goto done;
     }
     if (expect && model_config_match(&b->cfg, expect, what, e)) goto done;
     config_get(blob->config, "info", b->info, sizeof(b->info));
+    char calib[512];
+    if (!config_get(blob->config, CALIBRATION_KEY, calib, sizeof(calib))) {
+        if (calibration_parse(&b->cfg, calib, b->calib, e)) {
+            blame(e, what, "bad age calibration");
+            goto done;
+        }
+        b->calibrated = 1;
+    }
     gen_build(&b->gen, &b->cfg);
     est_build(&b->est, &b->cfg);
     if (params_alloc(&b->gen.ps, 0) || params_alloc(&b->est.ps, 0)) { err_set(e, "%s: out of memory", what); goto done; }
@@ -62,6 +77,10 @@ void bundle_free(Bundle *b) {
 
 float bundle_estimate_age(Bundle *b, const float *face) {
     return est_age_years(&b->est, est_forward(&b->est, &b->ea, face, 0));
+}
+
+void bundle_age_weights(const Bundle *b, float age, float *groupw) {
+    age_to_groupw(&b->cfg, calibration_map(&b->cfg, b->calibrated ? b->calib : NULL, age), groupw);
 }
 
 void bundle_reage(Bundle *b, const float *face, const float *groupw, float *out) {

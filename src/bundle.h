@@ -13,6 +13,8 @@ typedef struct {
     EstActs ea;
     float *scratch;
     char info[256];     /* free text from the blob ("trained_steps=...") */
+    int calibrated;     /* the blob carries an age calibration (calibration.h) */
+    float calib[MAX_GROUPS];
 } Bundle;
 
 /* Writes gen and est as a browser blob (float16 weights). */
@@ -24,6 +26,9 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
 void bundle_free(Bundle *b);
 /* The photo's own age in years; face is [3,res,res] in [-1,1]. */
 float bundle_estimate_age(Bundle *b, const float *face);
+/* The generator's soft group weights [G] for an age in years, through the
+ * blob's age calibration where it has one. */
+void bundle_age_weights(const Bundle *b, float age, float *groupw);
 /* Re-ages one face to soft group weights groupw [G]; writes [3,res,res]. */
 void bundle_reage(Bundle *b, const float *face, const float *groupw, float *out);
 #endif

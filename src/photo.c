@@ -62,9 +62,9 @@ void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float targe
     float *same = malloc(sizeof(float) * 3 * n), gw[MAX_GROUPS];
     if (!face || !aged || !same) { free(face); free(aged); free(same); return; }
     photo_crop(p, box, R, face);
-    age_to_groupw(&b->cfg, target_age, gw);
+    bundle_age_weights(b, target_age, gw);
     bundle_reage(b, face, gw, aged);
-    age_to_groupw(&b->cfg, source_age, gw);
+    bundle_age_weights(b, source_age, gw);
     bundle_reage(b, face, gw, same);
     /* the change in 0..255 units; the reconstruction's own error cancels */
     for (size_t i = 0; i < 3 * n; i++) aged[i] = (aged[i] - same[i]) * 127.5f;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "../src/blob.h"
 #include "../src/bundle.h"
+#include "../src/calibration.h"
 #include "../src/fileio.h"
 #include "check.h"
 
@@ -102,6 +103,65 @@ static void test_round_trip_and_damage(void) {
     params_free(&m.ps);
 }
 
+/* A parsed blob's tensors under another config text. */
+static uint8_t *with_config(const Blob *blob, const char *config, size_t *len) {
+    BlobWriter w;
+    blobw_begin(&w, BLOB_MAGIC, config);
+    for (uint32_t i = 0; i < blob->ntensors; i++) blobw_copy(&w, &blob->t[i]);
+    return blobw_finish(&w, len);
+}
+
+static void test_calibrated_blob(void) {
+    Generator g;
+    Estimator m;
+    size_t len, clen, len2;
+    uint8_t *buf = make_blob(&len, &g, &m);
+    Blob *blob = malloc(sizeof(Blob)), *blob2 = malloc(sizeof(Blob));
+    Bundle plain, cal;
+    Err e;
+    ModelConfig c = test_config();
+    CHECK(blob_parse(blob, buf, len, BLOB_MAGIC, "blob", &e) == 0 && bundle_load(&plain, buf, len, &c, "blob", &e) == 0,
+          "the plain blob loads: %s", e.msg);
+    CHECK(!plain.calibrated, "a blob without the key is not calibrated");
+    const float calib[3] = {12, 30, 59.5f};
+    uint8_t *cbuf = calibration_apply(blob, &c, calib, &clen);
+    CHECK(cbuf && bundle_load(&cal, cbuf, clen, &c, "calibrated", &e) == 0, "the calibrated copy loads: %s", e.msg);
+    CHECK(cal.calibrated && !memcmp(cal.calib, calib, sizeof(calib)), "and carries the calibration");
+    CHECK(!memcmp(cal.gen.ps.data, plain.gen.ps.data, sizeof(float) * plain.gen.ps.total) &&
+          !memcmp(cal.est.ps.data, plain.est.ps.data, sizeof(float) * plain.est.ps.total) && !strcmp(cal.info, plain.info),
+          "with the same weights and info");
+    float w[MAX_GROUPS], w0[MAX_GROUPS];
+    bundle_age_weights(&cal, 9.5f, w);
+    bundle_age_weights(&plain, 9.5f, w0);
+    CHECK(fabsf(w[0] - 0.9f) < 1e-5f && fabsf(w[1] - 0.1f) < 1e-5f && w0[0] == 1.0f,
+          "age 9.5 conditions as 12 calibrated (%g %g), as itself plain", w[0], w[1]);
+    /* calibrating again replaces the line */
+    const float again[3] = {10, 34.5f, 50};
+    CHECK(blob_parse(blob2, cbuf, clen, BLOB_MAGIC, "calibrated", &e) == 0, "calibrated copy parses");
+    uint8_t *buf2 = calibration_apply(blob2, &c, again, &len2);
+    CHECK(blob_parse(blob2, buf2, len2, BLOB_MAGIC, "again", &e) == 0, "recalibrated copy parses");
+    const char *first = strstr(blob2->config, CALIBRATION_KEY);
+    CHECK(first && !strstr(first + 1, CALIBRATION_KEY) && strstr(first, "=10.00,34.50,50.00\n"),
+          "one calibration line, the newer: %s", blob2->config);
+    bundle_free(&cal);
+    free(buf2);
+
+    /* a damaged calibration is refused by name */
+    char config[sizeof(blob->config) + 64];
+    snprintf(config, sizeof(config), "%sage_calibration=12,40,30\n", blob->config);
+    uint8_t *bad = with_config(blob, config, &len2);
+    CHECK(bundle_load(&cal, bad, len2, NULL, "odd.blob", &e) != 0 && has(e.msg, "odd.blob") &&
+          has(e.msg, "bad age calibration") && has(e.msg, "decreases"), "a decreasing calibration: %s", e.msg);
+    free(bad);
+    bundle_free(&plain);
+    free(cbuf);
+    free(buf);
+    free(blob);
+    free(blob2);
+    params_free(&g.ps);
+    params_free(&m.ps);
+}
+
 static void test_atomic_write(void) {
     char path[] = "/tmp/reage-atomic-XXXXXX";
     int fd = mkstemp(path);
@@ -127,5 +187,6 @@ static void test_atomic_write(void) {
 void test_blob(void) {
     test_f16();
     test_round_trip_and_damage();
+    test_calibrated_blob();
     test_atomic_write();
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../src/calibration.h"
 #include "../src/model.h"
 #include "check.h"
 #include "gradcheck.h"
@@ -238,6 +239,47 @@ static void test_age_groups(void) {
     CHECK(model_config_parse(&back, text, &e) == 0 && back.est_blur == 1, "the estimator's blur round-trips");
 }
 
+/* Test groups 0-19, 20-49, 50+: centres 9.5, 34.5, 59.5. */
+static void test_calibration(void) {
+    ModelConfig c = test_config();
+    const float calib[3] = {12, 30, 59.5f};
+    CHECK(calibration_map(&c, NULL, 41.0f) == 41.0f, "without a calibration an age is its own conditioning");
+    CHECK(fabsf(calibration_map(&c, calib, 9.5f) - 12) < 1e-5f && fabsf(calibration_map(&c, calib, 22) - 21) < 1e-5f &&
+          fabsf(calibration_map(&c, calib, 47) - 44.75f) < 1e-5f, "the map is linear between the centres' values");
+    CHECK(calibration_map(&c, calib, 0) == 12 && calibration_map(&c, calib, 90) == 59.5f, "and flat beyond them");
+
+    /* grid 9.5 ... 59.5 in steps of 12.5 */
+    const float cond[5] = {9.5f, 22, 34.5f, 47, 59.5f};
+    const float reading[15] = {8, 15, 20, 30, 40,      /* want 9.75: a quarter of the way 9.5..22 */
+                               10, 25, 20, 32, 40,     /* a dip: the running maximum holds 25 until 32 */
+                               30, 35, 40, 45, 50};    /* never reaches 60: the grid's end */
+    const float want[3] = {9.75f, 30, 60};
+    float fit[3];
+    calibration_fit(&c, 5, cond, reading, want, fit);
+    CHECK(fabsf(fit[0] - 12.625f) < 1e-4f, "a reading reached between grid points interpolates (%g)", fit[0]);
+    CHECK(fabsf(fit[1] - (34.5f + 5.0f / 7 * 12.5f)) < 1e-4f, "a dip in the readings is passed over (%g)", fit[1]);
+    CHECK(fit[2] == 59.5f, "a reading never reached takes the grid's end (%g)", fit[2]);
+    const float want2[3] = {9.75f, 30, 5};
+    calibration_fit(&c, 5, cond, reading, want2, fit);
+    CHECK(fit[2] == fit[1], "an older group never maps below a younger one (%g < %g)", fit[2], fit[1]);
+
+    char line[256];
+    float back[3];
+    Err e;
+    calibration_line(&c, calib, line, sizeof(line));
+    CHECK(!strcmp(line, "age_calibration=12.00,30.00,59.50\n"), "the config line (%s)", line);
+    line[strlen(line) - 1] = 0;
+    CHECK(calibration_parse(&c, line + strlen(CALIBRATION_KEY) + 1, back, &e) == 0 && !memcmp(back, calib, sizeof(back)),
+          "and it parses back: %s", e.msg);
+    struct { const char *text, *why; } bad[] = {
+        {"12,30", "expected 3 numbers"}, {"12,30,50,60", "more than 3"}, {"12,x,50", "expected 3 numbers"},
+        {"5,30,50", "outside"}, {"12,30,nan", "outside"}, {"12,40,30", "decreases"}, {"", "expected 3 numbers"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(calibration_parse(&c, bad[i].text, back, &e) != 0 && strstr(e.msg, bad[i].why),
+              "calibration '%s' refused (%s)", bad[i].text, e.msg);
+}
+
 void test_models(void) {
     test_generator_gradients();
     test_discriminator_gradients(1);
@@ -246,4 +288,5 @@ void test_models(void) {
     test_estimator_gradients(1);
     test_seed_discriminator();
     test_age_groups();
+    test_calibration();
 }
