@@ -152,7 +152,7 @@ async function main() {
   const code = await new Promise((resolve) => render.on('close', resolve));
   if (code !== 0 || !header) throw new Error(`reage-render failed (exit ${code})`);
   const summary = summarize(faces, header.ages);
-  const report = { date: new Date().toISOString(), weights, limit: Number(limit), ...summary };
+  const report = { date: new Date().toISOString(), weights, limit: Number(limit), calibration: header.calibration ?? null, ...summary };
   writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(out, 'eval-faces.json'), JSON.stringify({ weights, ages: header.ages, faces }) + '\n');
   console.log(table(summary));

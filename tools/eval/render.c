@@ -3,7 +3,8 @@
  * engine's age estimate as the source age, the whole aligned crop as the face
  * box), and streams records to stdout for tools/eval/judge.mjs:
  *
- *   header line: {"count":N,"groups":G,"side":S,"ages":[[lo,hi],...]}\n
+ *   header line: {"count":N,"groups":G,"side":S,"ages":[[lo,hi],...],
+ *                 "calibration":[conditioning age per group centre] or null}\n
  *   per photo:   int32 index, int32 true age, int32 gender, int32 race,
  *                float32 estimated age, G float32: the engine's own estimate
  *                of each output (where the judge disagrees, it is fooled),
@@ -99,7 +100,10 @@ int main(int argc, char **argv) {
     if (grid && image_alloc(&sheet, SIDE * (G + 1), SIDE * GRID_FACES)) return 1;
     printf("{\"count\":%d,\"groups\":%d,\"side\":%d,\"ages\":[", count, G, SIDE);
     for (int g = 0; g < G; g++) printf("%s[%d,%d]", g ? "," : "", b.cfg.group_lo[g], b.cfg.group_hi[g]);
-    printf("]}\n");
+    printf("],\"calibration\":");
+    if (!b.calibrated) printf("null");
+    for (int g = 0; b.calibrated && g < G; g++) printf("%s%.2f", g ? "," : "[", b.calib[g]);
+    printf("%s}\n", b.calibrated ? "]" : "");
     size_t px = (size_t)SIDE * SIDE * 3;
     uint8_t *rec = malloc(px * (G + 1));
     float own[MAX_GROUPS];
