@@ -100,12 +100,6 @@ void blobw_u32(BlobWriter *w, const char *name, size_t n, const uint32_t *data) 
     put(w, data, n * 4);
 }
 
-void blobw_copy(BlobWriter *w, const BlobTensor *t) {
-    put_head(w, t->name, t->name_len, t->dtype, t->ndim);
-    for (uint32_t i = 0; i < t->ndim; i++) put_u32(w, t->shape[i]);
-    put(w, t->data, t->count * (t->dtype == DT_F16 ? 2 : 4));
-}
-
 void blobw_params(BlobWriter *w, const char *prefix, const ParamSet *ps, DType dtype) {
     char name[128];
     for (int i = 0; i < ps->count; i++) {
@@ -125,6 +119,18 @@ uint8_t *blobw_finish(BlobWriter *w, size_t *len) {
     uint8_t *b = w->out.buf;
     w->out.buf = NULL;
     return b;
+}
+
+uint8_t *blob_with_config(const Blob *b, const char *config, size_t *len) {
+    BlobWriter w;
+    blobw_begin(&w, b->magic, config);
+    for (uint32_t i = 0; i < b->ntensors; i++) {
+        const BlobTensor *t = &b->t[i];
+        put_head(&w, t->name, t->name_len, t->dtype, t->ndim);
+        for (uint32_t d = 0; d < t->ndim; d++) put_u32(&w, t->shape[d]);
+        put(&w, t->data, t->count * (t->dtype == DT_F16 ? 2 : 4));
+    }
+    return blobw_finish(&w, len);
 }
 
 #ifndef __EMSCRIPTEN__ /* the browser build has no file system */

@@ -64,8 +64,9 @@ typedef struct {
 int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
                const char *what, Err *e);
 const BlobTensor *blob_find(const Blob *b, const char *name);
-/* A tensor of another blob, copied as it is stored. */
-void blobw_copy(BlobWriter *w, const BlobTensor *t);
+/* The blob's tensors, bit for bit, under another config text, with a new
+ * checksum; the bytes are the caller's to free, NULL when out of memory. */
+uint8_t *blob_with_config(const Blob *b, const char *config, size_t *len);
 /* Copies tensor name into dst (converting from float16 if stored so),
  * checking that it holds exactly n elements. */
 int blob_read_floats(const Blob *b, const char *name, float *dst, size_t n,

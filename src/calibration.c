@@ -77,8 +77,5 @@ uint8_t *calibration_apply(const Blob *blob, const ModelConfig *c, const float *
     }
     if (k && config[k - 1] != '\n') config[k++] = '\n';
     calibration_line(c, calib, config + k, sizeof(config) - k);
-    BlobWriter w;
-    blobw_begin(&w, BLOB_MAGIC, config);
-    for (uint32_t i = 0; i < blob->ntensors; i++) blobw_copy(&w, &blob->t[i]);
-    return blobw_finish(&w, len);
+    return blob_with_config(blob, config, len);
 }

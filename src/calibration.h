@@ -32,10 +32,11 @@ int calibration_parse(const ModelConfig *c, const char *value, float *calib, Err
 void calibration_line(const ModelConfig *c, const float *calib, char *buf, size_t n);
 /* The fit. cond [K]: increasing conditioning ages; reading [G*K]: for each
  * target group g, the mean estimated age of outputs made at cond[k] (from
- * inputs of the other groups); want [G]: the reading wanted for group g. For each group, the conditioning at which the readings
- * (made non-decreasing by a running maximum) reach want[g], linearly
- * between grid points and clamped to the grid's ends; then made
- * non-decreasing across groups. */
+ * inputs of the other groups); want [G]: the reading wanted for group g.
+ * For each group, the conditioning at which the readings (made
+ * non-decreasing by a running maximum) reach want[g], linearly between grid
+ * points and clamped to the grid's ends; then made non-decreasing across
+ * groups. */
 void calibration_fit(const ModelConfig *c, int K, const float *cond, const float *reading, const float *want,
                      float *calib);
 /* A copy of a parsed blob (tensors bit for bit) whose config carries calib

@@ -103,14 +103,6 @@ static void test_round_trip_and_damage(void) {
     params_free(&m.ps);
 }
 
-/* A parsed blob's tensors under another config text. */
-static uint8_t *with_config(const Blob *blob, const char *config, size_t *len) {
-    BlobWriter w;
-    blobw_begin(&w, BLOB_MAGIC, config);
-    for (uint32_t i = 0; i < blob->ntensors; i++) blobw_copy(&w, &blob->t[i]);
-    return blobw_finish(&w, len);
-}
-
 static void test_calibrated_blob(void) {
     Generator g;
     Estimator m;
@@ -149,7 +141,7 @@ static void test_calibrated_blob(void) {
     /* a damaged calibration is refused by name */
     char config[sizeof(blob->config) + 64];
     snprintf(config, sizeof(config), "%sage_calibration=12,40,30\n", blob->config);
-    uint8_t *bad = with_config(blob, config, &len2);
+    uint8_t *bad = blob_with_config(blob, config, &len2);
     CHECK(bundle_load(&cal, bad, len2, NULL, "odd.blob", &e) != 0 && has(e.msg, "odd.blob") &&
           has(e.msg, "bad age calibration") && has(e.msg, "decreases"), "a decreasing calibration: %s", e.msg);
     free(bad);
