@@ -797,6 +797,47 @@ void window_mean_backward(float *da, const float *dout, int BC, int H, int W, in
             for (int x = x0; x < x1; x++) da[((size_t)n * H + y) * W + x] += dout[n] * inv;
 }
 
+void shade_forward(float *out, const float *a, const float *b, int B, int H, int W, int k) {
+    int BH = H / k, BW = W / k;
+    size_t HW = (size_t)H * W;
+    double inv = 1.0 / (3.0 * k * k);
+    for (int n = 0; n < B; n++)
+        for (int by = 0; by < BH; by++)
+            for (int bx = 0; bx < BW; bx++) {
+                double sum = 0.0;
+                for (int c = 0; c < 3; c++)
+                    for (int y = by * k; y < (by + 1) * k; y++)
+                        for (int x = bx * k; x < (bx + 1) * k; x++) {
+                            size_t i = ((size_t)n * 3 + c) * HW + (size_t)y * W + x;
+                            sum += a[i] - (b ? b[i] : 0.0f);
+                        }
+                out[((size_t)n * BH + by) * BW + bx] = (float)(sum * inv);
+            }
+}
+
+void shade_backward(float *da, const float *dout, int B, int H, int W, int k) {
+    int BH = H / k, BW = W / k;
+    size_t HW = (size_t)H * W;
+    float inv = 1.0f / (3.0f * k * k);
+    for (int n = 0; n < B; n++)
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < BH * k; y++)
+                for (int x = 0; x < BW * k; x++)
+                    da[((size_t)n * 3 + c) * HW + (size_t)y * W + x] += dout[((size_t)n * BH + y / k) * BW + x / k] * inv;
+}
+
+float hinge_below_forward(const float *x, float margin, size_t N) {
+    double sum = 0.0;
+    for (size_t i = 0; i < N; i++) sum += fmaxf(0.0f, -x[i] - margin);
+    return (float)(sum / (double)N);
+}
+
+void hinge_below_backward(float *dx, const float *x, float margin, float scale, size_t N) {
+    float g = scale / (float)N;
+    for (size_t i = 0; i < N; i++)
+        if (-x[i] - margin > 0) dx[i] -= g;
+}
+
 float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G) {
     double loss = 0.0;

@@ -155,6 +155,14 @@ void tv_backward(float *da, const float *a, const float *b, float scale, int BC,
  * x0..x1-1 of each of BC planes [H,W]; out is [BC]. */
 void window_mean_forward(float *out, const float *a, const float *b, int BC, int H, int W, int y0, int y1, int x0, int x1);
 void window_mean_backward(float *da, const float *dout, int BC, int H, int W, int y0, int y1, int x0, int x1);
+/* The brightness of a change, coarsely: the mean of a - b (b NULL: zeros)
+ * over the three channels of RGB images [B,3,H,W] and each k x k block;
+ * out is [B, H/k, W/k] (H and W multiples of k). */
+void shade_forward(float *out, const float *a, const float *b, int B, int H, int W, int k);
+void shade_backward(float *da, const float *dout, int B, int H, int W, int k);
+/* mean over N of max(0, -x - margin): how far values fall below -margin */
+float hinge_below_forward(const float *x, float margin, size_t N);
+void hinge_below_backward(float *dx, const float *x, float margin, float scale, size_t N);
 /* softmax cross-entropy against integer labels; probs [B,G] is written */
 float crossentropy_forward(float *probs, const float *logits, const int *labels,
                            int B, int G);

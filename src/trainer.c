@@ -51,6 +51,8 @@ static const Option options[] = {
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
     {"lambda_ctv", OPT_FLOAT, OFF(lambda_ctv), 1, "weight of the total variation of the delta's colour (R-G, B-G): against colour blotches, leaving brightness (wrinkles) to lambda_tv"},
     {"lambda_tone", OPT_FLOAT, OFF(lambda_tone), 1, "weight of the L1 of the change's mean colour over the face's centre (the middle half of the crop): ageing changes texture and shape, not the skin's tone, which the training data's age groups differ in"},
+    {"lambda_shade", OPT_FLOAT, OFF(lambda_shade), 1, "weight of how far the change darkens blocks of the image (res/16 pixels a side, all three channels) beyond --shade-margin: large gaps in age otherwise paint dark patches that the age readers take for age"},
+    {"shade_margin", OPT_FLOAT, OFF(shade_margin), 1, "darkening of a block (pixels in [-1,1]) that costs nothing: shadows of wrinkles, a beard"},
     {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 1, "discriminator weight of wrong-age real negatives"},
     {"ckpt_every", OPT_INT, OFF(ckpt_every), 1, "steps between checkpoints (and blobs)"},
     {"sample_every", OPT_INT, OFF(sample_every), 1, "steps between sample grids (0: never)"},
@@ -181,6 +183,9 @@ int train_config_finish(TrainConfig *tc, Err *e) {
 
 static void *zalloc(size_t n) { return calloc(n ? n : 1, 1); }
 
+/* The shade term's blocks: 8 pixels at 128, the scale of a cheek or an eye. */
+static int shade_block(int res) { return res / 16; }
+
 int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     memset(t, 0, sizeof(*t));
     t->tc = *tc;
@@ -218,12 +223,15 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     t->dpatch = zalloc(sizeof(float) * B * c->res * c->res);
     t->dlogits = zalloc(sizeof(float) * B * G);
     t->tone = zalloc(sizeof(float) * B * 3); t->dtone = zalloc(sizeof(float) * B * 3);
+    int nb = c->res / shade_block(c->res);
+    size_t nblk = (size_t)B * nb * nb;
+    t->shade = zalloc(sizeof(float) * nblk); t->dshade = zalloc(sizeof(float) * nblk);
     t->age = zalloc(sizeof(float) * B); t->dage = zalloc(sizeof(float) * B);
     t->gw_src = zalloc(sizeof(float) * B * G); t->gw_tgt = zalloc(sizeof(float) * B * G);
     t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
     t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
     t->wrong = zalloc(sizeof(int) * B); t->src2 = zalloc(sizeof(int) * B);
-    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->tone || !t->dtone || !t->age || !t->dage ||
+    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->tone || !t->dtone || !t->shade || !t->dshade || !t->age || !t->dage ||
         !t->gw_src || !t->gw_tgt ||
         !t->gw_wrong || !t->gw_src2 || !t->src || !t->tgt || !t->wrong || !t->src2 ||
         gen_acts_alloc(&t->gen, &t->g_main, B, 1, t->scratch) || gen_acts_alloc(&t->gen, &t->g_aux, B, 1, t->scratch) ||
@@ -241,7 +249,7 @@ void trainer_free(Trainer *t) {
     if (t->has_critic) params_free(&t->critic.ps);
     free(t->gen_avg);
     free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
-    free(t->tone); free(t->dtone); free(t->age); free(t->dage);
+    free(t->tone); free(t->dtone); free(t->shade); free(t->dshade); free(t->age); free(t->dage);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
     free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
     memset(t, 0, sizeof(*t));
@@ -445,6 +453,17 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         memset(t->xadv, 0, sizeof(float) * B * 2 * HW);
         tv_backward(t->xadv, t->x2, NULL, tc->lambda_ctv, B * 2, c->res, c->res);
         chroma_backward(t->dy, t->xadv, B, HW);
+    }
+    /* Dark patches: outputs far from their input's age went dark over whole
+     * regions, which reads as age to the estimators but not to people. */
+    int blk = shade_block(c->res), nb = c->res / blk;
+    size_t nblk = (size_t)B * nb * nb;
+    shade_forward(t->shade, y, t->x, B, c->res, c->res, blk);
+    L.shade = hinge_below_forward(t->shade, tc->shade_margin, nblk);
+    if (tc->lambda_shade > 0) {
+        memset(t->dshade, 0, sizeof(float) * nblk);
+        hinge_below_backward(t->dshade, t->shade, tc->shade_margin, tc->lambda_shade, nblk);
+        shade_backward(t->dy, t->dshade, B, c->res, c->res, blk);
     }
     /* the skin's overall tone over the face's centre, where age shows in texture and shape */
     int lo = c->res / 4, hi = c->res - c->res / 4;

@@ -14,6 +14,8 @@ typedef struct {
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     float lambda_ctv;              /* total variation of the change's colour alone */
     float lambda_tone;             /* L1 of the change's mean colour over the face's centre */
+    float lambda_shade;            /* darkening of the change's brightness over blocks, beyond shade_margin */
+    float shade_margin;            /* darkening (pixels in [-1,1]) a block may take for free */
     float age_margin;              /* no age push on outputs whose target-group loss is below this */
     float lambda_age_mean;         /* distance of an output's expected age from its group's centre, in decades */
     float age_mean_tol;            /* years of that distance that cost nothing */
@@ -38,6 +40,7 @@ void train_config_usage(FILE *f);
 typedef struct {
     float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc, ctv, tone;
     float age_gap;                 /* years between the critic's expected age of outputs and their groups' centres */
+    float shade;                   /* mean darkening of outputs' blocks beyond shade_margin */
 } Losses;
 
 typedef struct {
@@ -52,7 +55,7 @@ typedef struct {
     DiscActs da;
     EstActs ea;
     float *scratch;
-    float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone, *age, *dage;
+    float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone, *shade, *dshade, *age, *dage;
     float *gw_src, *gw_tgt, *gw_wrong, *gw_src2;
     int *src, *tgt, *wrong, *src2;
     int step;

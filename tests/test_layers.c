@@ -223,6 +223,8 @@ static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); 
 static void blur_fwd(void) { blur5_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void chroma_fwd(void) { chroma_forward(p_out, p_a, p_b, s_B, s_H * s_W); }
 static void wmean_fwd(void) { window_mean_forward(p_out, p_a, p_b, s_B * s_Ca, s_H, s_W, 1, 3, 1, 4); }
+static void shade_fwd(void) { shade_forward(p_out, p_a, p_b, 2, 4, 6, 2); }
+static void hinge_fwd(void) { p_out[0] = hinge_below_forward(p_a, 0.3f, PN); }
 static void pool_fwd(void) { avgpool_forward(p_out, p_a, s_B, s_Ca, s_H * s_W); }
 static void emb_fwd(void) { embedchan_forward(p_out, p_b, p_a, s_B, s_G, s_H * s_W); }
 static void lin_fwd(void) { linear_forward(p_out, p_a, p_b, p_b + 5 * 7, 5, 7, 5); }
@@ -246,6 +248,17 @@ static void test_pointwise_and_shape(void) {
         if (k == 1) leakyrelu_backward(da, L.R, p_a, 0.2f, PN);
         if (k == 2) tanh_backward(da, L.R, p_out, PN);
         expect_grad(pw[k].name, p_a, da, PN);
+    }
+    /* hinge below -0.3: values -3*0.37+0.05 ... 3*0.37+0.05; the three lowest
+     * steps (-1.06, -0.69, -0.32) fall below, -0.32 by 0.02 */
+    pointwise_case(hinge_fwd, 1);
+    {
+        double sum = 0;
+        for (int i = 0; i < PN; i++) sum += p_a[i] < -0.3f ? -p_a[i] - 0.3f : 0;
+        CHECK(sum > 0 && fabs(p_out[0] - sum / PN) < 1e-6, "hinge below a margin: %g vs %g by hand", p_out[0], sum / PN);
+        memset(da, 0, 4000);
+        hinge_below_backward(da, p_a, 0.3f, L.R[0], PN);
+        expect_grad("hinge below", p_a, da, PN);
     }
     pointwise_case(resid_fwd, PN);
     memset(da, 0, 4000); memset(db, 0, 4000);
@@ -287,6 +300,20 @@ static void test_pointwise_and_shape(void) {
         memset(da, 0, 4000);
         window_mean_backward(da, L.R, s_B * s_Ca, s_H, s_W, 1, 3, 1, 4);
         expect_grad("window mean", p_a, da, (size_t)s_B * s_Ca * HW);
+    }
+
+    /* brightness of a change over 2x2 blocks of 4x6 images, by hand at the
+     * second image's last block */
+    pointwise_case(shade_fwd, 2 * 2 * 3);
+    {
+        double sum = 0;
+        for (int c = 0; c < 3; c++)
+            for (int y = 2; y < 4; y++)
+                for (int x = 4; x < 6; x++) sum += p_a[((3 + c) * 4 + y) * 6 + x] - p_b[((3 + c) * 4 + y) * 6 + x];
+        CHECK(fabs(p_out[11] - sum / 12) < 1e-6, "shade of the change: %g vs %g by hand", p_out[11], sum / 12);
+        memset(da, 0, 4000);
+        shade_backward(da, L.R, 2, 4, 6, 2);
+        expect_grad("shade", p_a, da, 2 * 3 * 24);
     }
 
     pointwise_case(up_fwd, (size_t)s_B * s_Ca * HW * 4);

@@ -266,12 +266,13 @@ static void test_estimator_adversarial(void) {
 /* The penalty terms, each on a strong weight against the same start
  * without it: the statistic it penalises shrinks. lambda_ctv: the change's
  * colour grows smoother; lambda_tone: the change's mean colour over the
- * face's centre holds. */
+ * face's centre holds; lambda_shade: fewer blocks go dark. */
 static void test_penalty_terms(void) {
     static const struct { const char *key, *value; size_t stat; double ratio; } terms[] = {
         {"lambda_ctv", "200", offsetof(Losses, ctv), 0.7},
         {"lambda_tone", "50", offsetof(Losses, tone), 0.5},
         {"lambda_age_mean", "20", offsetof(Losses, age_gap), 0.8},
+        {"lambda_shade", "50", offsetof(Losses, shade), 0.5},
     };
     for (size_t k = 0; k < sizeof(terms) / sizeof(terms[0]); k++) {
         TrainerPair p;
