@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { loadJudge, summarize } from '../tools/eval/judge.mjs';
+import { PATCH_DROP, darkestPatch, loadJudge, summarize } from '../tools/eval/judge.mjs';
 
 const require = createRequire(import.meta.url);
 const jpeg = require('jpeg-js');
@@ -51,17 +51,20 @@ test('the judge: an image is its own twin, different adults are far apart, ages 
 
 test('the summary: group means, in-group shares and identity shares', () => {
   const ages = [[0, 19], [20, 49], [50, 200]];
-  const face = (trueAge, inputAge, outs) => ({ trueAge, inputAge, outputs: outs.map(([age, distance, own]) => ({ age, distance, own })) });
+  const face = (trueAge, inputAge, outs) => ({ trueAge, inputAge, outputs: outs.map(([age, distance, own, patch]) => ({ age, distance, own, patch })) });
   const s = summarize([
-    face(10, 12, [[8, null, 5], [30, null], [60, null, 61]]),
-    face(30, 33, [[15, null], [25, 0.4], [70, 0.7]]),
-    face(60, 55, [[18, null, 9], [45, 0.55], [40, 0.3, 58]]),
+    face(10, 12, [[8, null, 5, 0.01], [30, null], [60, null, 61, 0.4]]),
+    face(30, 33, [[15, null], [25, 0.4], [70, 0.7, null, 0.02]]),
+    face(60, 55, [[18, null, 9, 0.2], [45, 0.55], [40, 0.3, 58, 0.1]]),
   ], ages);
   assert.equal(s.groups[0].outputs_mean_age, (8 + 15 + 18) / 3);
   assert.equal(s.groups[0].outputs_in_group, 1);
   assert.equal(s.groups[0].outputs_own_age, (5 + 9) / 2); // faces without the engine's reading are left out
   assert.ok(Number.isNaN(s.groups[1].outputs_own_age));
   assert.equal(s.groups[2].outputs_in_group, 2 / 3);
+  assert.equal(s.groups[0].outputs_dark_patch, 1 / 2); // 0.2 is over PATCH_DROP, 0.01 is not; a face without the reading is left out
+  assert.ok(Number.isNaN(s.groups[1].outputs_dark_patch));
+  assert.equal(s.groups[2].outputs_dark_patch, 1 / 3);
   assert.equal(s.groups[1].real_mean_age, 33);
   assert.equal(s.groups[1].real_in_group, 1);
   assert.equal(s.groups[2].real_in_group, 1);
@@ -73,4 +76,25 @@ test('the summary: group means, in-group shares and identity shares', () => {
   assert.equal(s.identity.mean_distance, (0.4 + 0.7 + 0.55 + 0.3) / 4);
   assert.equal(s.identity.under_0_6, 3 / 4);
   assert.equal(s.identity.under_0_5, 2 / 4);
+});
+
+test('dark patches: the largest drop in brightness over a block, not over a pixel or the whole face', () => {
+  const side = 64, k = 4; // blocks of side/16
+  const flat = (v) => new Uint8Array(side * side * 3).fill(v);
+  const input = flat(160);
+  assert.equal(darkestPatch(input, input, side), 0);
+  assert.equal(darkestPatch(input, flat(200), side), 0, 'brightening is not a dark patch');
+  // one block darker by 64 levels in every channel: a drop of 64/255
+  const patch = flat(160);
+  for (let y = 8; y < 8 + k; y++) for (let x = 12; x < 12 + k; x++) for (let c = 0; c < 3; c++) patch[(y * side + x) * 3 + c] = 96;
+  assert.ok(Math.abs(darkestPatch(input, patch, side) - 64 / 255) < 1e-9);
+  assert.ok(64 / 255 > PATCH_DROP);
+  // the same pixels straddling four blocks: each loses a quarter as much
+  const straddle = flat(160);
+  for (let y = 6; y < 6 + k; y++) for (let x = 14; x < 14 + k; x++) for (let c = 0; c < 3; c++) straddle[(y * side + x) * 3 + c] = 96;
+  assert.ok(Math.abs(darkestPatch(input, straddle, side) - 16 / 255) < 1e-9);
+  // thin dark lines (wrinkles): a single dark row per block costs a quarter of its depth
+  const lines = flat(160);
+  for (let y = 0; y < side; y += k) for (let x = 0; x < side * 3; x++) lines[y * side * 3 + x] = 60;
+  assert.ok(darkestPatch(input, lines, side) < PATCH_DROP);
 });

@@ -40,11 +40,34 @@ export async function loadJudge() {
   };
 }
 
+// Dark patches, the failure the grid showed where faces go far in age: an
+// output's largest drop in brightness from its input (0..1, the mean of R, G
+// and B) over any block side/16 pixels a side. Ageing darkens lines and
+// the shadow of a beard, which average out over a block; a block that loses
+// more than PATCH_DROP reads as a dark patch. The trainer's shade term
+// penalises the same kind of drop, so this is a check that it worked on the
+// test split, at full resolution, not an independent judge of looks.
+export const PATCH_DROP = 0.15;
+export function darkestPatch(input, output, side) {
+  const k = Math.max(1, Math.floor(side / 16)), n = Math.floor(side / k);
+  let worst = 0;
+  for (let by = 0; by < n; by++) {
+    for (let bx = 0; bx < n; bx++) {
+      let sum = 0;
+      for (let y = by * k; y < (by + 1) * k; y++) {
+        for (let i = (y * side + bx * k) * 3; i < (y * side + (bx + 1) * k) * 3; i++) sum += input[i] - output[i];
+      }
+      worst = Math.max(worst, sum / (k * k * 3 * 255));
+    }
+  }
+  return worst;
+}
+
 const mean = (xs) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
 const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
 const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
 
-// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own? }] }]; ages: [[lo, hi], ...]
+// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own?, patch? }] }]; ages: [[lo, hi], ...]
 // (own: the shipped estimator's reading of the output, an estimator of ours
 // trained on real photos: where it and the judge part, the generator fools it)
 export function summarize(faces, ages) {
@@ -56,6 +79,7 @@ export function summarize(faces, ages) {
       outputs_mean_age: mean(outs),
       outputs_in_group: mean(outs.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
       outputs_own_age: mean(faces.map((f) => f.outputs[g].own).filter((a) => a != null)),
+      outputs_dark_patch: mean(faces.map((f) => f.outputs[g].patch).filter((p) => p != null).map((p) => (p > PATCH_DROP ? 1 : 0))),
       real_mean_age: mean(real),
       real_in_group: mean(real.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
       real_count: real.length,
@@ -86,10 +110,10 @@ export function summarize(faces, ages) {
 
 export function table(s) {
   const pct = (x) => `${(100 * x).toFixed(0)} %`;
-  const lines = ['| target group | outputs: mean judged age | outputs in group | real faces: mean judged age | real in group | real faces | outputs: ReAge\'s own estimate |',
-    '| --- | --- | --- | --- | --- | --- | --- |'];
+  const lines = ['| target group | outputs: mean judged age | outputs in group | real faces: mean judged age | real in group | real faces | outputs: ReAge\'s own estimate | outputs with a dark patch |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |'];
   for (const g of s.groups) {
-    lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} | ${Number.isNaN(g.outputs_own_age) ? '-' : g.outputs_own_age.toFixed(1)} |`);
+    lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} | ${Number.isNaN(g.outputs_own_age) ? '-' : g.outputs_own_age.toFixed(1)} | ${Number.isNaN(g.outputs_dark_patch) ? '-' : pct(g.outputs_dark_patch)} |`);
   }
   lines.push('', '| input group (true age) | faces | ' + s.groups.map((g) => `to ${g.group}`).join(' | ') + ' |',
     '| --- | --- |' + ' --- |'.repeat(s.groups.length));
@@ -142,6 +166,7 @@ async function main() {
         face.outputs.push({
           age: await judge.age(img, side, side),
           own: rec.readFloatLE(20 + 4 * g),
+          patch: darkestPatch(input, img, side),
           distance: adult ? judge.distance(inputDesc, await judge.descriptor(img, side, side)) : null,
         });
       }
