@@ -157,7 +157,7 @@ void window_mean_forward(float *out, const float *a, const float *b, int BC, int
 void window_mean_backward(float *da, const float *dout, int BC, int H, int W, int y0, int y1, int x0, int x1);
 /* The brightness of a change, coarsely: the mean of a - b (b NULL: zeros)
  * over the three channels of RGB images [B,3,H,W] and each k x k block;
- * out is [B, H/k, W/k] (H and W multiples of k). */
+ * out is [B, H/k, W/k] (rows and columns past the last whole block are left out). */
 void shade_forward(float *out, const float *a, const float *b, int B, int H, int W, int k);
 void shade_backward(float *da, const float *dout, int B, int H, int W, int k);
 /* mean over N of max(0, -x - margin): how far values fall below -margin */
