@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { PATCH_DROP, darkestPatch, loadJudge, summarize } from '../tools/eval/judge.mjs';
+import { PATCH_DROP, colourSpeckle, darkestPatch, loadJudge, summarize } from '../tools/eval/judge.mjs';
 
 const require = createRequire(import.meta.url);
 const jpeg = require('jpeg-js');
@@ -51,11 +51,11 @@ test('the judge: an image is its own twin, different adults are far apart, ages 
 
 test('the summary: group means, in-group shares and identity shares', () => {
   const ages = [[0, 19], [20, 49], [50, 200]];
-  const face = (trueAge, inputAge, outs) => ({ trueAge, inputAge, outputs: outs.map(([age, distance, own, patch]) => ({ age, distance, own, patch })) });
+  const face = (trueAge, inputAge, outs) => ({ trueAge, inputAge, outputs: outs.map(([age, distance, own, patch, speckle]) => ({ age, distance, own, patch, speckle })) });
   const s = summarize([
-    face(10, 12, [[8, null, 5, 0.01], [30, null], [60, null, 61, 0.4]]),
-    face(30, 33, [[15, null], [25, 0.4], [70, 0.7, null, 0.02]]),
-    face(60, 55, [[18, null, 9, 0.2], [45, 0.55], [40, 0.3, 58, 0.1]]),
+    face(10, 12, [[8, null, 5, 0.01, 2], [30, null], [60, null, 61, 0.4, 1]]),
+    face(30, 33, [[15, null], [25, 0.4], [70, 0.7, null, 0.02, 4]]),
+    face(60, 55, [[18, null, 9, 0.2, 3], [45, 0.55], [40, 0.3, 58, 0.1, 7]]),
   ], ages);
   assert.equal(s.groups[0].outputs_mean_age, (8 + 15 + 18) / 3);
   assert.equal(s.groups[0].outputs_in_group, 1);
@@ -65,6 +65,9 @@ test('the summary: group means, in-group shares and identity shares', () => {
   assert.equal(s.groups[0].outputs_dark_patch, 1 / 2); // 0.2 is over PATCH_DROP, 0.01 is not; a face without the reading is left out
   assert.ok(Number.isNaN(s.groups[1].outputs_dark_patch));
   assert.equal(s.groups[2].outputs_dark_patch, 1 / 3);
+  assert.equal(s.groups[0].outputs_speckle, (2 + 3) / 2);
+  assert.ok(Number.isNaN(s.groups[1].outputs_speckle));
+  assert.equal(s.groups[2].outputs_speckle, (1 + 4 + 7) / 3);
   assert.equal(s.groups[1].real_mean_age, 33);
   assert.equal(s.groups[1].real_in_group, 1);
   assert.equal(s.groups[2].real_in_group, 1);
@@ -97,4 +100,23 @@ test('dark patches: the largest drop in brightness over a block, not over a pixe
   const lines = flat(160);
   for (let y = 0; y < side; y += k) for (let x = 0; x < side * 3; x++) lines[y * side * 3 + x] = 60;
   assert.ok(darkestPatch(input, lines, side) < PATCH_DROP);
+});
+
+test('colour speckle: how the change\'s colour varies from pixel to pixel, blind to brightness and to smooth tone', () => {
+  const side = 32;
+  const flat = (v) => new Uint8Array(side * side * 3).fill(v);
+  const input = flat(120);
+  const each = (img, f) => { for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) f(img, (y * side + x) * 3, x, y); return img; };
+  assert.equal(colourSpeckle(input, input, side), 0);
+  // a warmer tone over the whole face, and sharp grey lines: no speckle
+  assert.equal(colourSpeckle(input, each(flat(120), (m, i) => { m[i] = 150; m[i + 2] = 100; }), side), 0);
+  assert.equal(colourSpeckle(input, each(flat(120), (m, i, x, y) => { if (y % 3 === 0) m.fill(40, i, i + 3); }), side), 0);
+  // red alternating +-20 from pixel to pixel: every neighbour pair differs by 40 in R-G, none in B-G
+  const board = each(flat(120), (m, i, x, y) => { m[i] = (x + y) % 2 ? 140 : 100; });
+  assert.ok(Math.abs(colourSpeckle(input, board, side) - 20) < 1e-9);
+  // the input's own texture cancels: the same board on both sides is no change
+  assert.equal(colourSpeckle(board, board, side), 0);
+  // one sharp colour edge (the left half redder by 40) counts only along its length
+  const edge = each(flat(120), (m, i, x) => { if (x < side / 2) m[i] = 160; });
+  assert.ok(Math.abs(colourSpeckle(input, edge, side) - (40 * side) / (4 * side * (side - 1))) < 1e-9);
 });

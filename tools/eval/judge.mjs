@@ -63,11 +63,40 @@ export function darkestPatch(input, output, side) {
   return worst;
 }
 
+// Colour speckle, the other failure the grid shows (grainy red, green and
+// blue dots over faces taken far in age): how much the change's colour (its
+// R-G and B-G, input subtracted) differs between neighbouring pixels, in grey
+// levels, averaged over the image. A smooth change of tone scores about 0, and
+// so does a change of brightness alone, however sharp (wrinkles, grey hair);
+// colour noise scores in proportion to its amplitude (a checkerboard of +-a
+// in one channel scores a), a sharp colour edge only along its length. The
+// trainer's ctv term penalises the same quantity at 128 pixels, so this too is
+// a check of a term, not an independent judge of looks.
+export function colourSpeckle(input, output, side) {
+  const chroma = new Float32Array(side * side * 2);
+  for (let i = 0; i < side * side; i++) {
+    const dg = output[i * 3 + 1] - input[i * 3 + 1];
+    chroma[i * 2] = output[i * 3] - input[i * 3] - dg;
+    chroma[i * 2 + 1] = output[i * 3 + 2] - input[i * 3 + 2] - dg;
+  }
+  let sum = 0;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      const i = (y * side + x) * 2;
+      for (let c = 0; c < 2; c++) {
+        if (x + 1 < side) sum += Math.abs(chroma[i + c] - chroma[i + 2 + c]);
+        if (y + 1 < side) sum += Math.abs(chroma[i + c] - chroma[i + side * 2 + c]);
+      }
+    }
+  }
+  return sum / (2 * 2 * side * (side - 1));
+}
+
 const mean = (xs) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
 const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
 const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
 
-// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own?, patch? }] }]; ages: [[lo, hi], ...]
+// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own?, patch?, speckle? }] }]; ages: [[lo, hi], ...]
 // (own: the shipped estimator's reading of the output, an estimator of ours
 // trained on real photos: where it and the judge part, the generator fools it)
 export function summarize(faces, ages) {
@@ -80,6 +109,7 @@ export function summarize(faces, ages) {
       outputs_in_group: mean(outs.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
       outputs_own_age: mean(faces.map((f) => f.outputs[g].own).filter((a) => a != null)),
       outputs_dark_patch: mean(faces.map((f) => f.outputs[g].patch).filter((p) => p != null).map((p) => (p > PATCH_DROP ? 1 : 0))),
+      outputs_speckle: mean(faces.map((f) => f.outputs[g].speckle).filter((v) => v != null)),
       real_mean_age: mean(real),
       real_in_group: mean(real.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
       real_count: real.length,
@@ -110,10 +140,10 @@ export function summarize(faces, ages) {
 
 export function table(s) {
   const pct = (x) => `${(100 * x).toFixed(0)} %`;
-  const lines = ['| target group | outputs: mean judged age | outputs in group | real faces: mean judged age | real in group | real faces | outputs: ReAge\'s own estimate | outputs with a dark patch |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |'];
+  const lines = ['| target group | outputs: mean judged age | outputs in group | real faces: mean judged age | real in group | real faces | outputs: ReAge\'s own estimate | outputs with a dark patch | colour speckle (levels) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
   for (const g of s.groups) {
-    lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} | ${Number.isNaN(g.outputs_own_age) ? '-' : g.outputs_own_age.toFixed(1)} | ${Number.isNaN(g.outputs_dark_patch) ? '-' : pct(g.outputs_dark_patch)} |`);
+    lines.push(`| ${g.group} | ${g.outputs_mean_age.toFixed(1)} | ${pct(g.outputs_in_group)} | ${g.real_mean_age.toFixed(1)} | ${pct(g.real_in_group)} | ${g.real_count} | ${Number.isNaN(g.outputs_own_age) ? '-' : g.outputs_own_age.toFixed(1)} | ${Number.isNaN(g.outputs_dark_patch) ? '-' : pct(g.outputs_dark_patch)} | ${Number.isNaN(g.outputs_speckle) ? '-' : g.outputs_speckle.toFixed(2)} |`);
   }
   lines.push('', '| input group (true age) | faces | ' + s.groups.map((g) => `to ${g.group}`).join(' | ') + ' |',
     '| --- | --- |' + ' --- |'.repeat(s.groups.length));
@@ -167,6 +197,7 @@ async function main() {
           age: await judge.age(img, side, side),
           own: rec.readFloatLE(20 + 4 * g),
           patch: darkestPatch(input, img, side),
+          speckle: colourSpeckle(input, img, side),
           distance: adult ? judge.distance(inputDesc, await judge.descriptor(img, side, side)) : null,
         });
       }
