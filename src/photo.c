@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "layers.h"
 
 CropBox crop_default(int w, int h) {
     CropBox b = {w * 0.5f, h * 0.5f, (float)(w < h ? w : h), 0.0f};
@@ -55,12 +56,29 @@ float photo_estimate_age(Bundle *b, const Photo *p, CropBox box) {
     return age;
 }
 
+/* Four 5x5 binomial passes: a Gaussian of sigma 2 generator pixels. */
+#define SOFTEN_COLOUR_PASSES 4
+
+void soften_change_colour(float *change, int res, float *scratch) {
+    size_t n = (size_t)res * res;
+    float *bright = scratch + 3 * n;
+    for (size_t i = 0; i < n; i++) {
+        bright[i] = (change[i] + change[n + i] + change[2 * n + i]) / 3.0f;
+        for (int c = 0; c < 3; c++) change[c * n + i] -= bright[i];
+    }
+    for (int pass = 0; pass < SOFTEN_COLOUR_PASSES; pass++) {
+        blur5_forward(scratch, change, 1, 3, res, res);
+        memcpy(change, scratch, sizeof(float) * 3 * n);
+    }
+    for (size_t i = 0; i < 3 * n; i++) change[i] += bright[i % n];
+}
+
 void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float target_age) {
     int R = b->cfg.res;
     size_t n = (size_t)R * R;
     float *face = malloc(sizeof(float) * 3 * n), *aged = malloc(sizeof(float) * 3 * n);
-    float *same = malloc(sizeof(float) * 3 * n), gw[MAX_GROUPS];
-    if (!face || !aged || !same) { free(face); free(aged); free(same); return; }
+    float *same = malloc(sizeof(float) * 3 * n), *scratch = malloc(sizeof(float) * 4 * n), gw[MAX_GROUPS];
+    if (!face || !aged || !same || !scratch) { free(face); free(aged); free(same); free(scratch); return; }
     photo_crop(p, box, R, face);
     bundle_age_weights(b, target_age, gw);
     bundle_reage(b, face, gw, aged);
@@ -68,6 +86,7 @@ void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float targe
     bundle_reage(b, face, gw, same);
     /* the change in 0..255 units; the reconstruction's own error cancels */
     for (size_t i = 0; i < 3 * n; i++) aged[i] = (aged[i] - same[i]) * 127.5f;
+    soften_change_colour(aged, R, scratch);
     float half = box.size * 0.5f, inv = R / box.size, ca = cosf(box.angle), sa = sinf(box.angle);
     float feather = box.size * 0.08f, reach = half * (fabsf(ca) + fabsf(sa));
     int px0 = (int)floorf(box.cx - reach), py0 = (int)floorf(box.cy - reach);
@@ -103,4 +122,5 @@ void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float targe
     free(face);
     free(aged);
     free(same);
+    free(scratch);
 }

@@ -1,7 +1,8 @@
 /* Re-aging a face inside a full-resolution photo: the crop box is sampled
  * down to the generator's resolution, the generator's change (aged minus
- * reconstructed at the source age) is upsampled back to the crop's size,
- * added to the photo's own pixels and feathered into the surroundings. */
+ * reconstructed at the source age) has its colour smoothed, is upsampled
+ * back to the crop's size, added to the photo's own pixels and feathered
+ * into the surroundings. */
 #ifndef REAGE_PHOTO_H
 #define REAGE_PHOTO_H
 #include <stdint.h>
@@ -27,6 +28,14 @@ void photo_crop(const Photo *p, CropBox box, int res, float *face);
  * for the face detector, which needs less care against aliasing. */
 void photo_sample(const Photo *p, CropBox box, int res, int max_taps, float *face);
 float photo_estimate_age(Bundle *b, const Photo *p, CropBox box);
+/* Smooths the colour of a change [3,res,res] (each channel minus the mean of
+ * the three) with a Gaussian of sigma 2 pixels and keeps its brightness (the
+ * mean) as it is. The generator's outputs far from the input's age carry a
+ * grain of red, green and blue dots; ageing itself shows in brightness
+ * (lines, grey hair) and in colour only over larger areas, and the eye
+ * resolves colour more coarsely than brightness (as JPEG's halved chroma
+ * relies on). scratch: 4*res*res floats. */
+void soften_change_colour(float *change, int res, float *scratch);
 /* Re-ages the face in the box from source_age to target_age (years), in
  * place. At target == source the photo is unchanged. */
 void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float target_age);

@@ -1,7 +1,7 @@
 /* The face detector and alignment: its layers against plain references,
  * anchors, weighted NMS, the similarity fit, rotated crops, and the
  * converted BlazeFace finding test faces pasted into larger photos at known
- * places, sizes and angles. */
+ * places, sizes and angles. Also photo.c's softening of a change's colour. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,7 +282,65 @@ static void test_detector_on_photos(void) {
     facedet_free(&fd);
 }
 
+/* The change's brightness stays to the last bit of float; its colour is
+ * what a 17x17 binomial (four 5x5 passes) makes of it, checked against that
+ * kernel written out in full where no edge is near. */
+static void test_soften_change_colour(void) {
+    enum { R = 40 };
+    size_t n = (size_t)R * R;
+    float *ch = malloc(sizeof(float) * 3 * n), *orig = malloc(sizeof(float) * 3 * n), *scratch = malloc(sizeof(float) * 4 * n);
+    Rng rng;
+    rng_seed(&rng, 11);
+    for (size_t i = 0; i < 3 * n; i++) orig[i] = 40.0f * (rng_uniform(&rng) - 0.5f);
+    memcpy(ch, orig, sizeof(float) * 3 * n);
+    soften_change_colour(ch, R, scratch);
+    float worst_bright = 0, worst_ref = 0;
+    double var_before = 0, var_after = 0;
+    for (size_t i = 0; i < n; i++) {
+        float b0 = (orig[i] + orig[n + i] + orig[2 * n + i]) / 3, b1 = (ch[i] + ch[n + i] + ch[2 * n + i]) / 3;
+        worst_bright = fmaxf(worst_bright, fabsf(b0 - b1));
+        for (int c = 0; c < 3; c++) {
+            var_before += (orig[c * n + i] - b0) * (orig[c * n + i] - b0);
+            var_after += (ch[c * n + i] - b1) * (ch[c * n + i] - b1);
+        }
+    }
+    double binom[17];
+    for (int k = 0; k <= 16; k++) { binom[k] = 1; for (int j = 0; j < k; j++) binom[k] = binom[k] * (16 - j) / (j + 1); }
+    for (int c = 0; c < 3; c++)
+        for (int y = 8; y < R - 8; y++)
+            for (int x = 8; x < R - 8; x++) {
+                double acc = 0;
+                for (int u = 0; u <= 16; u++)
+                    for (int v = 0; v <= 16; v++) {
+                        size_t j = (size_t)(y + u - 8) * R + (x + v - 8);
+                        double b = (orig[j] + orig[n + j] + orig[2 * n + j]) / 3.0;
+                        acc += binom[u] * binom[v] / 4294967296.0 * (orig[c * n + j] - b);
+                    }
+                size_t i = (size_t)y * R + x;
+                double b = (orig[i] + orig[n + i] + orig[2 * n + i]) / 3.0;
+                worst_ref = fmaxf(worst_ref, (float)fabs(ch[c * n + i] - (b + acc)));
+            }
+    CHECK(worst_bright < 1e-4f, "each pixel's brightness (mean of R, G, B) is kept (off by %g)", worst_bright);
+    CHECK(worst_ref < 1e-3f, "colour as a 17x17 binomial would make it, away from the edges (off by %g)", worst_ref);
+    CHECK(var_after < 0.05 * var_before, "random colour loses most of its variance: %.0f -> %.0f", var_before, var_after);
+    /* sharp grey lines (wrinkles) and an even tint are left exactly as they were */
+    for (size_t i = 0; i < n; i++) {
+        float grey = (i / R) % 3 == 0 ? -30.0f : 5.0f;
+        orig[i] = grey + 8.0f;
+        orig[n + i] = grey;
+        orig[2 * n + i] = grey - 8.0f;
+    }
+    memcpy(ch, orig, sizeof(float) * 3 * n);
+    soften_change_colour(ch, R, scratch);
+    CHECK(max_abs_diff(ch, orig, 3 * n) < 1e-4f, "grey lines under a warm tint come through unchanged (off by %g)",
+          max_abs_diff(ch, orig, 3 * n));
+    free(ch);
+    free(orig);
+    free(scratch);
+}
+
 void test_facedetect(void) {
+    test_soften_change_colour();
     test_layers_of_detector();
     test_nms();
     test_alignment_math();
