@@ -282,7 +282,7 @@ static void test_detector_on_photos(void) {
     facedet_free(&fd);
 }
 
-/* The change's brightness stays to the last bit of float; its colour is
+/* The change's brightness stays as it was (to float rounding); its colour is
  * what a 17x17 binomial (four 5x5 passes) makes of it, checked against that
  * kernel written out in full where no edge is near. */
 static void test_soften_change_colour(void) {
