@@ -34,6 +34,7 @@ static const Option options[] = {
     {"lr_g", OPT_FLOAT, OFF(lr_g), 1, "generator learning rate"},
     {"lr_d", OPT_FLOAT, OFF(lr_d), 1, "discriminator learning rate"},
     {"lr_e", OPT_FLOAT, OFF(lr_e), 1, "age estimator learning rate"},
+    {"lr_decay_from", OPT_INT, OFF(lr_decay_from), 1, "from this step the generator's and discriminator's learning rates fall linearly to 0 at --steps, as pix2pix ends (0: constant)"},
     {"beta1", OPT_FLOAT, OFF(beta1), 0, "Adam beta1"},
     {"beta2", OPT_FLOAT, OFF(beta2), 0, "Adam beta2"},
     {"lambda_adv", OPT_FLOAT, OFF(lambda_adv), 1, "weight of the adversarial loss"},
@@ -357,15 +358,23 @@ float age_mean_term(const ModelConfig *c, const float *probs, const int *tgt, fl
     return gap;
 }
 
+float train_lr_scale(const TrainConfig *tc, int step) {
+    if (tc->lr_decay_from <= 0 || step <= tc->lr_decay_from) return 1.0f;
+    /* the last step still learns a little: 1/(span+1), not 0 */
+    if (step > tc->steps) return 0.0f;
+    return (float)(tc->steps - step + 1) / (float)(tc->steps - tc->lr_decay_from + 1);
+}
+
 Losses trainer_step(Trainer *t, const Dataset *data) {
     const TrainConfig *tc = &t->tc;
     const ModelConfig *c = &tc->model;
     int B = tc->batch, G = c->groups, pair = c->disc_pair;
     size_t nimg = (size_t)B * 3 * c->res * c->res;
     Losses L = {0};
-    AdamConfig ag = {tc->lr_g, tc->beta1, tc->beta2, 1e-8f}, ad = {tc->lr_d, tc->beta1, tc->beta2, 1e-8f},
-               ae = {tc->lr_e, 0.9f, tc->beta2, 1e-8f};
     t->step++;
+    float decay = train_lr_scale(tc, t->step);
+    AdamConfig ag = {tc->lr_g * decay, tc->beta1, tc->beta2, 1e-8f}, ad = {tc->lr_d * decay, tc->beta1, tc->beta2, 1e-8f},
+               ae = {tc->lr_e, 0.9f, tc->beta2, 1e-8f};
 
     dataset_batch(data, &t->rng, B, tc->shift, t->x, t->src);
     for (int b = 0; b < B; b++) {

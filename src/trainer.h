@@ -11,6 +11,7 @@ typedef struct {
     char groups[256];              /* age group spec, e.g. "0-9,10-19,...,60+" */
     int batch, steps, seed, shift, max_images;
     float lr_g, lr_d, lr_e, beta1, beta2;
+    int lr_decay_from;             /* >0: lr_g and lr_d fall linearly from this step to 0 at steps */
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     float lambda_ctv;              /* total variation of the change's colour alone */
     float lambda_tone;             /* L1 of the change's mean colour over the face's centre */
@@ -33,6 +34,8 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e);
 int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e);
 int train_config_finish(TrainConfig *tc, Err *e);
 void train_config_text(const TrainConfig *tc, char *buf, size_t n);
+/* The factor on lr_g and lr_d at a step (1 before lr_decay_from). */
+float train_lr_scale(const TrainConfig *tc, int step);
 /* Options a resumed run may change without breaking its state. */
 int train_option_resumable(const char *key);
 void train_config_usage(FILE *f);

@@ -132,6 +132,58 @@ static int same_params(const ParamSet *a, const ParamSet *b) {
            !memcmp(a->adam_m, b->adam_m, sizeof(float) * a->total) && !memcmp(a->adam_v, b->adam_v, sizeof(float) * a->total);
 }
 
+/* pix2pix's ending: from --lr-decay-from the generator's and discriminator's
+ * learning rates fall linearly to 0 at --steps; the estimator keeps its own. */
+static void test_lr_decay(void) {
+    TrainConfig tc;
+    tiny_config(&tc);
+    Err e;
+    tc.steps = 8;
+    CHECK(train_lr_scale(&tc, 5) == 1.0f, "no decay by default");
+    CHECK(train_config_set(&tc, "lr_decay_from", "3", &e) == 0 && train_option_resumable("lr_decay_from"),
+          "--lr-decay-from is an option a resumed run may set");
+    CHECK(train_lr_scale(&tc, 3) == 1.0f && fabsf(train_lr_scale(&tc, 4) - 5.0f / 6) < 1e-7f &&
+          fabsf(train_lr_scale(&tc, 8) - 1.0f / 6) < 1e-7f && train_lr_scale(&tc, 9) == 0.0f,
+          "linear from 1 after step 3 to 1/6 at step 8: %g %g %g", train_lr_scale(&tc, 4), train_lr_scale(&tc, 6),
+          train_lr_scale(&tc, 8));
+    /* two runs equal to step 3; at step 4 Adam's step is proportional to the
+     * rate, and the discriminator learns from the same outputs in both */
+    TrainConfig plain = tc;
+    plain.lr_decay_from = 0;
+    Dataset d;
+    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    Trainer a, b;
+    trainer_init(&a, &plain, &e);
+    trainer_init(&b, &tc, &e);
+    for (int s = 0; s < 3; s++) { trainer_step(&a, &d); trainer_step(&b, &d); }
+    CHECK(same_params(&a.disc.ps, &b.disc.ps) && same_params(&a.gen.ps, &b.gen.ps), "equal before the decay starts");
+    size_t nd = a.disc.ps.total, ne = a.est.ps.total;
+    float *d0 = malloc(sizeof(float) * nd), *e0 = malloc(sizeof(float) * ne);
+    memcpy(d0, a.disc.ps.data, sizeof(float) * nd);
+    memcpy(e0, a.est.ps.data, sizeof(float) * ne);
+    trainer_step(&a, &d);
+    trainer_step(&b, &d);
+    double dot = 0, aa = 0, be = 0;
+    for (int t = 0; t < a.disc.ps.count; t++) {
+        const ParamTensor *pt = &a.disc.ps.t[t];
+        if (!pt->trainable) continue;  /* running statistics move alike in both */
+        for (size_t i = pt->offset; i < pt->offset + pt->size; i++) {
+            double da = a.disc.ps.data[i] - d0[i], db = b.disc.ps.data[i] - d0[i];
+            dot += da * db;
+            aa += da * da;
+        }
+    }
+    for (size_t i = 0; i < ne; i++) be += fabs((double)b.est.ps.data[i] - a.est.ps.data[i]);
+    CHECK(aa > 0 && fabs(dot / aa - 5.0 / 6) < 1e-3, "the discriminator's step at step 4 is 5/6 of the undecayed one (%.5f)",
+          aa > 0 ? dot / aa : 0);
+    CHECK(be == 0 && memcmp(a.est.ps.data, e0, sizeof(float) * ne), "the estimator's step is not decayed");
+    free(d0);
+    free(e0);
+    trainer_free(&a);
+    trainer_free(&b);
+    dataset_free(&d);
+}
+
 static void test_resume(void) {
     TrainConfig tc;
     tiny_config(&tc);
@@ -524,6 +576,7 @@ void test_training(void) {
     test_config_errors();
     test_overfit();
     test_resume();
+    test_lr_decay();
     test_age_margin();
     test_estimator_adversarial();
     test_penalty_terms();
