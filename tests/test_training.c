@@ -140,8 +140,10 @@ static void test_lr_decay(void) {
     Err e;
     tc.steps = 8;
     CHECK(train_lr_scale(&tc, 5) == 1.0f, "no decay by default");
-    CHECK(train_config_set(&tc, "lr_decay_from", "3", &e) == 0 && train_option_resumable("lr_decay_from"),
-          "--lr-decay-from is an option a resumed run may set");
+    CHECK(train_config_set(&tc, "lr_decay_from", "8", &e) == 0 && train_config_finish(&tc, &e) != 0 &&
+          has(e.msg, "--lr-decay-from 8") && has(e.msg, "--steps 8"), "a decay that never starts is refused: %s", e.msg);
+    CHECK(train_config_set(&tc, "lr_decay_from", "3", &e) == 0 && train_config_finish(&tc, &e) == 0 &&
+          train_option_resumable("lr_decay_from"), "--lr-decay-from is an option a resumed run may set");
     CHECK(train_lr_scale(&tc, 3) == 1.0f && fabsf(train_lr_scale(&tc, 4) - 5.0f / 6) < 1e-7f &&
           fabsf(train_lr_scale(&tc, 8) - 1.0f / 6) < 1e-7f && train_lr_scale(&tc, 9) == 0.0f,
           "linear from 1 after step 3 to 1/6 at step 8: %g %g %g", train_lr_scale(&tc, 4), train_lr_scale(&tc, 6),
