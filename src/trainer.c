@@ -34,7 +34,7 @@ static const Option options[] = {
     {"lr_g", OPT_FLOAT, OFF(lr_g), 1, "generator learning rate"},
     {"lr_d", OPT_FLOAT, OFF(lr_d), 1, "discriminator learning rate"},
     {"lr_e", OPT_FLOAT, OFF(lr_e), 1, "age estimator learning rate"},
-    {"lr_decay_from", OPT_INT, OFF(lr_decay_from), 1, "from this step the generator's and discriminator's learning rates fall linearly to 0 at --steps, as pix2pix ends (0: constant)"},
+    {"lr_decay_from", OPT_INT, OFF(lr_decay_from), 1, "from this step the generator's and discriminator's learning rates fall linearly, reaching 0 just after --steps, as pix2pix ends (0: constant)"},
     {"beta1", OPT_FLOAT, OFF(beta1), 0, "Adam beta1"},
     {"beta2", OPT_FLOAT, OFF(beta2), 0, "Adam beta2"},
     {"lambda_adv", OPT_FLOAT, OFF(lambda_adv), 1, "weight of the adversarial loss"},

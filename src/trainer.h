@@ -11,7 +11,7 @@ typedef struct {
     char groups[256];              /* age group spec, e.g. "0-9,10-19,...,60+" */
     int batch, steps, seed, shift, max_images;
     float lr_g, lr_d, lr_e, beta1, beta2;
-    int lr_decay_from;             /* >0: lr_g and lr_d fall linearly from this step to 0 at steps */
+    int lr_decay_from;             /* >0: lr_g and lr_d fall linearly from this step, reaching 0 just after steps */
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     float lambda_ctv;              /* total variation of the change's colour alone */
     float lambda_tone;             /* L1 of the change's mean colour over the face's centre */

@@ -133,7 +133,8 @@ static int same_params(const ParamSet *a, const ParamSet *b) {
 }
 
 /* pix2pix's ending: from --lr-decay-from the generator's and discriminator's
- * learning rates fall linearly to 0 at --steps; the estimator keeps its own. */
+ * learning rates fall linearly, reaching 0 just after --steps; the estimator
+ * keeps its own. */
 static void test_lr_decay(void) {
     TrainConfig tc;
     tiny_config(&tc);
@@ -165,7 +166,7 @@ static void test_lr_decay(void) {
     memcpy(e0, a.est.ps.data, sizeof(float) * ne);
     trainer_step(&a, &d);
     trainer_step(&b, &d);
-    double dot = 0, aa = 0, be = 0;
+    double dot = 0, aa = 0, off = 0, be = 0;
     for (int t = 0; t < a.disc.ps.count; t++) {
         const ParamTensor *pt = &a.disc.ps.t[t];
         if (!pt->trainable) continue;  /* running statistics move alike in both */
@@ -173,11 +174,13 @@ static void test_lr_decay(void) {
             double da = a.disc.ps.data[i] - d0[i], db = b.disc.ps.data[i] - d0[i];
             dot += da * db;
             aa += da * da;
+            off += (db - 5.0 / 6 * da) * (db - 5.0 / 6 * da);
         }
     }
     for (size_t i = 0; i < ne; i++) be += fabs((double)b.est.ps.data[i] - a.est.ps.data[i]);
-    CHECK(aa > 0 && fabs(dot / aa - 5.0 / 6) < 1e-3, "the discriminator's step at step 4 is 5/6 of the undecayed one (%.5f)",
-          aa > 0 ? dot / aa : 0);
+    CHECK(aa > 0 && fabs(dot / aa - 5.0 / 6) < 1e-3 && off < 1e-5 * aa,
+          "the discriminator's step at step 4 is 5/6 of the undecayed one (%.5f, off by %.2g of it)", aa > 0 ? dot / aa : 0,
+          aa > 0 ? sqrt(off / aa) : 0);
     CHECK(be == 0 && memcmp(a.est.ps.data, e0, sizeof(float) * ne), "the estimator's step is not decayed");
     free(d0);
     free(e0);
