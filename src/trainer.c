@@ -175,7 +175,7 @@ int train_config_finish(TrainConfig *tc, Err *e) {
     if (tc->log_every < 1) return err_set(e, "--log-every must be at least 1");
     if (tc->ema >= 1) return err_set(e, "--ema %g: must be below 1 (0 turns the average off)", tc->ema);
     if (tc->lr_decay_from > 0 && tc->lr_decay_from >= tc->steps)
-        return err_set(e, "--lr-decay-from %d: must be below --steps %d (the step where the rates reach 0)",
+        return err_set(e, "--lr-decay-from %d: must be below --steps %d (the rates reach 0 just after it)",
                        tc->lr_decay_from, tc->steps);
     ModelConfig probe = tc->model;
     Discriminator d;
