@@ -13,6 +13,7 @@ void model_config_text(const ModelConfig *c, char *buf, size_t n) {
                      c->res, c->groups, c->gen_width, c->gen_res_ch, c->gen_nres,
                      c->gen_code, c->gen_hidden, c->est_width, c->disc_width, c->disc_pair);
     if (c->est_blur) k += snprintf(buf + k, n - k, "est_blur=1\n");
+    if (c->gen_dec_film) k += snprintf(buf + k, n - k, "gen_dec_film=1\n");
     k += snprintf(buf + k, n - k, "group_ages=");
     for (int g = 0; g < c->groups; g++)
         k += snprintf(buf + k, n - k, "%s%d-%d", g ? "," : "", c->group_lo[g], c->group_hi[g]);
@@ -59,6 +60,7 @@ int model_config_validate(const ModelConfig *c, Err *e) {
         return err_set(e, "network widths must be positive");
     if (c->est_width > 256 || c->disc_width > 256 || c->gen_code > 1024 || c->gen_hidden > 4096)
         return err_set(e, "network widths out of range");
+    if (c->gen_dec_film != 0 && c->gen_dec_film != 1) return err_set(e, "gen_dec_film %d: must be 0 or 1", c->gen_dec_film);
     return 0;
 }
 
@@ -74,6 +76,8 @@ int model_config_parse(ModelConfig *c, const char *text, Err *e) {
             return err_set(e, "model config lacks '%s'", fields[i].k);
     /* absent in blobs written before the estimator looked through a blur */
     if (config_get_int(text, "est_blur", &c->est_blur)) c->est_blur = 0;
+    /* absent in blobs written before the decoder was modulated */
+    if (config_get_int(text, "gen_dec_film", &c->gen_dec_film)) c->gen_dec_film = 0;
     char groups[512];
     if (config_get(text, "group_ages", groups, sizeof(groups))) return err_set(e, "model config lacks 'group_ages'");
     /* "lo-hi,...": the last group is stored with hi 200, which parse_groups reads back */
@@ -86,7 +90,7 @@ int model_config_match(const ModelConfig *f, const ModelConfig *m, const char *w
     if (f->field != m->field) \
         return err_set(e, "%s: does not match this model: %s is %d in the file, %d in the model", what, #field, f->field, m->field)
     CHECK(res); CHECK(groups); CHECK(gen_width); CHECK(gen_res_ch); CHECK(gen_nres);
-    CHECK(gen_code); CHECK(gen_hidden); CHECK(est_width);
+    CHECK(gen_code); CHECK(gen_hidden); CHECK(est_width); CHECK(gen_dec_film);
 #undef CHECK
     for (int g = 0; g < m->groups; g++)
         if (f->group_lo[g] != m->group_lo[g] || f->group_hi[g] != m->group_hi[g])
@@ -159,28 +163,44 @@ static float *gtake(Arena *g, size_t n) { return g ? take(g, n) : NULL; }
 
 /* ---------------------------------------------------------- conv block */
 
-static void convblock_layout(ConvBlock *cb, Arena *act, Arena *grd) {
+static void convblock_layout(ConvBlock *cb, int modulated, Arena *act, Arena *grd) {
     size_t n = (size_t)cb->s.B * cb->s.OC * cb->OH * cb->OW, nc = (size_t)cb->s.B * cb->s.OC;
     cb->conv = take(act, n); cb->norm = take(act, n); cb->act = take(act, n);
     cb->mean = take(act, nc); cb->rstd = take(act, nc);
     cb->dconv = gtake(grd, n); cb->dnorm = gtake(grd, n); cb->dact = gtake(grd, n);
+    cb->film = modulated ? take(act, n) : NULL;
+    cb->dfilm = modulated ? gtake(grd, n) : NULL;
 }
 
-static void convblock_forward(ConvBlock *cb, const float *inp, const float *w, float *scratch) {
-    int HW = cb->OH * cb->OW;
-    size_t n = (size_t)cb->s.B * cb->s.OC * HW;
+/* mod (NULL: none) holds each image's FiLM, gamma at mod, beta at mod + OC,
+ * images mod_stride apart; only blocks laid out as modulated take one. */
+static void convblock_forward(ConvBlock *cb, const float *inp, const float *w, const float *mod,
+                              int mod_stride, float *scratch) {
+    int HW = cb->OH * cb->OW, B = cb->s.B, C = cb->s.OC;
+    size_t n = (size_t)B * C * HW;
     conv2d_forward(cb->conv, inp, w, NULL, scratch, cb->s);
-    instancenorm_forward(cb->norm, cb->mean, cb->rstd, cb->conv, cb->s.B, cb->s.OC, HW);
-    leakyrelu_forward(cb->act, cb->norm, 0.2f, n);
+    instancenorm_forward(cb->norm, cb->mean, cb->rstd, cb->conv, B, C, HW);
+    const float *pre = cb->norm;
+    if (mod) {
+        film_forward(cb->film, cb->norm, mod, mod + C, mod_stride, B, C, HW);
+        pre = cb->film;
+    }
+    leakyrelu_forward(cb->act, pre, 0.2f, n);
 }
 
-/* cb->dact holds dL/d(act); adds dL/d(inp) into dinp (if given) */
-static void convblock_backward(ConvBlock *cb, float *dinp, float *dw, const float *inp,
-                               const float *w, float *scratch) {
-    int HW = cb->OH * cb->OW;
-    size_t n = (size_t)cb->s.B * cb->s.OC * HW;
-    leakyrelu_backward(cb->dnorm, cb->dact, cb->norm, 0.2f, n);
-    instancenorm_backward(cb->dconv, cb->dnorm, cb->norm, cb->rstd, cb->s.B, cb->s.OC, HW);
+/* cb->dact holds dL/d(act); adds dL/d(inp) into dinp (if given) and the
+ * FiLM's gradient into dmod (laid out as mod) */
+static void convblock_backward(ConvBlock *cb, float *dinp, float *dw, const float *inp, const float *w,
+                               const float *mod, float *dmod, int mod_stride, float *scratch) {
+    int HW = cb->OH * cb->OW, B = cb->s.B, C = cb->s.OC;
+    size_t n = (size_t)B * C * HW;
+    if (mod) {
+        leakyrelu_backward(cb->dfilm, cb->dact, cb->film, 0.2f, n);
+        film_backward(cb->dnorm, dmod, dmod + C, cb->dfilm, cb->norm, mod, mod_stride, B, C, HW);
+    } else {
+        leakyrelu_backward(cb->dnorm, cb->dact, cb->norm, 0.2f, n);
+    }
+    instancenorm_backward(cb->dconv, cb->dnorm, cb->norm, cb->rstd, B, C, HW);
     conv2d_backward(dinp, dw, NULL, cb->dconv, inp, w, scratch, cb->s);
 }
 
@@ -210,6 +230,16 @@ static size_t vec_params(ParamSet *ps, const char *name, int n, int trainable, P
 static void gen_widths(const ModelConfig *c, int *w) {
     w[0] = c->gen_width; w[1] = 2 * c->gen_width; w[2] = 4 * c->gen_width; w[3] = c->gen_res_ch;
 }
+
+/* Decoder FiLM: level k's gamma and beta (w[k] each) at dec_mod_offset(k);
+ * gen_dec_mod_size in all, per image. */
+static int dec_mod_offset(const ModelConfig *c, int k) {
+    int w[GEN_LEVELS], off = 0;
+    gen_widths(c, w);
+    for (int j = 0; j < k; j++) off += 2 * w[j];
+    return off;
+}
+static int dec_mod_size(const ModelConfig *c) { return c->gen_dec_film ? dec_mod_offset(c, GEN_LEVELS - 1) : 0; }
 
 int gen_build(Generator *g, const ModelConfig *cfg) {
     memset(g, 0, sizeof(*g));
@@ -244,6 +274,13 @@ int gen_build(Generator *g, const ModelConfig *cfg) {
         snprintf(name, sizeof(name), "dec%d.w", k);
         g->dec_w[k] = conv_params(ps, name, w[k], below + w[k], 3);
     }
+    if (cfg->gen_dec_film) {
+        /* zero: a modulated decoder starts as the plain one exactly, so that a
+         * model warm-started from one without it begins where that one was */
+        int dm[2] = {dec_mod_size(cfg), cfg->gen_hidden};
+        g->dec_mod_w = params_add(ps, "dec_film.w", 2, dm, 1, INIT_ZERO, 0.0f);
+        g->dec_mod_b = vec_params(ps, "dec_film.b", dm[0], 1, INIT_ZERO);
+    }
     int oshape[4] = {3, w[0], 3, 3};
     /* small output weights: the delta starts near zero, the output near the input */
     g->out_w = params_add(ps, "out.w", 4, oshape, 1, INIT_NORMAL, 1e-3f);
@@ -264,7 +301,7 @@ static void gen_layout(const Generator *g, GenActs *a, Arena *act, Arena *grd) {
         ConvBlock *cb = &a->enc[l];
         cb->s = conv_shape(B, cin, h, w[l], 3, l ? 2 : 1, 1);
         cb->OH = cb->OW = conv_out_size(h, 3, l ? 2 : 1, 1);
-        convblock_layout(cb, act, grd);
+        convblock_layout(cb, 0, act, grd);
         cin = w[l];
         h = cb->OH;
     }
@@ -275,6 +312,10 @@ static void gen_layout(const Generator *g, GenActs *a, Arena *act, Arena *grd) {
     a->h1 = take(act, (size_t)B * c->gen_hidden); a->dh1 = gtake(grd, (size_t)B * c->gen_hidden);
     a->h1r = take(act, (size_t)B * c->gen_hidden); a->dh1r = gtake(grd, (size_t)B * c->gen_hidden);
     a->mod = take(act, (size_t)B * nmod); a->dmod = gtake(grd, (size_t)B * nmod);
+    if (c->gen_dec_film) {
+        size_t ndm = (size_t)B * dec_mod_size(c);
+        a->dec_mod = take(act, ndm); a->ddec_mod = gtake(grd, ndm);
+    }
     size_t nb = (size_t)B * r * hb * hb, ns = (size_t)B * r;
     for (int i = 0; i < c->gen_nres; i++) {
         a->res[i].t1 = take(act, nb); a->res[i].n1 = take(act, nb); a->res[i].m1 = take(act, nb);
@@ -294,7 +335,7 @@ static void gen_layout(const Generator *g, GenActs *a, Arena *act, Arena *grd) {
         ConvBlock *cb = &a->dec[k].cb;
         cb->s = conv_shape(B, below + w[k], hk, w[k], 3, 1, 1);
         cb->OH = cb->OW = hk;
-        convblock_layout(cb, act, grd);
+        convblock_layout(cb, c->gen_dec_film, act, grd);
     }
     a->out_s = conv_shape(B, w[0], H, 3, 3, 1, 1);
     a->delta = take(act, (size_t)B * 3 * HW);
@@ -343,7 +384,7 @@ void gen_forward(const Generator *g, GenActs *a, const float *x, const float *gr
     concat_forward(a->in0, x, a->emb, B, 3, 1, HW);
     const float *inp = a->in0;
     for (int l = 0; l < GEN_LEVELS; l++) {
-        convblock_forward(&a->enc[l], inp, PD(*ps, g->enc_w[l]), a->scratch);
+        convblock_forward(&a->enc[l], inp, PD(*ps, g->enc_w[l]), NULL, 0, a->scratch);
         inp = a->enc[l].act;
     }
     int HWb = a->enc[GEN_LEVELS - 1].OH * a->enc[GEN_LEVELS - 1].OW;
@@ -354,6 +395,8 @@ void gen_forward(const Generator *g, GenActs *a, const float *x, const float *gr
     linear_forward(a->h1, a->h0, PD(*ps, g->mlp1_w), PD(*ps, g->mlp1_b), B, c->gen_code + r, c->gen_hidden);
     relu_forward(a->h1r, a->h1, (size_t)B * c->gen_hidden);
     linear_forward(a->mod, a->h1r, PD(*ps, g->mlp2_w), PD(*ps, g->mlp2_b), B, c->gen_hidden, nmod);
+    int ndm = dec_mod_size(c);
+    if (ndm) linear_forward(a->dec_mod, a->h1r, PD(*ps, g->dec_mod_w), PD(*ps, g->dec_mod_b), B, c->gen_hidden, ndm);
     ConvShape rs = conv_shape(B, r, c->res / 8, r, 3, 1, 1);
     size_t nb = (size_t)B * r * HWb;
     for (int i = 0; i < nres; i++) {
@@ -373,7 +416,8 @@ void gen_forward(const Generator *g, GenActs *a, const float *x, const float *gr
         int hk = c->res >> k;
         upsample2x_forward(a->dec[k].up, inp, B, below, hk / 2, hk / 2);
         concat_forward(a->dec[k].cat, a->dec[k].up, a->enc[k].act, B, below, a->enc[k].s.OC, hk * hk);
-        convblock_forward(&a->dec[k].cb, a->dec[k].cat, PD(*ps, g->dec_w[k]), a->scratch);
+        const float *dmod = ndm ? a->dec_mod + dec_mod_offset(c, k) : NULL;
+        convblock_forward(&a->dec[k].cb, a->dec[k].cat, PD(*ps, g->dec_w[k]), dmod, ndm, a->scratch);
         inp = a->dec[k].cb.act;
         below = a->dec[k].cb.s.OC;
     }
@@ -385,7 +429,7 @@ void gen_backward(Generator *g, GenActs *a, const float *dy, float *dx) {
     const ModelConfig *c = &g->cfg;
     ParamSet *ps = &g->ps;
     int B = a->B, G = c->groups, HW = c->res * c->res, r = c->gen_res_ch, nres = c->gen_nres;
-    int nmod = nres * 4 * r, L = GEN_LEVELS;
+    int nmod = nres * 4 * r, L = GEN_LEVELS, ndm = dec_mod_size(c);
     memset(a->grad_arena, 0, sizeof(float) * a->grad_floats);
     size_t nimg = (size_t)B * 3 * HW;
     residual_backward(dx, a->ddelta, dy, nimg);
@@ -393,8 +437,9 @@ void gen_backward(Generator *g, GenActs *a, const float *dy, float *dx) {
                     a->dec[0].cb.act, PD(*ps, g->out_w), a->scratch, a->out_s);
     for (int k = 0; k <= L - 2; k++) {
         int hk = c->res >> k, below = a->dec[k].cb.s.C - a->enc[k].s.OC;
-        convblock_backward(&a->dec[k].cb, a->dec[k].dcat, PG(*ps, g->dec_w[k]), a->dec[k].cat,
-                           PD(*ps, g->dec_w[k]), a->scratch);
+        const float *dmod = ndm ? a->dec_mod + dec_mod_offset(c, k) : NULL;
+        convblock_backward(&a->dec[k].cb, a->dec[k].dcat, PG(*ps, g->dec_w[k]), a->dec[k].cat, PD(*ps, g->dec_w[k]),
+                           dmod, ndm ? a->ddec_mod + dec_mod_offset(c, k) : NULL, ndm, a->scratch);
         concat_backward(a->dec[k].dup, a->enc[k].dact, a->dec[k].dcat, B, below, a->enc[k].s.OC, hk * hk);
         float *dbelow = k == L - 2 ? (nres ? a->res[nres - 1].dout : a->enc[L - 1].dact) : a->dec[k + 1].cb.dact;
         upsample2x_backward(dbelow, a->dec[k].dup, B, below, hk / 2, hk / 2);
@@ -419,6 +464,9 @@ void gen_backward(Generator *g, GenActs *a, const float *dy, float *dx) {
                         PD(*ps, g->res_w[i][0]), a->scratch, rs);
     }
     linear_backward(a->dh1r, PG(*ps, g->mlp2_w), PG(*ps, g->mlp2_b), a->dmod, a->h1r, PD(*ps, g->mlp2_w), B, c->gen_hidden, nmod);
+    if (ndm)
+        linear_backward(a->dh1r, PG(*ps, g->dec_mod_w), PG(*ps, g->dec_mod_b), a->ddec_mod, a->h1r, PD(*ps, g->dec_mod_w),
+                        B, c->gen_hidden, ndm);
     relu_backward(a->dh1, a->dh1r, a->h1, (size_t)B * c->gen_hidden);
     linear_backward(a->dh0, PG(*ps, g->mlp1_w), PG(*ps, g->mlp1_b), a->dh1, a->h0, PD(*ps, g->mlp1_w), B, c->gen_code + r, c->gen_hidden);
     concat_backward(a->dcode, a->dpooled, a->dh0, B, c->gen_code, r, 1);
@@ -426,7 +474,7 @@ void gen_backward(Generator *g, GenActs *a, const float *dy, float *dx) {
     avgpool_backward(a->enc[L - 1].dact, a->dpooled, B, r, HWb);
     for (int l = L - 1; l >= 0; l--)
         convblock_backward(&a->enc[l], l ? a->enc[l - 1].dact : a->din0, PG(*ps, g->enc_w[l]),
-                           l ? a->enc[l - 1].act : a->in0, PD(*ps, g->enc_w[l]), a->scratch);
+                           l ? a->enc[l - 1].act : a->in0, PD(*ps, g->enc_w[l]), NULL, NULL, 0, a->scratch);
     /* the input's image channels go to dx, its age channel to the embedding table */
     float *demb = a->dec[0].dup; /* free again: reused as a [B, HW] buffer */
     memset(demb, 0, sizeof(float) * B * HW);
@@ -456,7 +504,7 @@ double gen_flops(const Generator *g) {
         f += conv_flops(conv_shape(1, below + w[k], c->res >> k, w[k], 3, 1, 1));
     }
     f += conv_flops(conv_shape(1, w[0], c->res, 3, 3, 1, 1));
-    f += 2.0 * ((double)(c->gen_code + r) * c->gen_hidden + (double)c->gen_hidden * c->gen_nres * 4 * r);
+    f += 2.0 * ((double)(c->gen_code + r) * c->gen_hidden + (double)c->gen_hidden * (c->gen_nres * 4 * r + dec_mod_size(c)));
     return f;
 }
 
@@ -489,6 +537,9 @@ void gen_describe(const Generator *g, FILE *f) {
     describe_line(f, name, c->gen_nres * 4 * r, 1, 1,
                   tensor_size(&g->ps, "age_code.w") + tensor_size(&g->ps, "mod_mlp1.w") + tensor_size(&g->ps, "mod_mlp1.b") +
                   tensor_size(&g->ps, "mod_mlp2.w") + tensor_size(&g->ps, "mod_mlp2.b"));
+    if (c->gen_dec_film)
+        describe_line(f, "Same MLP's hidden layer -> decoder FiLM", dec_mod_size(c), 1, 1,
+                      tensor_size(&g->ps, "dec_film.w") + tensor_size(&g->ps, "dec_film.b"));
     for (int i = 0; i < c->gen_nres; i++) {
         snprintf(name, sizeof(name), "ResBlock(%d) conv-IN-FiLM x2", r);
         snprintf(pn, sizeof(pn), "res%d.conv1.w", i);
@@ -497,7 +548,8 @@ void gen_describe(const Generator *g, FILE *f) {
     for (int k = GEN_LEVELS - 2; k >= 0; k--) {
         int below = k == GEN_LEVELS - 2 ? r : w[k + 1];
         h = c->res >> k;
-        snprintf(name, sizeof(name), "Up2x+skip Conv2d(%d,%d,k3) IN LReLU", below + w[k], w[k]);
+        snprintf(name, sizeof(name), "Up2x+skip Conv2d(%d,%d,k3) IN%s LReLU", below + w[k], w[k],
+                 c->gen_dec_film ? " FiLM" : "");
         snprintf(pn, sizeof(pn), "dec%d.w", k);
         describe_line(f, name, w[k], h, h, tensor_size(&g->ps, pn));
     }

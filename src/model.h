@@ -32,6 +32,7 @@ typedef struct {
     int disc_width;               /* PatchGAN's first width (64 in the seed) */
     int disc_pair;                /* 1: the seed's (input, output) pair; 0: output only */
     int est_blur;                 /* 1: the estimator sees its input through blur5 */
+    int gen_dec_film;             /* 1: the age code also modulates every decoder level */
 } ModelConfig;
 
 /* "key=value" lines describing cfg (the blob and checkpoint header). */
@@ -56,6 +57,7 @@ typedef struct {
     int OH, OW;
     float *conv, *norm, *mean, *rstd, *act;
     float *dconv, *dnorm, *dact;
+    float *film, *dfilm;          /* modulated blocks only: the norm after FiLM */
 } ConvBlock;
 
 typedef struct {
@@ -67,6 +69,7 @@ typedef struct {
     size_t mlp1_w, mlp1_b, mlp2_w, mlp2_b;
     size_t res_w[MAX_RES_BLOCKS][2], res_b[MAX_RES_BLOCKS][2];
     size_t dec_w[GEN_LEVELS - 1], dec_b[GEN_LEVELS - 1];
+    size_t dec_mod_w, dec_mod_b;        /* gen_dec_film: age-code MLP -> decoder FiLM */
     size_t out_w, out_b;
 } Generator;
 
@@ -78,8 +81,8 @@ typedef struct {
     const float *x;                     /* input image, not owned */
     float *groupw, *emb, *in0, *din0;
     ConvBlock enc[GEN_LEVELS];
-    float *pooled, *code, *h0, *h1, *h1r, *mod;
-    float *dpooled, *dcode, *dh0, *dh1, *dh1r, *dmod;
+    float *pooled, *code, *h0, *h1, *h1r, *mod, *dec_mod;
+    float *dpooled, *dcode, *dh0, *dh1, *dh1r, *dmod, *ddec_mod;
     struct {
         float *t1, *n1, *mean1, *rstd1, *m1, *r1, *t2, *n2, *mean2, *rstd2, *m2, *out;
         float *dt1, *dn1, *dm1, *dr1, *dt2, *dn2, *dm2, *dout;

@@ -2,6 +2,8 @@
  *
  *   reage-train [--config tiny|default|seed] [--OPTION VALUE ...]
  *   reage-train --config default --resume        continue runs/default
+ *   reage-train --gen-dec-film 1 --out runs/film --init-from weights/checkpoint.bin
+ *                                                a changed model, started from a run's weights
  *   reage-train --config seed --describe         layers, shapes, parameters
  *   reage-train --export-live FILE               runs/default's generator, not averaged, as a blob */
 #include <omp.h>
@@ -24,11 +26,13 @@ static double now_s(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: reage-train [--config tiny|default|seed] [--resume] [--describe] [--threads N] [--OPTION VALUE ...]\n"
+    fprintf(f, "usage: reage-train [--config tiny|default|seed] [--resume | --init-from CKPT] [--describe] [--threads N] [--OPTION VALUE ...]\n"
                "       reage-train [--config C] [--out DIR] --export-live FILE\n"
                "Trains ReAge's generator, discriminator and age estimator; writes OUT/checkpoint.bin (resumable),\n"
                "OUT/reage.blob (the page's weights: the generator averaged over steps, see --ema), OUT/log.tsv and\n"
-               "OUT/samples/. --export-live writes the checkpoint's current, not averaged, generator as a blob.\nOptions:\n");
+               "OUT/samples/. --export-live writes the checkpoint's current, not averaged, generator as a blob.\n"
+               "--init-from starts a new run (step 0, fresh optimiser) from another run's checkpoint: each tensor\n"
+               "with the same name and shape is copied, the others (a part the model gained) start as initialised.\nOptions:\n");
     train_config_usage(f);
 }
 
@@ -118,7 +122,7 @@ int main(int argc, char **argv) {
     conv_paths_measure();
     const char *config = "default";
     int resume = 0, describe = 0, threads = 0;
-    const char *export_live = NULL;
+    const char *export_live = NULL, *init_from = NULL;
     Err e;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
@@ -134,6 +138,11 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--config")) { i++; continue; }
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!strcmp(a, "--describe")) { describe = 1; continue; }
+        if (!strcmp(a, "--init-from")) {
+            if (i + 1 >= argc) return fail("--init-from: expected a checkpoint file");
+            init_from = argv[++i];
+            continue;
+        }
         if (!strcmp(a, "--export-live")) {
             if (i + 1 >= argc) return fail("--export-live: expected a file name");
             export_live = argv[++i];
@@ -159,6 +168,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < nset; k++)
         if (train_config_set(&tc, keys[k], vals[k], &e)) { fprintf(stderr, "reage-train: %s\n", e.msg); usage(stderr); return 2; }
     char ckpt[1200], blob[1200], logp[1200], samples[1200];
+    if (init_from && (resume || describe)) return fail("--init-from starts a new run: not with --resume, --export-live or --describe");
     if (resume) {
         snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", tc.out);
         TrainConfig saved;
@@ -221,6 +231,11 @@ int main(int argc, char **argv) {
     if (resume) {
         if (trainer_load_checkpoint(&t, ckpt, &e)) return fail(e.msg);
         printf("resumed %s at step %d\n", ckpt, t.step);
+    }
+    if (init_from) {
+        char fresh[2048];
+        if (trainer_warm_start(&t, init_from, fresh, sizeof(fresh), &e)) return fail(e.msg);
+        printf("started from %s's weights; new: %s\n", init_from, fresh[0] ? fresh : "none");
     }
     if (resume && log_keep_until(logp, t.step, &e)) return fail(e.msg);
     FILE *log = fopen(logp, resume ? "a" : "w");

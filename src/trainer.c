@@ -23,6 +23,7 @@ static const Option options[] = {
     {"gen_code", OPT_INT, OFF(model.gen_code), 0, "learned age code size"},
     {"gen_hidden", OPT_INT, OFF(model.gen_hidden), 0, "age-code MLP hidden width"},
     {"est_width", OPT_INT, OFF(model.est_width), 0, "age estimator width"},
+    {"gen_dec_film", OPT_INT, OFF(model.gen_dec_film), 0, "1: the age code also modulates (FiLM) every decoder level, not only the bottleneck, so that age can shape fine detail"},
     {"est_blur", OPT_INT, OFF(model.est_blur), 1, "1: the age estimator looks through a 5x5 blur (speckle cannot sway it)"},
     {"disc_width", OPT_INT, OFF(model.disc_width), 0, "PatchGAN first width (64 in the seed)"},
     {"disc", OPT_DISC, OFF(model.disc_pair), 0, "pair (the seed's input+output) or target (output only)"},
@@ -35,6 +36,7 @@ static const Option options[] = {
     {"lr_d", OPT_FLOAT, OFF(lr_d), 1, "discriminator learning rate"},
     {"lr_e", OPT_FLOAT, OFF(lr_e), 1, "age estimator learning rate"},
     {"lr_decay_from", OPT_INT, OFF(lr_decay_from), 1, "from this step the generator's and discriminator's learning rates fall linearly, reaching 0 just after --steps, as pix2pix ends (0: constant)"},
+    {"age_map_off_at", OPT_INT, OFF(age_map_off_at), 1, "the generator's per-group input map (a fixed pattern it paints age texture from, seen as grain) fades linearly, untrained, to zero at this step (0: the map is trained as any weight)"},
     {"beta1", OPT_FLOAT, OFF(beta1), 0, "Adam beta1"},
     {"beta2", OPT_FLOAT, OFF(beta2), 0, "Adam beta2"},
     {"lambda_adv", OPT_FLOAT, OFF(lambda_adv), 1, "weight of the adversarial loss"},
@@ -368,6 +370,18 @@ float train_lr_scale(const TrainConfig *tc, int step) {
     return (float)(tc->steps - step + 1) / (float)(tc->steps - tc->lr_decay_from + 1);
 }
 
+/* Each step scales what is left of the map by (off - s)/(off - s + 1): a
+ * fade begun after step s0 leaves (off - s)/(off - s0) of the map after step
+ * s, and no state is needed to resume. Not trained meanwhile, so the average carries
+ * the live map rather than lagging ~1/(1-ema) steps behind the schedule. */
+static void fade_age_map(Trainer *t, const ParamTensor *map) {
+    int off = t->tc.age_map_off_at, s = t->step;
+    float k = s >= off ? 0.0f : (float)(off - s) / (float)(off - s + 1);
+    float *m = t->gen.ps.data + map->offset;
+    for (size_t i = 0; i < map->size; i++) m[i] *= k;
+    if (t->gen_avg) memcpy(t->gen_avg + map->offset, m, sizeof(float) * map->size);
+}
+
 Losses trainer_step(Trainer *t, const Dataset *data) {
     const TrainConfig *tc = &t->tc;
     const ModelConfig *c = &tc->model;
@@ -487,8 +501,11 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         window_mean_backward(t->dy, t->dtone, B * 3, c->res, c->res, lo, hi, lo, hi);
     }
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
+    const ParamTensor *map = params_find(&t->gen.ps, "age_embedding");
+    if (tc->age_map_off_at > 0) memset(t->gen.ps.grad + map->offset, 0, sizeof(float) * map->size);
     adam_step(&t->gen.ps, &ag, t->step);
     if (t->gen_avg) params_average(t->gen_avg, &t->gen.ps, tc->ema);
+    if (tc->age_map_off_at > 0) fade_age_map(t, map);
     return L;
 }
 
@@ -627,6 +644,53 @@ int trainer_load_checkpoint(Trainer *t, const char *path, Err *e) {
         memcpy(p, paths->data, paths->count * 4);
         conv_paths_import(p, paths->count);
     }
+    rc = 0;
+done:
+    free(buf);
+    free(blob);
+    return rc;
+}
+
+/* Copies the file's tensors prefix+name into ps where name and shape
+ * match; appends the names of the others to fresh. Returns how many came. */
+static int warm_set(const Blob *b, const char *prefix, ParamSet *ps, char *fresh, size_t n, const char *what, Err *e) {
+    int copied = 0;
+    char name[PARAM_NAME_MAX + 16];
+    for (int i = 0; i < ps->count; i++) {
+        const ParamTensor *pt = &ps->t[i];
+        snprintf(name, sizeof(name), "%s%s", prefix, pt->name);
+        const BlobTensor *bt = blob_find(b, name);
+        int same = bt && bt->ndim == (uint32_t)pt->ndim && bt->count == pt->size;
+        for (int d = 0; same && d < pt->ndim; d++) same = bt->shape[d] == (uint32_t)pt->shape[d];
+        if (!same) {
+            size_t k = strlen(fresh);
+            snprintf(fresh + k, n - k, "%s%s", k ? ", " : "", name);
+            continue;
+        }
+        if (blob_read_floats(b, name, ps->data + pt->offset, pt->size, what, e)) return -1;
+        copied++;
+    }
+    return copied;
+}
+
+int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err *e) {
+    uint8_t *buf;
+    Blob *blob;
+    fresh[0] = 0;
+    if (read_checkpoint(path, &buf, &blob, e)) return -1;
+    int rc = -1, got = warm_set(blob, "gen.", &t->gen.ps, fresh, n, path, e);
+    if (got == 0) err_set(e, "%s: its generator shares no tensor with this one", path);
+    if (got <= 0 || warm_set(blob, "disc.", &t->disc.ps, fresh, n, path, e) < 0 ||
+        warm_set(blob, "estimator.", &t->est.ps, fresh, n, path, e) < 0)
+        goto done;
+    if (t->has_critic) {
+        if (has_set(blob, "critic.", &t->critic.ps)) {
+            if (warm_set(blob, "critic.", &t->critic.ps, fresh, n, path, e) < 0) goto done;
+        } else {
+            memcpy(t->critic.ps.data, t->est.ps.data, sizeof(float) * t->est.ps.total);
+        }
+    }
+    if (t->gen_avg) memcpy(t->gen_avg, t->gen.ps.data, sizeof(float) * t->gen.ps.total);
     rc = 0;
 done:
     free(buf);

@@ -12,6 +12,7 @@ typedef struct {
     int batch, steps, seed, shift, max_images;
     float lr_g, lr_d, lr_e, beta1, beta2;
     int lr_decay_from;             /* >0: lr_g and lr_d fall linearly from this step, reaching 0 just after steps */
+    int age_map_off_at;            /* >0: the generator's age map fades, untrained, to zero at this step */
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     float lambda_ctv;              /* total variation of the change's colour alone */
     float lambda_tone;             /* L1 of the change's mean colour over the face's centre */
@@ -80,6 +81,11 @@ float age_mean_term(const ModelConfig *c, const float *probs, const int *tgt, fl
 int trainer_save_checkpoint(const Trainer *t, const char *path, Err *e);
 /* Restores a checkpoint written for the same configuration. */
 int trainer_load_checkpoint(Trainer *t, const char *path, Err *e);
+/* Starts a new run (step 0, fresh optimiser) from a checkpoint of a related
+ * model: every network tensor with the same name and shape is copied, the
+ * others keep their initial values and are named in fresh ("" when none).
+ * Fails when the generator takes nothing from the file. */
+int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err *e);
 /* Reads just the configuration stored in a checkpoint. */
 int checkpoint_read_config(const char *path, TrainConfig *tc, Err *e);
 /* The blob the page loads: the averaged generator where there is one. */

@@ -253,6 +253,74 @@ static void test_resume(void) {
     dataset_free(&d);
 }
 
+/* A model that gains the modulated decoder starts from a plain run's
+ * checkpoint: shared tensors copied, the new ones at their (zero) start,
+ * step 0; then its age map fades to exactly zero at --age-map-off-at. */
+static void test_warm_start_and_map_fade(void) {
+    TrainConfig tc;
+    tiny_config(&tc);
+    Dataset d;
+    Err e;
+    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    Trainer a, b;
+    trainer_init(&a, &tc, &e);
+    for (int s = 0; s < 3; s++) trainer_step(&a, &d);
+    char ckpt[128], fresh[512];
+    snprintf(ckpt, sizeof(ckpt), "%s/plain.bin", dir);
+    CHECK(trainer_save_checkpoint(&a, ckpt, &e) == 0, "checkpoint saves: %s", e.msg);
+    TrainConfig f = tc;
+    f.model.gen_dec_film = 1;
+    f.age_map_off_at = 4;
+    f.ema = 0.9f;
+    CHECK(train_option_resumable("age_map_off_at") && !train_option_resumable("gen_dec_film"),
+          "a resumed run may start the fade, not change the generator");
+    trainer_init(&b, &f, &e);
+    CHECK(trainer_warm_start(&b, ckpt, fresh, sizeof(fresh), &e) == 0, "warm start: %s", e.msg);
+    CHECK(!strcmp(fresh, "gen.dec_film.w, gen.dec_film.b"), "only the decoder's FiLM is new: '%s'", fresh);
+    int shared = b.step == 0;
+    for (int i = 0; i < a.gen.ps.count; i++) {
+        const ParamTensor *p = &a.gen.ps.t[i], *q = params_find(&b.gen.ps, p->name);
+        shared &= q && !memcmp(a.gen.ps.data + p->offset, b.gen.ps.data + q->offset, sizeof(float) * p->size);
+    }
+    CHECK(shared && !memcmp(a.disc.ps.data, b.disc.ps.data, sizeof(float) * a.disc.ps.total) &&
+          !memcmp(a.est.ps.data, b.est.ps.data, sizeof(float) * a.est.ps.total) &&
+          !memcmp(b.gen_avg, b.gen.ps.data, sizeof(float) * b.gen.ps.total),
+          "at step 0 with the source's generator (average too), discriminator and estimator");
+    double moments = 0;
+    for (size_t i = 0; i < b.gen.ps.total; i++) moments += fabs(b.gen.ps.adam_m[i]) + b.gen.ps.adam_v[i];
+    CHECK(moments == 0, "with a fresh optimiser (moments %g)", moments);
+    /* the fade: after steps 1, 2, 4 and 5 the map is 3/4, 1/2, 0 and 0 of what it was */
+    const ParamTensor *map = params_find(&b.gen.ps, "age_embedding");
+    float *m0 = malloc(sizeof(float) * map->size), *m = b.gen.ps.data + map->offset;
+    memcpy(m0, m, sizeof(float) * map->size);
+    const float want[5] = {0.75f, 0.5f, 0.25f, 0.0f, 0.0f};
+    for (int s = 0; s < 5; s++) {
+        trainer_step(&b, &d);
+        double worst = 0, energy = 0;
+        for (size_t i = 0; i < map->size; i++) {
+            worst = fmax(worst, fabs(m[i] - want[s] * m0[i]));
+            energy += m0[i] * m0[i];
+        }
+        CHECK(energy > 0 && worst < 1e-6 && !memcmp(b.gen_avg + map->offset, m, sizeof(float) * map->size),
+              "after step %d the map is %.2f of its start (off by %.2g), in the average too", s + 1, want[s], worst);
+    }
+    trainer_free(&b);
+    /* a file that is not a checkpoint changes nothing */
+    char blob[128];
+    snprintf(blob, sizeof(blob), "%s/plain.blob", dir);
+    trainer_export_blob(&a, blob, &e);
+    trainer_init(&b, &f, &e);
+    float before = b.gen.ps.data[0];
+    CHECK(trainer_warm_start(&b, blob, fresh, sizeof(fresh), &e) != 0 && has(e.msg, blob) && b.gen.ps.data[0] == before,
+          "a blob is no checkpoint to start from: %s", e.msg);
+    trainer_free(&b);
+    remove(blob);
+    remove(ckpt);
+    free(m0);
+    trainer_free(&a);
+    dataset_free(&d);
+}
+
 /* The tiny configuration and the synthetic photos, for tests that compare
  * trainers differing in one option. */
 static void tiny_setup(TrainConfig *tc, Dataset *d) {
@@ -582,6 +650,7 @@ void test_training(void) {
     test_overfit();
     test_resume();
     test_lr_decay();
+    test_warm_start_and_map_fade();
     test_age_margin();
     test_estimator_adversarial();
     test_penalty_terms();

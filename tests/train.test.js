@@ -60,3 +60,26 @@ for (const columns of [13, 14, 15, 16]) {
     assert.deepEqual(rows.slice(1, 3).map((r) => r.slice(0, columns).join('\t')), old.slice(1), 'old rows otherwise unchanged');
   });
 }
+
+test('a changed model starts from a plain run\'s checkpoint (--init-from), and only as a new run', { skip }, () => {
+  const plain = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  runner(plain)('--max-images', '24', '--steps', '10');
+  const film = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  const from = join(plain, 'checkpoint.bin');
+  const spawn = (...args) => spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', film, '--threads', '1',
+                                                 '--max-images', '24', ...args], { cwd: root });
+  const r = spawn('--gen-dec-film', '1', '--age-map-off-at', '10', '--steps', '10', '--init-from', from);
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.match(r.stdout.toString(), /new: gen\.dec_film\.w, gen\.dec_film\.b\n/);
+  const header = readFileSync(join(film, 'checkpoint.bin')).subarray(0, 4096).toString('latin1');
+  assert.match(header, /gen_dec_film=1\n/);
+  assert.match(header, /age_map_off_at=10\n/);
+  const log = readFileSync(join(film, 'log.tsv'), 'utf8').trim().split('\n');
+  assert.deepEqual(log.slice(1).map((l) => l.split('\t')[0]), ['10'], 'a new run: its log starts at step 10');
+  for (const [args, why] of [[['--resume'], /--init-from starts a new run/],
+                             [['--init-from', join(film, 'missing.bin')], /missing\.bin/]]) {
+    const bad = spawn('--steps', '20', ...(args[0] === '--resume' ? ['--init-from', from, ...args] : args));
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr.toString(), why);
+  }
+});
