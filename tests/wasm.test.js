@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReAgeEngine } from '../web/reage.js';
@@ -56,8 +56,10 @@ test('SIMD sgemm matches the scalar reference', async () => {
   }
 });
 
-test('wasm and native generators agree on the shipped weights', async () => {
-  const e = await engine();
+// The generator's output on one input, wasm against native (build/reage-parity).
+async function generatorParity(blob) {
+  const e = await ReAgeEngine.create(readFileSync(join(root, 'web/reage.wasm')));
+  e.load(readFileSync(blob));
   const n = 3 * e.res * e.res, G = e.groups.length;
   const face = new Float32Array(n);
   for (let i = 0; i < n; i++) face[i] = Math.fround(0.8 * Math.fround(Math.sin(Math.fround(0.01 * i))) * Math.fround(Math.cos(Math.fround(0.003 * i))));
@@ -65,7 +67,7 @@ test('wasm and native generators agree on the shipped weights', async () => {
   gw[G / 2 - 1] = 0.3; gw[G / 2] = 0.7;
   const ours = e.generate(face, gw);
   const out = join(mkdtempSync(join(tmpdir(), 'reage-parity-')), 'native.f32');
-  execFileSync(join(root, 'build/reage-parity'), [blobPath, out]);
+  execFileSync(join(root, 'build/reage-parity'), [blob, out]);
   const native = floats(out);
   assert.equal(native.length, n);
   let worst = 0, moved = 0;
@@ -75,6 +77,25 @@ test('wasm and native generators agree on the shipped weights', async () => {
   }
   assert.ok(worst < 1e-4, `max |wasm - native| = ${worst}`);
   assert.ok(moved > 0, 'the generator changed the face');
+}
+
+test('wasm and native generators agree on the shipped weights', () => generatorParity(blobPath));
+
+// A generator with the modulated decoder (gen_dec_film), whichever the shipped one has:
+// the shipped run's weights gain it (--init-from) and one step at a large rate moves
+// its FiLM off zero. (An untrained tiny generator will not do: its instance norms divide
+// by near-zero variances, and the two builds' rounding grows to 1e-2.)
+const trainer = join(root, 'build/reage-train'), data = process.env.REAGE_TEST_DATA || join(root, '../shared/data/utkface-part1');
+test('wasm and native generators agree with a modulated decoder', {
+  skip: (!existsSync(trainer) && 'build/reage-train is not built') || (!existsSync(join(data, 'labels.tsv')) && `no data at ${data}`),
+}, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'reage-parity-'));
+  execFileSync(trainer, ['--config', 'default', '--data', data, '--out', out, '--max-images', '24', '--sample-every', '0',
+                         '--init-from', join(root, 'weights/checkpoint.bin'), '--gen-dec-film', '1', '--lr-g', '0.001',
+                         '--ema', '0', '--steps', '1'], { cwd: root });
+  const blob = join(out, 'reage.blob');
+  assert.match(readFileSync(blob).subarray(0, 1024).toString('latin1'), /gen_dec_film=1\n/);
+  await generatorParity(blob);
 });
 
 test('a damaged blob is refused and the loaded model stays', async () => {
