@@ -253,15 +253,22 @@ static void test_resume(void) {
     dataset_free(&d);
 }
 
+/* The tiny configuration and the synthetic photos, for tests that compare
+ * trainers differing in one option. */
+static void tiny_setup(TrainConfig *tc, Dataset *d) {
+    Err e;
+    tiny_config(tc);
+    dataset_load(d, dir, "train", &tc->model, 0, &e);
+}
+
 /* A model that gains the modulated decoder starts from a plain run's
  * checkpoint: shared tensors copied, the new ones at their (zero) start,
  * step 0; then its age map fades to exactly zero at --age-map-off-at. */
 static void test_warm_start_and_map_fade(void) {
     TrainConfig tc;
-    tiny_config(&tc);
     Dataset d;
     Err e;
-    dataset_load(&d, dir, "train", &tc.model, 0, &e);
+    tiny_setup(&tc, &d);
     Trainer a, b;
     trainer_init(&a, &tc, &e);
     for (int s = 0; s < 3; s++) trainer_step(&a, &d);
@@ -319,14 +326,6 @@ static void test_warm_start_and_map_fade(void) {
     free(m0);
     trainer_free(&a);
     dataset_free(&d);
-}
-
-/* The tiny configuration and the synthetic photos, for tests that compare
- * trainers differing in one option. */
-static void tiny_setup(TrainConfig *tc, Dataset *d) {
-    Err e;
-    tiny_config(tc);
-    dataset_load(d, dir, "train", &tc->model, 0, &e);
 }
 
 /* Two tiny trainers from one start, the second with one option set. */
