@@ -232,7 +232,7 @@ static void gen_widths(const ModelConfig *c, int *w) {
 }
 
 /* Decoder FiLM: level k's gamma and beta (w[k] each) at dec_mod_offset(k);
- * gen_dec_mod_size in all, per image. */
+ * dec_mod_size in all, per image (0 without the modulated decoder). */
 static int dec_mod_offset(const ModelConfig *c, int k) {
     int w[GEN_LEVELS], off = 0;
     gen_widths(c, w);
