@@ -374,12 +374,12 @@ float train_lr_scale(const TrainConfig *tc, int step) {
  * fade begun after step s0 leaves (off - s)/(off - s0) of the map after step
  * s, and no state is needed to resume. Not trained meanwhile, so the average carries
  * the live map rather than lagging ~1/(1-ema) steps behind the schedule. */
-static void fade_age_map(Trainer *t, const ParamTensor *map) {
+static void fade_age_map(Trainer *t, size_t size) {
     int off = t->tc.age_map_off_at, s = t->step;
     float k = s >= off ? 0.0f : (float)(off - s) / (float)(off - s + 1);
-    float *m = t->gen.ps.data + map->offset;
-    for (size_t i = 0; i < map->size; i++) m[i] *= k;
-    if (t->gen_avg) memcpy(t->gen_avg + map->offset, m, sizeof(float) * map->size);
+    float *m = t->gen.ps.data + t->gen.emb;
+    for (size_t i = 0; i < size; i++) m[i] *= k;
+    if (t->gen_avg) memcpy(t->gen_avg + t->gen.emb, m, sizeof(float) * size);
 }
 
 Losses trainer_step(Trainer *t, const Dataset *data) {
@@ -501,11 +501,11 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         window_mean_backward(t->dy, t->dtone, B * 3, c->res, c->res, lo, hi, lo, hi);
     }
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
-    const ParamTensor *map = params_find(&t->gen.ps, "age_embedding");
-    if (tc->age_map_off_at > 0) memset(t->gen.ps.grad + map->offset, 0, sizeof(float) * map->size);
+    size_t map_size = (size_t)G * c->res * c->res; /* the generator's [G, HW] plane at t->gen.emb */
+    if (tc->age_map_off_at > 0) memset(t->gen.ps.grad + t->gen.emb, 0, sizeof(float) * map_size);
     adam_step(&t->gen.ps, &ag, t->step);
     if (t->gen_avg) params_average(t->gen_avg, &t->gen.ps, tc->ema);
-    if (tc->age_map_off_at > 0) fade_age_map(t, map);
+    if (tc->age_map_off_at > 0) fade_age_map(t, map_size);
     return L;
 }
 
