@@ -545,6 +545,27 @@ void blur5_backward(float *dinp, const float *dout, int B, int C, int H, int W) 
     }
 }
 
+void blur5n_forward(float *out, const float *inp, float *tmp, int n, int B, int C, int H, int W) {
+    const float *src = inp;
+    for (int i = 0; i < n; i++) {
+        float *dst = (n - 1 - i) % 2 ? tmp : out; /* the last pass lands in out */
+        blur5_forward(dst, src, B, C, H, W);
+        src = dst;
+    }
+}
+
+void blur5n_backward(float *dinp, const float *dout, float *tmp, float *tmp2, int n, int B, int C, int H, int W) {
+    size_t size = (size_t)B * C * H * W;
+    const float *src = dout;
+    for (int i = 0; i < n - 1; i++) {
+        float *dst = i % 2 ? tmp2 : tmp;
+        memset(dst, 0, sizeof(float) * size);
+        blur5_backward(dst, src, B, C, H, W);
+        src = dst;
+    }
+    blur5_backward(dinp, src, B, C, H, W);
+}
+
 int same_out_size(int in, int s) { return (in + s - 1) / s; }
 int same_pad_before(int in, int k, int s) {
     int total = (same_out_size(in, s) - 1) * s + k - in;

@@ -116,6 +116,11 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
  * the age estimator looks through, so that pixel-level speckle cannot sway it. */
 void blur5_forward(float *out, const float *inp, int B, int C, int H, int W);
 void blur5_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+/* blur5 n times (n >= 1): each pass adds a pixel's variance each way, so n
+ * passes blur with a standard deviation of sqrt(n) pixels. tmp holds one more
+ * tensor of the input's size; backward needs tmp2 too when n >= 3. */
+void blur5n_forward(float *out, const float *inp, float *tmp, int n, int B, int C, int H, int W);
+void blur5n_backward(float *dinp, const float *dout, float *tmp, float *tmp2, int n, int B, int C, int H, int W);
 void avgpool_forward(float *out, const float *inp, int B, int C, int HW);
 void avgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
 

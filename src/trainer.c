@@ -48,6 +48,7 @@ static const Option options[] = {
     {"age_mean_tol", OPT_FLOAT, OFF(age_mean_tol), 1, "years of that distance that cost nothing"},
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
     {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "an age critic for the generator's age term: a copy of the estimator that also learns the generator's outputs at their input's age, this weight, so that the term has to change what a reader of real faces sees instead of exploiting blind spots (the shipped estimator stays on real photos)"},
+    {"critic_blur", OPT_INT, OFF(critic_blur), 1, "the age critic (--lambda-est-fake) sees photos and outputs through this many more 5x5 blurs (n passes: a blur of sqrt(n) pixels), so that the age term can only credit changes coarser than fine texture (streaks, grain); the shipped estimator's view stays as it is"},
     {"balance_race", OPT_FLOAT, OFF(balance_race), 1, "weigh each age group's photos toward the whole split's ethnic mix, no photo more than this many times its uniform share (0: uniform): UTKFace's age groups differ in ethnic mix, which the networks would learn as age"},
     {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
@@ -179,6 +180,10 @@ int train_config_finish(TrainConfig *tc, Err *e) {
     if (tc->lr_decay_from > 0 && tc->lr_decay_from >= tc->steps)
         return err_set(e, "--lr-decay-from %d: must be below --steps %d (the rates reach 0 just after it)",
                        tc->lr_decay_from, tc->steps);
+    if (tc->critic_blur > 16) return err_set(e, "--critic-blur %d: at most 16 passes (a 4-pixel blur)", tc->critic_blur);
+    if (tc->critic_blur && !(tc->lambda_est_fake > 0))
+        return err_set(e, "--critic-blur %d: needs the age critic (--lambda-est-fake above 0); the shipped estimator sees photos as they are",
+                       tc->critic_blur);
     ModelConfig probe = tc->model;
     Discriminator d;
     if (disc_build(&d, &probe)) return err_set(e, "resolution %d is too small for the PatchGAN", tc->model.res);
@@ -233,6 +238,12 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     size_t nblk = (size_t)B * nb * nb;
     t->shade = zalloc(sizeof(float) * nblk); t->dshade = zalloc(sizeof(float) * nblk);
     t->age = zalloc(sizeof(float) * B); t->dage = zalloc(sizeof(float) * B);
+    if (t->has_critic && tc->critic_blur > 0 &&
+        (!(t->cx = zalloc(sizeof(float) * nimg)) || !(t->cy = zalloc(sizeof(float) * nimg)) ||
+         !(t->ctmp = zalloc(sizeof(float) * nimg)) || !(t->ctmp2 = zalloc(sizeof(float) * nimg)))) {
+        trainer_free(t);
+        return err_set(e, "out of memory for the critic's blurred view");
+    }
     t->gw_src = zalloc(sizeof(float) * B * G); t->gw_tgt = zalloc(sizeof(float) * B * G);
     t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
     t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
@@ -256,6 +267,7 @@ void trainer_free(Trainer *t) {
     free(t->gen_avg);
     free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
     free(t->tone); free(t->dtone); free(t->shade); free(t->dshade); free(t->age); free(t->dage);
+    free(t->cx); free(t->cy); free(t->ctmp); free(t->ctmp2);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
     free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
     memset(t, 0, sizeof(*t));
@@ -296,31 +308,31 @@ static float est_verdict(Trainer *t, const float *logits, const int *labels, flo
  * person would see, and its gradient, which the generator's age term follows,
  * points at such cues instead of at patterns that only fool it. Adds the
  * copy's gradients to the clean ones already in est.ps. */
-static void estimator_adversarial(Trainer *t, Estimator *m, Rng *rng) {
+static void estimator_adversarial(Trainer *t, Estimator *m, const float *x, Rng *rng) {
     const TrainConfig *tc = &t->tc;
     size_t nimg = (size_t)tc->batch * 3 * tc->model.res * tc->model.res;
     float eps = tc->est_adv_eps, *xa = t->xadv, *dx = t->dy; /* dy is free until the generator's turn */
-    for (size_t i = 0; i < nimg; i++) xa[i] = t->x[i] + eps * (2 * rng_uniform(rng) - 1);
+    for (size_t i = 0; i < nimg; i++) xa[i] = x[i] + eps * (2 * rng_uniform(rng) - 1);
     /* the input gradient alone, in eval mode (no statistics or weights move) */
     est_verdict(t, est_forward(m, &t->ea, xa, 0), t->src, 1.0f);
     memset(dx, 0, sizeof(float) * nimg);
     est_backward(m, &t->ea, t->dlogits, dx, 0);
     for (size_t i = 0; i < nimg; i++) {
         float v = xa[i] + 1.25f * eps * (dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f);
-        float lo = fmaxf(t->x[i] - eps, -1.0f), hi = fminf(t->x[i] + eps, 1.0f);
+        float lo = fmaxf(x[i] - eps, -1.0f), hi = fminf(x[i] + eps, 1.0f);
         xa[i] = fminf(fmaxf(v, lo), hi);
     }
     est_verdict(t, est_forward(m, &t->ea, xa, 1), t->src, 1.0f);
     est_backward(m, &t->ea, t->dlogits, NULL, 1);
 }
 
-/* An estimator's gradients from the batch of real photos at their ages (and
- * from their adversarial copies): returns the loss, and the share read as the
- * right group in *acc. */
-static float estimator_learn_real(Trainer *t, Estimator *m, Rng *rng, float *acc) {
+/* An estimator's gradients from the batch of real photos x (as it sees them)
+ * at their ages, and from their adversarial copies: returns the loss, and the
+ * share read as the right group in *acc. */
+static float estimator_learn_real(Trainer *t, Estimator *m, const float *x, Rng *rng, float *acc) {
     int B = t->tc.batch, G = t->tc.model.groups, correct = 0;
     params_zero_grad(&m->ps);
-    const float *logits = est_forward(m, &t->ea, t->x, 1);
+    const float *logits = est_forward(m, &t->ea, x, 1);
     float loss = est_verdict(t, logits, t->src, 1.0f);
     for (int b = 0; b < B; b++) {
         int best = 0;
@@ -329,21 +341,30 @@ static float estimator_learn_real(Trainer *t, Estimator *m, Rng *rng, float *acc
     }
     *acc = (float)correct / B;
     est_backward(m, &t->ea, t->dlogits, NULL, 1);
-    if (t->tc.est_adv_eps > 0) estimator_adversarial(t, m, rng);
+    if (t->tc.est_adv_eps > 0) estimator_adversarial(t, m, x, rng);
     return loss;
+}
+
+/* What the critic sees of a batch of images: img itself, or (critic_blur)
+ * img blurred into view. */
+static const float *critic_view(Trainer *t, const float *img, float *view) {
+    const TrainConfig *tc = &t->tc;
+    if (!t->cx) return img;
+    blur5n_forward(view, img, t->ctmp, tc->critic_blur, tc->batch, 3, tc->model.res, tc->model.res);
+    return view;
 }
 
 /* The critic: what the reader learns (from the same random draws, so that
  * the reader's own run is untouched by it), and the generator's outputs at
- * their input's age. Those it reads in eval mode, as the age term does, so
- * its running statistics stay those of real photos. */
-static void critic_step(Trainer *t, const float *y, const Rng *adv_rng, const AdamConfig *ae) {
+ * their input's age, yc as it sees them. Those it reads in eval mode, as the
+ * age term does, so its running statistics stay those of real photos. */
+static void critic_step(Trainer *t, const float *yc, const Rng *adv_rng, const AdamConfig *ae) {
     const TrainConfig *tc = &t->tc;
     Estimator *m = &t->critic;
     Rng r = *adv_rng;
     float acc;
-    estimator_learn_real(t, m, &r, &acc);
-    est_verdict(t, est_forward(m, &t->ea, y, 0), t->src, tc->lambda_est_fake);
+    estimator_learn_real(t, m, critic_view(t, t->x, t->cx), &r, &acc);
+    est_verdict(t, est_forward(m, &t->ea, yc, 0), t->src, tc->lambda_est_fake);
     est_backward(m, &t->ea, t->dlogits, NULL, 1);
     adam_step(&m->ps, ae, t->step);
 }
@@ -406,7 +427,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
 
     /* age estimator on real photos */
     Rng adv_rng = t->rng;
-    L.est_loss = estimator_learn_real(t, &t->est, &t->rng, &L.est_acc);
+    L.est_loss = estimator_learn_real(t, &t->est, t->x, &t->rng, &L.est_acc);
     adam_step(&t->est.ps, &ae, t->step);
 
     /* y = G(x, target) */
@@ -414,7 +435,8 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     const float *y = t->g_main.y;
 
     /* what the critic still sees of the input's age in y is what the age term must change */
-    if (t->has_critic) critic_step(t, y, &adv_rng, &ae);
+    const float *yc = t->has_critic ? critic_view(t, y, t->cy) : y;
+    if (t->has_critic) critic_step(t, yc, &adv_rng, &ae);
     Estimator *critic = t->has_critic ? &t->critic : &t->est;
 
     /* discriminator: real at their own age -> 1; generated -> 0; real at a wrong age -> 0 */
@@ -455,7 +477,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     }
     L.adv = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0);
     if (tc->lambda_age > 0 || tc->lambda_age_mean > 0) {
-        const float *lg = est_forward(critic, &t->ea, y, 0);
+        const float *lg = est_forward(critic, &t->ea, yc, 0);
         L.age = est_verdict(t, lg, t->tgt, tc->lambda_age);
         /* An output need not read as its group more surely than real photos
          * do: pushed past that, the generator paints patterns that sway the
@@ -465,7 +487,13 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
                 memset(t->dlogits + b * G, 0, sizeof(float) * G);
         L.age_gap = age_mean_term(c, t->ea.probs, t->tgt, tc->lambda_age_mean, tc->age_mean_tol, B, t->age, t->dage,
                                   t->dlogits);
-        est_backward(critic, &t->ea, t->dlogits, t->dy, 0);
+        if (t->cx) { /* through the blur: cx, the photos' view, is free now */
+            memset(t->cx, 0, sizeof(float) * nimg);
+            est_backward(critic, &t->ea, t->dlogits, t->cx, 0);
+            blur5n_backward(t->dy, t->cx, t->ctmp, t->ctmp2, tc->critic_blur, B, 3, c->res, c->res);
+        } else {
+            est_backward(critic, &t->ea, t->dlogits, t->dy, 0);
+        }
     }
     L.delta = l1_forward(y, t->x, nimg);
     l1_backward(t->dy, y, t->x, tc->lambda_delta, nimg);

@@ -221,6 +221,8 @@ static void resid_fwd(void) { residual_forward(p_out, p_a, p_b, PN); }
 static void concat_fwd(void) { concat_forward(p_out, p_a, p_b, s_B, s_Ca, s_Cb, s_H * s_W); }
 static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void blur_fwd(void) { blur5_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
+static float blur_tmp[2][72]; /* s_B * s_Ca * s_H * s_W */
+static void blur3_fwd(void) { blur5n_forward(p_out, p_a, blur_tmp[0], 3, s_B, s_Ca, s_H, s_W); }
 static void chroma_fwd(void) { chroma_forward(p_out, p_a, p_b, s_B, s_H * s_W); }
 static void wmean_fwd(void) { window_mean_forward(p_out, p_a, p_b, s_B * s_Ca, s_H, s_W, 1, 3, 1, 4); }
 static void shade_fwd(void) { shade_forward(p_out, p_a, p_b, 2, 4, 6, 2); }
@@ -359,6 +361,20 @@ static void test_pointwise_and_shape(void) {
         for (int i = 0; i < 63; i++) flat[i] = 0.3f;
         blur5_forward(out, flat, 1, 1, 9, 7);
         CHECK(fabsf(out[0] - 0.3f) < 1e-6f && fabsf(out[31] - 0.3f) < 1e-6f, "blur5 keeps a flat plane flat");
+    }
+    /* three passes (the critic's view): its gradient, and the same as blur5 thrice by hand */
+    pointwise_case(blur3_fwd, (size_t)s_B * s_Ca * HW);
+    memset(da, 0, 4000);
+    blur5n_backward(da, L.R, blur_tmp[0], blur_tmp[1], 3, s_B, s_Ca, s_H, s_W);
+    expect_grad("blur5 three times", p_a, da, (size_t)s_B * s_Ca * HW);
+    {
+        float once[72], twice[72], worst = 0;
+        blur3_fwd(); /* the gradient check left p_out at a perturbed input */
+        blur5_forward(once, p_a, s_B, s_Ca, s_H, s_W);
+        blur5_forward(twice, once, s_B, s_Ca, s_H, s_W);
+        blur5_forward(once, twice, s_B, s_Ca, s_H, s_W);
+        for (int i = 0; i < 72; i++) worst = fmaxf(worst, fabsf(once[i] - p_out[i]));
+        CHECK(worst == 0, "blur5n with n=3 is blur5 three times (worst %g)", worst);
     }
 
     pointwise_case(pool_fwd, (size_t)s_B * s_Ca);
