@@ -49,6 +49,7 @@ static const Option options[] = {
     {"est_adv_eps", OPT_FLOAT, OFF(est_adv_eps), 1, "the estimator also trains on copies pushed this far (pixels in [-1,1]) against it"},
     {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "an age critic for the generator's age term: a copy of the estimator that also learns the generator's outputs at their input's age, this weight, so that the term has to change what a reader of real faces sees instead of exploiting blind spots (the shipped estimator stays on real photos)"},
     {"critic_blur", OPT_INT, OFF(critic_blur), 1, "the age critic (--lambda-est-fake) sees photos and outputs through this many more 5x5 blurs (n passes: a blur of sqrt(n) pixels), so that the age term can only credit changes coarser than fine texture (streaks, grain); the shipped estimator's view stays as it is"},
+    {"critic_adv_eps", OPT_FLOAT, OFF(critic_adv_eps), 1, "the age critic's adversarial copies go this far instead of --est-adv-eps (0: as far): a reader robust to larger changes has a gradient that points at what people see as age (wrinkles, grey hair) rather than at faint patterns (grain) that sway a plain classifier"},
     {"balance_race", OPT_FLOAT, OFF(balance_race), 1, "weigh each age group's photos toward the whole split's ethnic mix, no photo more than this many times its uniform share (0: uniform): UTKFace's age groups differ in ethnic mix, which the networks would learn as age"},
     {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
@@ -184,6 +185,11 @@ int train_config_finish(TrainConfig *tc, Err *e) {
     if (tc->critic_blur && !(tc->lambda_est_fake > 0))
         return err_set(e, "--critic-blur %d: needs the age critic (--lambda-est-fake above 0); the shipped estimator sees photos as they are",
                        tc->critic_blur);
+    if (tc->critic_adv_eps < 0 || tc->critic_adv_eps > 0.5f)
+        return err_set(e, "--critic-adv-eps %g: must be 0..0.5 (pixels span [-1,1])", tc->critic_adv_eps);
+    if (tc->critic_adv_eps > 0 && !(tc->lambda_est_fake > 0))
+        return err_set(e, "--critic-adv-eps %g: needs the age critic (--lambda-est-fake above 0); the shipped estimator keeps --est-adv-eps",
+                       tc->critic_adv_eps);
     ModelConfig probe = tc->model;
     Discriminator d;
     if (disc_build(&d, &probe)) return err_set(e, "resolution %d is too small for the PatchGAN", tc->model.res);
@@ -308,10 +314,10 @@ static float est_verdict(Trainer *t, const float *logits, const int *labels, flo
  * person would see, and its gradient, which the generator's age term follows,
  * points at such cues instead of at patterns that only fool it. Adds the
  * copy's gradients to the clean ones already in est.ps. */
-static void estimator_adversarial(Trainer *t, Estimator *m, const float *x, Rng *rng) {
+static void estimator_adversarial(Trainer *t, Estimator *m, const float *x, float eps, Rng *rng) {
     const TrainConfig *tc = &t->tc;
     size_t nimg = (size_t)tc->batch * 3 * tc->model.res * tc->model.res;
-    float eps = tc->est_adv_eps, *xa = t->xadv, *dx = t->dy; /* dy is free until the generator's turn */
+    float *xa = t->xadv, *dx = t->dy; /* dy is free until the generator's turn */
     for (size_t i = 0; i < nimg; i++) xa[i] = x[i] + eps * (2 * rng_uniform(rng) - 1);
     /* the input gradient alone, in eval mode (no statistics or weights move) */
     est_verdict(t, est_forward(m, &t->ea, xa, 0), t->src, 1.0f);
@@ -327,9 +333,9 @@ static void estimator_adversarial(Trainer *t, Estimator *m, const float *x, Rng 
 }
 
 /* An estimator's gradients from the batch of real photos x (as it sees them)
- * at their ages, and from their adversarial copies: returns the loss, and the
- * share read as the right group in *acc. */
-static float estimator_learn_real(Trainer *t, Estimator *m, const float *x, Rng *rng, float *acc) {
+ * at their ages, and from their adversarial copies eps away (none at 0):
+ * returns the loss, and the share read as the right group in *acc. */
+static float estimator_learn_real(Trainer *t, Estimator *m, const float *x, float eps, Rng *rng, float *acc) {
     int B = t->tc.batch, G = t->tc.model.groups, correct = 0;
     params_zero_grad(&m->ps);
     const float *logits = est_forward(m, &t->ea, x, 1);
@@ -341,7 +347,7 @@ static float estimator_learn_real(Trainer *t, Estimator *m, const float *x, Rng 
     }
     *acc = (float)correct / B;
     est_backward(m, &t->ea, t->dlogits, NULL, 1);
-    if (t->tc.est_adv_eps > 0) estimator_adversarial(t, m, x, rng);
+    if (eps > 0) estimator_adversarial(t, m, x, eps, rng);
     return loss;
 }
 
@@ -363,7 +369,8 @@ static void critic_step(Trainer *t, const float *yc, const Rng *adv_rng, const A
     Estimator *m = &t->critic;
     Rng r = *adv_rng;
     float acc;
-    estimator_learn_real(t, m, critic_view(t, t->x, t->cx), &r, &acc);
+    float eps = tc->critic_adv_eps > 0 ? tc->critic_adv_eps : tc->est_adv_eps;
+    estimator_learn_real(t, m, critic_view(t, t->x, t->cx), eps, &r, &acc);
     est_verdict(t, est_forward(m, &t->ea, yc, 0), t->src, tc->lambda_est_fake);
     est_backward(m, &t->ea, t->dlogits, NULL, 1);
     adam_step(&m->ps, ae, t->step);
@@ -427,7 +434,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
 
     /* age estimator on real photos */
     Rng adv_rng = t->rng;
-    L.est_loss = estimator_learn_real(t, &t->est, t->x, &t->rng, &L.est_acc);
+    L.est_loss = estimator_learn_real(t, &t->est, t->x, tc->est_adv_eps, &t->rng, &L.est_acc);
     adam_step(&t->est.ps, &ae, t->step);
 
     /* y = G(x, target) */

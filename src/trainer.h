@@ -23,6 +23,7 @@ typedef struct {
     float age_mean_tol;            /* years of that distance that cost nothing */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
     float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
+    float critic_adv_eps;          /* >0: the critic's adversarial copies go this far instead of est_adv_eps */
     int critic_blur;               /* >0: the critic sees photos and outputs through this many more blur5 passes */
     float balance_race;            /* >0: draws within an age group weighed toward the split's ethnic mix, capped at this */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */

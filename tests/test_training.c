@@ -585,6 +585,48 @@ static void test_critic_blur(void) {
     dataset_free(&d);
 }
 
+/* The critic's own adversarial reach (critic_adv_eps): its FGSM copies go
+ * that far from the photos (the copy the step leaves in xadv is the
+ * critic's, made after the estimator's), the estimator's copies and so its
+ * whole run stay as they were; the option needs the critic and a sane range. */
+static double farthest_copy(const Trainer *t) {
+    size_t n = (size_t)t->tc.batch * 3 * t->tc.model.res * t->tc.model.res;
+    double far = 0;
+    for (size_t i = 0; i < n; i++) far = fmax(far, fabs((double)t->xadv[i] - t->x[i]));
+    return far;
+}
+
+static void test_critic_adv_eps(void) {
+    TrainConfig tc;
+    Dataset d;
+    Err e;
+    tiny_setup(&tc, &d);
+    TrainConfig bad = tc;
+    CHECK(train_config_set(&bad, "critic_adv_eps", "0.1", &e) == 0 && train_config_finish(&bad, &e) != 0 &&
+          strstr(e.msg, "--critic-adv-eps") && strstr(e.msg, "--lambda-est-fake"), "--critic-adv-eps without a critic fails: %s", e.msg);
+    tc.lambda_est_fake = 1;
+    bad = tc;
+    CHECK(train_config_set(&bad, "critic_adv_eps", "2", &e) == 0 && train_config_finish(&bad, &e) != 0 &&
+          strstr(e.msg, "0..0.5"), "--critic-adv-eps 2 is refused: %s", e.msg);
+    CHECK(train_option_resumable("critic_adv_eps"), "a resumed run may change the critic's reach");
+    tc.est_adv_eps = 0.02f;
+    TrainConfig robust = tc;
+    robust.critic_adv_eps = 0.1f;
+    CHECK(train_config_finish(&robust, &e) == 0, "--critic-adv-eps 0.1 with a critic: %s", e.msg);
+    Trainer plain, t;
+    trainer_init(&plain, &tc, &e);
+    trainer_init(&t, &robust, &e);
+    for (int s = 0; s < 3; s++) { trainer_step(&plain, &d); trainer_step(&t, &d); }
+    double far = farthest_copy(&t), far0 = farthest_copy(&plain);
+    CHECK(fabs(far - 0.1) < 1e-6 && fabs(far0 - 0.02) < 1e-6, "the critic's copies reach 0.1 (%.7f), without the option the estimator's 0.02 (%.7f)",
+          far, far0);
+    CHECK(same_params(&plain.est.ps, &t.est.ps), "the shipped estimator learns as without the option, bit for bit");
+    CHECK(!same_params(&plain.critic.ps, &t.critic.ps), "the critic learns something else");
+    trainer_free(&plain);
+    trainer_free(&t);
+    dataset_free(&d);
+}
+
 static int same_file(const char *a, const char *b) {
     uint8_t *x, *y;
     size_t nx, ny;
@@ -730,6 +772,7 @@ void test_training(void) {
     test_weight_average();
     test_age_critic();
     test_critic_blur();
+    test_critic_adv_eps();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
