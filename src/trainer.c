@@ -72,16 +72,23 @@ int train_option_resumable(const char *key) {
     return 0;
 }
 
+/* How a user types an option: key "lambda_age" is --lambda-age, and messages name it so. */
+static const char *option_flag(char *buf, size_t n, const char *key) {
+    snprintf(buf, n, "--%s", key);
+    for (char *p = buf + 2; *p; p++) if (*p == '_') *p = '-';
+    return buf;
+}
+
 void train_config_usage(FILE *f) {
     for (int i = 0; i < NOPT; i++) {
         char flag[64];
-        snprintf(flag, sizeof(flag), "--%s", options[i].key);
-        for (char *p = flag + 2; *p; p++) if (*p == '_') *p = '-';
-        fprintf(f, "  %-16s %s\n", flag, options[i].help);
+        fprintf(f, "  %-16s %s\n", option_flag(flag, sizeof(flag), options[i].key), options[i].help);
     }
 }
 
 int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e) {
+    char flag[64];
+    option_flag(flag, sizeof(flag), key);
     for (int i = 0; i < NOPT; i++) {
         if (strcmp(options[i].key, key)) continue;
         void *p = (char *)tc + options[i].off;
@@ -90,23 +97,23 @@ int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e
         case OPT_INT: {
             long v = strtol(value, &end, 10);
             if (end == value || *end || v < 0 || v > 1000000000)
-                return err_set(e, "--%s: expected a non-negative whole number, got '%s'", key, value);
+                return err_set(e, "%s: expected a non-negative whole number, got '%s'", flag, value);
             *(int *)p = (int)v;
             return 0;
         }
         case OPT_FLOAT: {
             float v = strtof(value, &end);
             if (end == value || *end || !(v >= 0) || v > 1e6f)
-                return err_set(e, "--%s: expected a non-negative number, got '%s'", key, value);
+                return err_set(e, "%s: expected a non-negative number, got '%s'", flag, value);
             *(float *)p = v;
             return 0;
         }
         case OPT_STR:
-            if (strlen(value) >= sizeof(tc->data)) return err_set(e, "--%s: value too long", key);
+            if (strlen(value) >= sizeof(tc->data)) return err_set(e, "%s: value too long", flag);
             snprintf((char *)p, sizeof(tc->data), "%s", value);
             return 0;
         case OPT_GROUPS:
-            if (strlen(value) >= sizeof(tc->groups)) return err_set(e, "--%s: value too long", key);
+            if (strlen(value) >= sizeof(tc->groups)) return err_set(e, "%s: value too long", flag);
             snprintf(tc->groups, sizeof(tc->groups), "%s", value);
             return parse_groups(&tc->model, value, e);
         case OPT_DISC:
@@ -116,7 +123,7 @@ int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e
             return 0;
         }
     }
-    return err_set(e, "unknown option --%s (see --help)", key);
+    return err_set(e, "unknown option %s (see --help)", flag);
 }
 
 void train_config_text(const TrainConfig *tc, char *buf, size_t n) {

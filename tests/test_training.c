@@ -79,7 +79,7 @@ static void test_config_errors(void) {
     CHECK(train_config_named(&tc, "huge", &e) != 0 && has(e.msg, "unknown configuration"), "unknown config: %s", e.msg);
     train_config_named(&tc, "tiny", &e);
     CHECK(train_config_set(&tc, "batch", "abc", &e) != 0 && has(e.msg, "--batch"), "bad number: %s", e.msg);
-    CHECK(train_config_set(&tc, "lr_g", "-1", &e) != 0, "negative learning rate refused");
+    CHECK(train_config_set(&tc, "lr_g", "-1", &e) != 0 && has(e.msg, "--lr-g:"), "negative learning rate refused, named as typed: %s", e.msg);
     CHECK(train_config_set(&tc, "colour", "red", &e) != 0 && has(e.msg, "unknown option"), "unknown flag: %s", e.msg);
     CHECK(train_config_set(&tc, "disc", "both", &e) != 0, "bad discriminator kind refused");
     CHECK(train_config_set(&tc, "res", "36", &e) == 0 && train_config_finish(&tc, &e) != 0 && has(e.msg, "multiple of 8"),
