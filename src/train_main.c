@@ -65,7 +65,7 @@ static void print_race_mix(const Dataset *d, int groups, float cap, const double
 
 /* Columns are only ever added at the end: a log from an older trainer, whose
  * header is a prefix of this one, gains the new columns ("nan" in old rows). */
-#define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\tctv\ttone\tage_gap\tshade\n"
+#define LOG_HEADER "step\timages_per_s\td_loss\td_real\td_fake\tadv\tcyc\trec\tage\tdelta\ttv\test_loss\test_acc\tctv\ttone\tage_gap\tshade\td_age\n"
 
 /* The columns a log with this first line lacks, or -1 if it is not an older
  * form of LOG_HEADER. */
@@ -259,12 +259,12 @@ int main(int argc, char **argv) {
             for (size_t k = 0; k < sizeof(Losses) / sizeof(float); k++) a[k] /= navg;
             double eta = (tc.steps - t.step) * (now - t0) / (t.step - first);
             printf("step %6d/%d | %5.1f img/s | D %.3f (real %.3f fake %.3f) | adv %.3f cyc %.4f rec %.4f age %.3f delta %.4f"
-                   " tv %.4f ctv %.4f tone %.4f shade %.4f gap %.1fy | est %.3f acc %.2f | ETA %dh%02dm\n",
+                   " tv %.4f ctv %.4f tone %.4f shade %.4f gap %.1fy | D reads age %.2f | est %.3f acc %.2f | ETA %dh%02dm\n",
                    t.step, tc.steps, ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age,
-                   avg.delta, avg.tv, avg.ctv, avg.tone, avg.shade, avg.age_gap, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
-            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\t%.5f\t%.5f\t%.3f\t%.5f\n", t.step,
+                   avg.delta, avg.tv, avg.ctv, avg.tone, avg.shade, avg.age_gap, avg.d_age, avg.est_loss, avg.est_acc, (int)(eta / 3600), (int)(eta / 60) % 60);
+            fprintf(log, "%d\t%.2f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.5f\t%.4f\t%.5f\t%.5f\t%.3f\t%.5f\t%.3f\n", t.step,
                     ips, avg.d_loss, avg.d_real, avg.d_fake, avg.adv, avg.cyc, avg.rec, avg.age, avg.delta, avg.tv,
-                    avg.est_loss, avg.est_acc, avg.ctv, avg.tone, avg.age_gap, avg.shade);
+                    avg.est_loss, avg.est_acc, avg.ctv, avg.tone, avg.age_gap, avg.shade, avg.d_age);
             fflush(stdout);
             fflush(log);
             memset(&avg, 0, sizeof(avg));

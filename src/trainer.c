@@ -245,6 +245,7 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     size_t nimg = (size_t)B * 3 * c->res * c->res;
     t->x = zalloc(sizeof(float) * nimg); t->x2 = zalloc(sizeof(float) * nimg); t->xadv = zalloc(sizeof(float) * nimg); t->dy = zalloc(sizeof(float) * nimg);
     t->dpatch = zalloc(sizeof(float) * B * c->res * c->res);
+    t->dmean = zalloc(sizeof(float) * 2 * B);
     t->dlogits = zalloc(sizeof(float) * B * G);
     t->tone = zalloc(sizeof(float) * B * 3); t->dtone = zalloc(sizeof(float) * B * 3);
     int nb = c->res / shade_block(c->res);
@@ -261,7 +262,7 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
     t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
     t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
     t->wrong = zalloc(sizeof(int) * B); t->src2 = zalloc(sizeof(int) * B);
-    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dlogits || !t->tone || !t->dtone || !t->shade || !t->dshade || !t->age || !t->dage ||
+    if (!t->scratch || !t->x || !t->x2 || !t->xadv || !t->dy || !t->dpatch || !t->dmean || !t->dlogits || !t->tone || !t->dtone || !t->shade || !t->dshade || !t->age || !t->dage ||
         !t->gw_src || !t->gw_tgt ||
         !t->gw_wrong || !t->gw_src2 || !t->src || !t->tgt || !t->wrong || !t->src2 ||
         gen_acts_alloc(&t->gen, &t->g_main, B, 1, t->scratch) || gen_acts_alloc(&t->gen, &t->g_aux, B, 1, t->scratch) ||
@@ -278,7 +279,7 @@ void trainer_free(Trainer *t) {
     params_free(&t->gen.ps); params_free(&t->disc.ps); params_free(&t->est.ps);
     if (t->has_critic) params_free(&t->critic.ps);
     free(t->gen_avg);
-    free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dlogits);
+    free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dmean); free(t->dlogits);
     free(t->tone); free(t->dtone); free(t->shade); free(t->dshade); free(t->age); free(t->dage);
     free(t->cx); free(t->cy); free(t->ctmp); free(t->ctmp2);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
@@ -294,10 +295,16 @@ static void one_hot(float *w, const int *g, int B, int G) {
 /* D's verdict on one kind of batch, with LSGAN's loss against `target`;
  * backpropagates weight * loss into D's parameters (and into dy if given). */
 static float disc_term(Trainer *t, const float *x, const float *gw_in, const float *y, const float *gw_out,
-                       float target, float weight, float *dy, int param_grads) {
-    int B = t->tc.batch;
+                       float target, float weight, float *dy, int param_grads, float *sample_means) {
+    int B = t->tc.batch, P = t->da.out_hw * t->da.out_hw;
     const float *logits = disc_forward(&t->disc, &t->da, x, gw_in, y, gw_out);
-    size_t n = (size_t)B * t->da.out_hw * t->da.out_hw;
+    size_t n = (size_t)B * P;
+    if (sample_means)
+        for (int b = 0; b < B; b++) {
+            double s = 0;
+            for (int i = 0; i < P; i++) s += logits[(size_t)b * P + i];
+            sample_means[b] = (float)(s / P);
+        }
     float loss = mse_const_forward(logits, target, n);
     memset(t->dpatch, 0, sizeof(float) * n);
     mse_const_backward(t->dpatch, logits, target, weight, n);
@@ -455,18 +462,19 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
 
     /* discriminator: real at their own age -> 1; generated -> 0; real at a wrong age -> 0 */
     params_zero_grad(&t->disc.ps);
-    if (pair) {
-        L.d_real = disc_term(t, t->x, t->gw_src, t->x2, t->gw_src2, 1.0f, 1.0f, NULL, 1);
-        L.d_fake = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 0.0f, 1.0f, NULL, 1);
-        L.d_loss = L.d_real + L.d_fake;
-        if (tc->lambda_wrong > 0)
-            L.d_loss += tc->lambda_wrong * disc_term(t, t->x, t->gw_src, t->x2, t->gw_wrong, 0.0f, tc->lambda_wrong, NULL, 1);
-    } else {
-        L.d_real = disc_term(t, NULL, NULL, t->x, t->gw_src, 1.0f, 1.0f, NULL, 1);
-        L.d_fake = disc_term(t, NULL, NULL, y, t->gw_tgt, 0.0f, 1.0f, NULL, 1);
-        L.d_loss = L.d_real + L.d_fake;
-        if (tc->lambda_wrong > 0)
-            L.d_loss += tc->lambda_wrong * disc_term(t, NULL, NULL, t->x, t->gw_wrong, 0.0f, tc->lambda_wrong, NULL, 1);
+    /* The same photos at their own age and at a wrong one: what the discriminator reads of age. */
+    float *own = t->dmean, *wrong = t->dmean + B;
+    const float *px = pair ? t->x : NULL, *pg = pair ? t->gw_src : NULL, *real = pair ? t->x2 : t->x;
+    const float *gw_real = pair ? t->gw_src2 : t->gw_src;
+    L.d_real = disc_term(t, px, pg, real, gw_real, 1.0f, 1.0f, NULL, 1, own);
+    L.d_fake = disc_term(t, px, pg, y, t->gw_tgt, 0.0f, 1.0f, NULL, 1, NULL);
+    L.d_loss = L.d_real + L.d_fake;
+    L.d_age = NAN;
+    if (tc->lambda_wrong > 0) {
+        L.d_loss += tc->lambda_wrong * disc_term(t, px, pg, real, t->gw_wrong, 0.0f, tc->lambda_wrong, NULL, 1, wrong);
+        int read = 0;
+        for (int b = 0; b < B; b++) read += own[b] > wrong[b];
+        L.d_age = (float)read / B;
     }
     adam_step(&t->disc.ps, &ad, t->step);
 
@@ -489,7 +497,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         l1_backward(d, t->g_aux.y, t->x, tc->lambda_cyc, nimg);
         gen_backward(&t->gen, &t->g_aux, d, t->dy);
     }
-    L.adv = disc_term(t, t->x, t->gw_src, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0);
+    L.adv = disc_term(t, px, pg, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0, NULL);
     if (tc->lambda_age > 0 || tc->lambda_age_mean > 0) {
         const float *lg = est_forward(critic, &t->ea, yc, 0);
         L.age = est_verdict(t, lg, t->tgt, tc->lambda_age);

@@ -47,6 +47,9 @@ typedef struct {
     float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc, ctv, tone;
     float age_gap;                 /* years between the critic's expected age of outputs and their groups' centres */
     float shade;                   /* mean darkening of outputs' blocks beyond shade_margin */
+    float d_age;                   /* share of real photos the discriminator scores higher at their own age
+                                      than at the wrong one it learns as fake: 0.5 where it does not read
+                                      age, which the generator then cannot learn from it (nan: no --lambda-wrong) */
 } Losses;
 
 typedef struct {
@@ -61,6 +64,7 @@ typedef struct {
     DiscActs da;
     EstActs ea;
     float *scratch;
+    float *dmean;                  /* [2B] each photo's mean patch score at its own age, then at a wrong one */
     float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone, *shade, *dshade, *age, *dage;
     float *cx, *cy, *ctmp, *ctmp2;  /* critic_blur: what the critic sees of photos and outputs, and scratch */
     float *gw_src, *gw_tgt, *gw_wrong, *gw_src2;

@@ -415,6 +415,47 @@ static void test_penalty_terms(void) {
     }
 }
 
+/* The log's d_age: the share of real photos the discriminator scores higher
+ * at their own age than at a wrong one. On the tiny data, whose tint gives
+ * the age away, a discriminator that learns wrong-age photos as fakes
+ * reads age (both kinds: the target-only one and the seed's pair) nearly
+ * always by the end; without wrong-age fakes there is nothing to measure it
+ * on (nan). */
+static void test_disc_reads_age(void) {
+    static const char *const kinds[] = {"target", "pair"};
+    for (int k = 0; k < 2; k++) {
+        TrainConfig tc;
+        Dataset d;
+        Err e;
+        tiny_setup(&tc, &d);
+        train_config_set(&tc, "disc", kinds[k], &e);
+        train_config_set(&tc, "lambda_wrong", "3", &e);
+        train_config_set(&tc, "batch", "8", &e);
+        Trainer t;
+        CHECK(trainer_init(&t, &tc, &e) == 0, "--disc %s trainer starts: %s", kinds[k], e.msg);
+        enum { STEPS = 60, W = 15 };
+        double first = 0, last = 0;
+        int in_range = 1;
+        for (int s = 0; s < STEPS; s++) {
+            Losses l = trainer_step(&t, &d);
+            in_range &= l.d_age >= 0 && l.d_age <= 1;
+            if (s < W) first += l.d_age;
+            if (s >= STEPS - W) last += l.d_age;
+        }
+        if (getenv("REAGE_TEST_VERBOSE")) printf("d_age %s: %.3f -> %.3f\n", kinds[k], first / W, last / W);
+        CHECK(in_range, "--disc %s: d_age is a share", kinds[k]);
+        CHECK(last / W > 0.85, "--disc %s: the discriminator reads age: %.2f, then %.2f", kinds[k],
+              first / W, last / W);
+        trainer_free(&t);
+        TrainConfig none = tc;
+        none.lambda_wrong = 0;
+        CHECK(trainer_init(&t, &none, &e) == 0 && isnan(trainer_step(&t, &d).d_age),
+              "--disc %s without --lambda-wrong: d_age is nan", kinds[k]);
+        trainer_free(&t);
+        dataset_free(&d);
+    }
+}
+
 typedef struct { const ModelConfig *c; const int *tgt; const float *z; } AgeMeanCase;
 
 static void softmax_rows(float *p, const float *z, int B, int G) {
@@ -778,6 +819,7 @@ void test_training(void) {
     test_age_critic();
     test_critic_blur();
     test_critic_adv_eps();
+    test_disc_reads_age();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
