@@ -472,9 +472,9 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     L.d_age = NAN;
     if (tc->lambda_wrong > 0) {
         L.d_loss += tc->lambda_wrong * disc_term(t, px, pg, real, t->gw_wrong, 0.0f, tc->lambda_wrong, NULL, 1, wrong);
-        int read = 0;
-        for (int b = 0; b < B; b++) read += own[b] > wrong[b];
-        L.d_age = (float)read / B;
+        double gap = 0;
+        for (int b = 0; b < B; b++) gap += own[b] - wrong[b];
+        L.d_age = (float)(gap / B);
     }
     adam_step(&t->disc.ps, &ad, t->step);
 

@@ -47,9 +47,10 @@ typedef struct {
     float d_loss, d_real, d_fake, adv, cyc, rec, age, delta, tv, est_loss, est_acc, ctv, tone;
     float age_gap;                 /* years between the critic's expected age of outputs and their groups' centres */
     float shade;                   /* mean darkening of outputs' blocks beyond shade_margin */
-    float d_age;                   /* share of real photos the discriminator scores higher at their own age
-                                      than at the wrong one it learns as fake: 0.5 where it does not read
-                                      age, which the generator then cannot learn from it (nan: no --lambda-wrong) */
+    float d_age;                   /* how much higher the discriminator scores real photos at their own age
+                                      than at the wrong one it learns as fake (mean patch score, targets 1
+                                      and 0): 0 where it does not read age, 1 where it tells the two apart
+                                      fully (nan: no --lambda-wrong) */
 } Losses;
 
 typedef struct {

@@ -415,11 +415,11 @@ static void test_penalty_terms(void) {
     }
 }
 
-/* The log's d_age: the share of real photos the discriminator scores higher
- * at their own age than at a wrong one. On the tiny data, whose tint gives
+/* The log's d_age: how much higher the discriminator scores real photos at
+ * their own age than at a wrong one (targets 1 and 0). On the tiny data, whose tint gives
  * the age away, a discriminator that learns wrong-age photos as fakes
- * reads age (both kinds: the target-only one and the seed's pair) nearly
- * always by the end; without wrong-age fakes there is nothing to measure it
+ * comes to tell them apart (both kinds: the target-only one and the seed's
+ * pair); without wrong-age fakes there is nothing to measure it
  * on (nan). */
 static void test_disc_reads_age(void) {
     static const char *const kinds[] = {"target", "pair"};
@@ -438,13 +438,13 @@ static void test_disc_reads_age(void) {
         int in_range = 1;
         for (int s = 0; s < STEPS; s++) {
             Losses l = trainer_step(&t, &d);
-            in_range &= l.d_age >= 0 && l.d_age <= 1;
+            in_range &= l.d_age >= -2 && l.d_age <= 2;
             if (s < W) first += l.d_age;
             if (s >= STEPS - W) last += l.d_age;
         }
         if (getenv("REAGE_TEST_VERBOSE")) printf("d_age %s: %.3f -> %.3f\n", kinds[k], first / W, last / W);
-        CHECK(in_range, "--disc %s: d_age is a share", kinds[k]);
-        CHECK(last / W > 0.85, "--disc %s: the discriminator reads age: %.2f, then %.2f", kinds[k],
+        CHECK(in_range, "--disc %s: d_age is a difference of scores near [0,1]", kinds[k]);
+        CHECK(last / W > 0.6 && last > first, "--disc %s: the discriminator comes to read age: %.2f, then %.2f", kinds[k],
               first / W, last / W);
         trainer_free(&t);
         TrainConfig none = tc;
