@@ -38,8 +38,9 @@ test('a resumed run logs each step once and repeats itself bit for bit', { skip 
   assert.deepEqual(lines.slice(1).map((l) => Number(l.split('\t')[0])), [10, 20, 30, 40]);
 });
 
-// logs lose columns from the end as the trainer ages: 13 (before ctv), 14 (before tone), 15 (before age_gap), 16 (before shade)
-for (const columns of [13, 14, 15, 16]) {
+// logs lose columns from the end as the trainer ages: 13 (before ctv), 14 (before tone), 15 (before age_gap),
+// 16 (before shade), 17 (before d_age)
+for (const columns of [13, 14, 15, 16, 17]) {
   test(`resuming a log of ${columns} columns adds the newer ones`, { skip }, () => {
     const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
     const train = runner(out);
@@ -52,11 +53,11 @@ for (const columns of [13, 14, 15, 16]) {
     train('--resume', '--steps', '30');
     const rows = readFileSync(path, 'utf8').trim().split('\n').map((l) => l.split('\t'));
     assert.deepEqual(rows[0], full);
-    assert.deepEqual(full.slice(-4), ['ctv', 'tone', 'age_gap', 'shade']);
+    assert.deepEqual(full.slice(-5), ['ctv', 'tone', 'age_gap', 'shade', 'd_age']);
     assert.ok(rows.every((r) => r.length === full.length), 'every row has every column');
     assert.deepEqual(rows.slice(1).map((r) => r[0]), ['10', '20', '30']);
     assert.ok(rows.slice(1, 3).every((r) => r.slice(columns).every((v) => v === 'nan')), 'old rows: nan in the new columns');
-    assert.ok(rows[3].slice(columns).every((v) => Number(v) >= 0 && v !== 'nan'), 'the new step logs every column');
+    assert.ok(rows[3].slice(columns).every((v) => Number.isFinite(Number(v))), 'the new step logs every column'); // d_age may be below 0
     assert.deepEqual(rows.slice(1, 3).map((r) => r.slice(0, columns).join('\t')), old.slice(1), 'old rows otherwise unchanged');
   });
 }
