@@ -416,11 +416,11 @@ static void test_penalty_terms(void) {
 }
 
 /* The log's d_age: how much higher the discriminator scores real photos at
- * their own age than at a wrong one (targets 1 and 0). On the tiny data, whose tint gives
- * the age away, a discriminator that learns wrong-age photos as fakes
- * comes to tell them apart (both kinds: the target-only one and the seed's
- * pair); without wrong-age fakes there is nothing to measure it
- * on (nan). */
+ * their own age than at a wrong one (targets 1 and 0). On the tiny data,
+ * whose tint gives the age away, a discriminator that learns wrong-age
+ * photos as fakes comes to tell them apart (both kinds: the target-only one
+ * and the seed's pair); without wrong-age fakes there is nothing to measure
+ * it on (nan). */
 static void test_disc_reads_age(void) {
     static const char *const kinds[] = {"target", "pair"};
     for (int k = 0; k < 2; k++) {
