@@ -288,6 +288,14 @@ int gen_build(Generator *g, const ModelConfig *cfg) {
     return 0;
 }
 
+int gen_in_bottleneck(const Generator *g, size_t offset) {
+    if (offset == g->code_w || offset == g->mlp1_w || offset == g->mlp1_b || offset == g->mlp2_w || offset == g->mlp2_b)
+        return 1;
+    for (int i = 0; i < g->cfg.gen_nres; i++)
+        if (offset == g->res_w[i][0] || offset == g->res_w[i][1]) return 1;
+    return 0;
+}
+
 static void gen_layout(const Generator *g, GenActs *a, Arena *act, Arena *grd) {
     const ModelConfig *c = &g->cfg;
     int B = a->B, G = c->groups, H = c->res, HW = H * H, r = c->gen_res_ch, w[GEN_LEVELS];

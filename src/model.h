@@ -93,6 +93,9 @@ typedef struct {
 } GenActs;
 
 int gen_build(Generator *g, const ModelConfig *cfg);
+/* Whether the tensor at this offset of g->ps is in the generator's bottleneck
+ * (the age code, its MLP and the residual blocks, which work at res/8). */
+int gen_in_bottleneck(const Generator *g, size_t offset);
 int gen_acts_alloc(const Generator *g, GenActs *a, int B, int training, float *scratch);
 void gen_acts_free(GenActs *a);
 size_t gen_scratch_floats(const Generator *g, int B);

@@ -50,6 +50,7 @@ static const Option options[] = {
     {"lambda_est_fake", OPT_FLOAT, OFF(lambda_est_fake), 1, "an age critic for the generator's age term: a copy of the estimator that also learns the generator's outputs at their input's age, this weight, so that the term has to change what a reader of real faces sees instead of exploiting blind spots (the shipped estimator stays on real photos)"},
     {"critic_blur", OPT_INT, OFF(critic_blur), 1, "the age critic (--lambda-est-fake) sees photos and outputs through this many more 5x5 blurs (n passes: a blur of sqrt(n) pixels), so that the age term can only credit changes coarser than fine texture (streaks, grain); the shipped estimator's view stays as it is"},
     {"critic_adv_eps", OPT_FLOAT, OFF(critic_adv_eps), 1, "the age critic's adversarial copies go this far instead of --est-adv-eps (0: as far): a reader robust to larger changes has a gradient that points at what people see as age (wrinkles, grey hair) rather than at faint patterns (grain) that sway a plain classifier"},
+    {"age_core", OPT_INT, OFF(age_core), 1, "1: the age terms' gradient trains only the generator's bottleneck (the age code, its MLP and the residual blocks at res/8), so that they can change a face only at a coarse scale; the full-resolution layers and the age map learn from the other terms alone (realism, reconstruction, cycle), which leaves the age terms no fine-texture shortcut (grain, streaks) to paint (0: the age terms train every weight)"},
     {"balance_race", OPT_FLOAT, OFF(balance_race), 1, "weigh each age group's photos toward the whole split's ethnic mix, no photo more than this many times its uniform share (0: uniform): UTKFace's age groups differ in ethnic mix, which the networks would learn as age"},
     {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
@@ -188,6 +189,7 @@ int train_config_finish(TrainConfig *tc, Err *e) {
     if (tc->lr_decay_from > 0 && tc->lr_decay_from >= tc->steps)
         return err_set(e, "--lr-decay-from %d: must be below --steps %d (the rates reach 0 just after it)",
                        tc->lr_decay_from, tc->steps);
+    if (tc->age_core != 0 && tc->age_core != 1) return err_set(e, "--age-core %d: must be 0 or 1", tc->age_core);
     if (tc->critic_blur > 16) return err_set(e, "--critic-blur %d: at most 16 passes (a 4-pixel blur)", tc->critic_blur);
     if (tc->critic_blur && !(tc->lambda_est_fake > 0))
         return err_set(e, "--critic-blur %d: needs the age critic (--lambda-est-fake above 0); the shipped estimator sees photos as they are",
@@ -258,6 +260,11 @@ int trainer_init(Trainer *t, const TrainConfig *tc, Err *e) {
         trainer_free(t);
         return err_set(e, "out of memory for the critic's blurred view");
     }
+    if (tc->age_core && (!(t->dy_age = zalloc(sizeof(float) * nimg)) ||
+                         !(t->gkeep = zalloc(sizeof(float) * t->gen.ps.total)))) {
+        trainer_free(t);
+        return err_set(e, "out of memory for --age-core's gradients");
+    }
     t->gw_src = zalloc(sizeof(float) * B * G); t->gw_tgt = zalloc(sizeof(float) * B * G);
     t->gw_wrong = zalloc(sizeof(float) * B * G); t->gw_src2 = zalloc(sizeof(float) * B * G);
     t->src = zalloc(sizeof(int) * B); t->tgt = zalloc(sizeof(int) * B);
@@ -281,7 +288,7 @@ void trainer_free(Trainer *t) {
     free(t->gen_avg);
     free(t->scratch); free(t->x); free(t->x2); free(t->xadv); free(t->dy); free(t->dpatch); free(t->dmean); free(t->dlogits);
     free(t->tone); free(t->dtone); free(t->shade); free(t->dshade); free(t->age); free(t->dage);
-    free(t->cx); free(t->cy); free(t->ctmp); free(t->ctmp2);
+    free(t->cx); free(t->cy); free(t->ctmp); free(t->ctmp2); free(t->dy_age); free(t->gkeep);
     free(t->gw_src); free(t->gw_tgt); free(t->gw_wrong); free(t->gw_src2);
     free(t->src); free(t->tgt); free(t->wrong); free(t->src2);
     memset(t, 0, sizeof(*t));
@@ -424,6 +431,17 @@ static void fade_age_map(Trainer *t, size_t size) {
     if (t->gen_avg) memcpy(t->gen_avg + t->gen.emb, m, sizeof(float) * size);
 }
 
+/* --age-core: the age terms' gradient (dy_age, on the main pass's output)
+ * reaches the generator's weights, and only the bottleneck's keep it. */
+static void age_into_bottleneck(Trainer *t) {
+    ParamSet *ps = &t->gen.ps;
+    memcpy(t->gkeep, ps->grad, sizeof(float) * ps->total);
+    gen_backward(&t->gen, &t->g_main, t->dy_age, NULL);
+    for (int i = 0; i < ps->count; i++)
+        if (!gen_in_bottleneck(&t->gen, ps->t[i].offset))
+            memcpy(ps->grad + ps->t[i].offset, t->gkeep + ps->t[i].offset, sizeof(float) * ps->t[i].size);
+}
+
 Losses trainer_step(Trainer *t, const Dataset *data) {
     const TrainConfig *tc = &t->tc;
     const ModelConfig *c = &tc->model;
@@ -498,7 +516,10 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         gen_backward(&t->gen, &t->g_aux, d, t->dy);
     }
     L.adv = disc_term(t, px, pg, y, t->gw_tgt, 1.0f, tc->lambda_adv, t->dy, 0, NULL);
-    if (tc->lambda_age > 0 || tc->lambda_age_mean > 0) {
+    int age_terms = tc->lambda_age > 0 || tc->lambda_age_mean > 0;
+    float *dy_age = tc->age_core ? t->dy_age : t->dy;
+    if (tc->age_core) memset(dy_age, 0, sizeof(float) * nimg);
+    if (age_terms) {
         const float *lg = est_forward(critic, &t->ea, yc, 0);
         L.age = est_verdict(t, lg, t->tgt, tc->lambda_age);
         /* An output need not read as its group more surely than real photos
@@ -512,9 +533,9 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         if (t->cx) { /* through the blur: cx, the photos' view, is free now */
             memset(t->cx, 0, sizeof(float) * nimg);
             est_backward(critic, &t->ea, t->dlogits, t->cx, 0);
-            blur5n_backward(t->dy, t->cx, t->ctmp, t->ctmp2, tc->critic_blur, B, 3, c->res, c->res);
+            blur5n_backward(dy_age, t->cx, t->ctmp, t->ctmp2, tc->critic_blur, B, 3, c->res, c->res);
         } else {
-            est_backward(critic, &t->ea, t->dlogits, t->dy, 0);
+            est_backward(critic, &t->ea, t->dlogits, dy_age, 0);
         }
     }
     L.delta = l1_forward(y, t->x, nimg);
@@ -551,6 +572,7 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
         window_mean_backward(t->dy, t->dtone, B * 3, c->res, c->res, lo, hi, lo, hi);
     }
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
+    if (tc->age_core && age_terms) age_into_bottleneck(t);
     size_t map_size = (size_t)G * c->res * c->res; /* the generator's [G, HW] plane at t->gen.emb */
     if (tc->age_map_off_at > 0) memset(t->gen.ps.grad + t->gen.emb, 0, sizeof(float) * map_size);
     adam_step(&t->gen.ps, &ag, t->step);

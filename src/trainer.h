@@ -25,6 +25,7 @@ typedef struct {
     float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
     float critic_adv_eps;          /* >0: the critic's adversarial copies go this far instead of est_adv_eps */
     int critic_blur;               /* >0: the critic sees photos and outputs through this many more blur5 passes */
+    int age_core;                  /* 1: the age terms train only the generator's bottleneck (gen_is_core) */
     float balance_race;            /* >0: draws within an age group weighed toward the split's ethnic mix, capped at this */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
     int ckpt_every, sample_every, log_every;
@@ -68,6 +69,7 @@ typedef struct {
     float *dmean;                  /* [2B] each photo's mean patch score at its own age, then at a wrong one */
     float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone, *shade, *dshade, *age, *dage;
     float *cx, *cy, *ctmp, *ctmp2;  /* critic_blur: what the critic sees of photos and outputs, and scratch */
+    float *dy_age, *gkeep;         /* age_core: the age terms' gradient on y, and the other terms' weight gradients */
     float *gw_src, *gw_tgt, *gw_wrong, *gw_src2;
     int *src, *tgt, *wrong, *src2;
     int step;

@@ -456,6 +456,55 @@ static void test_disc_reads_age(void) {
     }
 }
 
+/* --age-core: after one step from one start, the bottleneck's gradients are
+ * those of the plain trainer (the age term reaches them as before), every
+ * other tensor's are those of a trainer without the age term, and the age
+ * term does reach those other tensors in the plain trainer. */
+static void test_age_core(void) {
+    TrainConfig tc;
+    Dataset d;
+    Err e;
+    tiny_setup(&tc, &d);
+    TrainConfig c_core = tc, c_none = tc;
+    CHECK(train_config_set(&c_core, "age_core", "1", &e) == 0, "--age-core 1: %s", e.msg);
+    c_none.lambda_age = 0;
+    Trainer plain, core, none;
+    trainer_init(&plain, &tc, &e); trainer_init(&core, &c_core, &e); trainer_init(&none, &c_none, &e);
+    trainer_step(&plain, &d); trainer_step(&core, &d); trainer_step(&none, &d);
+    const ParamSet *pp = &plain.gen.ps, *pc = &core.gen.ps, *pn = &none.gen.ps;
+    int n_core = 0, n_other = 0, core_ok = 1, other_ok = 1, reaches = 0;
+    double worst = 0;
+    for (int i = 0; i < pc->count; i++) {
+        const ParamTensor *t = &pc->t[i];
+        const float *gp = pp->grad + t->offset, *gc = pc->grad + t->offset, *gn = pn->grad + t->offset;
+        if (gen_in_bottleneck(&core.gen, t->offset)) {
+            n_core++;
+            double diff = 0, norm = 1e-20, age = 0;
+            for (size_t j = 0; j < t->size; j++) {
+                diff += (double)(gc[j] - gp[j]) * (gc[j] - gp[j]);
+                norm += (double)gp[j] * gp[j];
+                age += (double)(gc[j] - gn[j]) * (gc[j] - gn[j]);
+            }
+            double rel = sqrt(diff / norm);
+            if (rel > worst) worst = rel;
+            core_ok &= rel < 1e-3 && age > 0;
+        } else {
+            n_other++;
+            other_ok &= !memcmp(gc, gn, sizeof(float) * t->size);
+            for (size_t j = 0; j < t->size; j++) reaches |= gp[j] != gn[j];
+        }
+    }
+    CHECK(n_core == 3 + 2 * tc.model.gen_nres + 2 && n_other > 0, "bottleneck tensors: %d, others: %d", n_core, n_other);
+    CHECK(core_ok, "--age-core: the bottleneck gets the age term's gradient as before (worst relative gap %.2g)", worst);
+    CHECK(other_ok, "--age-core: the other tensors get the gradients of a trainer without the age term");
+    CHECK(reaches, "without --age-core the age term reaches the other tensors too");
+    TrainConfig bad = tc;
+    CHECK(train_config_set(&bad, "age_core", "2", &e) == 0 && train_config_finish(&bad, &e) != 0 && has(e.msg, "--age-core"),
+          "--age-core 2 is refused: %s", e.msg);
+    trainer_free(&plain); trainer_free(&core); trainer_free(&none);
+    dataset_free(&d);
+}
+
 typedef struct { const ModelConfig *c; const int *tgt; const float *z; } AgeMeanCase;
 
 static void softmax_rows(float *p, const float *z, int B, int G) {
@@ -820,6 +869,7 @@ void test_training(void) {
     test_critic_blur();
     test_critic_adv_eps();
     test_disc_reads_age();
+    test_age_core();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);
