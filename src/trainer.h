@@ -25,7 +25,7 @@ typedef struct {
     float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
     float critic_adv_eps;          /* >0: the critic's adversarial copies go this far instead of est_adv_eps */
     int critic_blur;               /* >0: the critic sees photos and outputs through this many more blur5 passes */
-    int age_core;                  /* 1: the age terms train only the generator's bottleneck (gen_is_core) */
+    int age_core;                  /* 1: the age terms train only the generator's bottleneck (gen_in_bottleneck) */
     float balance_race;            /* >0: draws within an age group weighed toward the split's ethnic mix, capped at this */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
     int ckpt_every, sample_every, log_every;
