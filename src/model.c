@@ -14,6 +14,7 @@ void model_config_text(const ModelConfig *c, char *buf, size_t n) {
                      c->gen_code, c->gen_hidden, c->est_width, c->disc_width, c->disc_pair);
     if (c->est_blur) k += snprintf(buf + k, n - k, "est_blur=1\n");
     if (c->gen_dec_film) k += snprintf(buf + k, n - k, "gen_dec_film=1\n");
+    if (c->gen_refine) k += snprintf(buf + k, n - k, "gen_refine=%d\n", c->gen_refine);
     k += snprintf(buf + k, n - k, "group_ages=");
     for (int g = 0; g < c->groups; g++)
         k += snprintf(buf + k, n - k, "%s%d-%d", g ? "," : "", c->group_lo[g], c->group_hi[g]);
@@ -61,6 +62,7 @@ int model_config_validate(const ModelConfig *c, Err *e) {
     if (c->est_width > 256 || c->disc_width > 256 || c->gen_code > 1024 || c->gen_hidden > 4096)
         return err_set(e, "network widths out of range");
     if (c->gen_dec_film != 0 && c->gen_dec_film != 1) return err_set(e, "gen_dec_film %d: must be 0 or 1", c->gen_dec_film);
+    if (c->gen_refine < 0 || c->gen_refine > 256) return err_set(e, "gen_refine %d: must be 0..256", c->gen_refine);
     return 0;
 }
 
@@ -78,6 +80,8 @@ int model_config_parse(ModelConfig *c, const char *text, Err *e) {
     if (config_get_int(text, "est_blur", &c->est_blur)) c->est_blur = 0;
     /* absent in blobs written before the decoder was modulated */
     if (config_get_int(text, "gen_dec_film", &c->gen_dec_film)) c->gen_dec_film = 0;
+    /* absent in blobs written before the full-resolution block */
+    if (config_get_int(text, "gen_refine", &c->gen_refine)) c->gen_refine = 0;
     char groups[512];
     if (config_get(text, "group_ages", groups, sizeof(groups))) return err_set(e, "model config lacks 'group_ages'");
     /* "lo-hi,...": the last group is stored with hi 200, which parse_groups reads back */
@@ -90,7 +94,7 @@ int model_config_match(const ModelConfig *f, const ModelConfig *m, const char *w
     if (f->field != m->field) \
         return err_set(e, "%s: does not match this model: %s is %d in the file, %d in the model", what, #field, f->field, m->field)
     CHECK(res); CHECK(groups); CHECK(gen_width); CHECK(gen_res_ch); CHECK(gen_nres);
-    CHECK(gen_code); CHECK(gen_hidden); CHECK(est_width); CHECK(gen_dec_film);
+    CHECK(gen_code); CHECK(gen_hidden); CHECK(est_width); CHECK(gen_dec_film); CHECK(gen_refine);
 #undef CHECK
     for (int g = 0; g < m->groups; g++)
         if (f->group_lo[g] != m->group_lo[g] || f->group_hi[g] != m->group_hi[g])
@@ -281,6 +285,13 @@ int gen_build(Generator *g, const ModelConfig *cfg) {
         g->dec_mod_w = params_add(ps, "dec_film.w", 2, dm, 1, INIT_ZERO, 0.0f);
         g->dec_mod_b = vec_params(ps, "dec_film.b", dm[0], 1, INIT_ZERO);
     }
+    if (cfg->gen_refine) {
+        g->refine_w1 = conv_params(ps, "refine.conv1.w", cfg->gen_refine, w[0] + 4, 3);
+        /* zero: the block starts as the identity, so that a generator that gains
+         * it (warm-started from one without) begins where that one was */
+        int rshape[4] = {w[0], cfg->gen_refine, 3, 3};
+        g->refine_w2 = params_add(ps, "refine.conv2.w", 4, rshape, 1, INIT_ZERO, 0.0f);
+    }
     int oshape[4] = {3, w[0], 3, 3};
     /* small output weights: the delta starts near zero, the output near the input */
     g->out_w = params_add(ps, "out.w", 4, oshape, 1, INIT_NORMAL, 1e-3f);
@@ -345,6 +356,16 @@ static void gen_layout(const Generator *g, GenActs *a, Arena *act, Arena *grd) {
         cb->OH = cb->OW = hk;
         convblock_layout(cb, c->gen_dec_film, act, grd);
     }
+    if (c->gen_refine) {
+        size_t ncat = (size_t)B * (w[0] + 4) * HW, nout = (size_t)B * w[0] * HW;
+        a->rcat = take(act, ncat); a->drcat = gtake(grd, ncat);
+        a->refine.s = conv_shape(B, w[0] + 4, H, c->gen_refine, 3, 1, 1);
+        a->refine.OH = a->refine.OW = H;
+        convblock_layout(&a->refine, 0, act, grd);
+        a->refine2_s = conv_shape(B, c->gen_refine, H, w[0], 3, 1, 1);
+        a->rconv = take(act, nout); a->drconv = gtake(grd, nout);
+        a->rout = take(act, nout); a->drout = gtake(grd, nout);
+    }
     a->out_s = conv_shape(B, w[0], H, 3, 3, 1, 1);
     a->delta = take(act, (size_t)B * 3 * HW);
     a->y = take(act, (size_t)B * 3 * HW);
@@ -365,6 +386,11 @@ size_t gen_scratch_floats(const Generator *g, int B) {
     for (int k = 0; k < GEN_LEVELS - 1; k++) {
         size_t n = conv2d_scratch_floats(a.dec[k].cb.s);
         if (n > m) m = n;
+    }
+    if (g->cfg.gen_refine) {
+        size_t n1 = conv2d_scratch_floats(a.refine.s), n2 = conv2d_scratch_floats(a.refine2_s);
+        if (n1 > m) m = n1;
+        if (n2 > m) m = n2;
     }
     ConvShape rs = conv_shape(B, g->cfg.gen_res_ch, g->cfg.res / 8, g->cfg.gen_res_ch, 3, 1, 1);
     size_t n = conv2d_scratch_floats(rs);
@@ -429,6 +455,14 @@ void gen_forward(const Generator *g, GenActs *a, const float *x, const float *gr
         inp = a->dec[k].cb.act;
         below = a->dec[k].cb.s.OC;
     }
+    if (c->gen_refine) {
+        int w0 = a->dec[0].cb.s.OC;
+        concat_forward(a->rcat, inp, a->in0, B, w0, 4, HW);
+        convblock_forward(&a->refine, a->rcat, PD(*ps, g->refine_w1), NULL, 0, a->scratch);
+        conv2d_forward(a->rconv, a->refine.act, PD(*ps, g->refine_w2), NULL, a->scratch, a->refine2_s);
+        residual_forward(a->rout, inp, a->rconv, (size_t)B * w0 * HW);
+        inp = a->rout;
+    }
     conv2d_forward(a->delta, inp, PD(*ps, g->out_w), PD(*ps, g->out_b), a->scratch, a->out_s);
     residual_forward(a->y, x, a->delta, (size_t)B * 3 * HW);
 }
@@ -441,8 +475,17 @@ void gen_backward(Generator *g, GenActs *a, const float *dy, float *dx) {
     memset(a->grad_arena, 0, sizeof(float) * a->grad_floats);
     size_t nimg = (size_t)B * 3 * HW;
     residual_backward(dx, a->ddelta, dy, nimg);
-    conv2d_backward(a->dec[0].cb.dact, PG(*ps, g->out_w), PG(*ps, g->out_b), a->ddelta,
-                    a->dec[0].cb.act, PD(*ps, g->out_w), a->scratch, a->out_s);
+    int refine = c->gen_refine > 0, w0 = a->dec[0].cb.s.OC;
+    conv2d_backward(refine ? a->drout : a->dec[0].cb.dact, PG(*ps, g->out_w), PG(*ps, g->out_b), a->ddelta,
+                    refine ? a->rout : a->dec[0].cb.act, PD(*ps, g->out_w), a->scratch, a->out_s);
+    if (refine) {
+        residual_backward(a->dec[0].cb.dact, a->drconv, a->drout, (size_t)B * w0 * HW);
+        conv2d_backward(a->refine.dact, PG(*ps, g->refine_w2), NULL, a->drconv, a->refine.act,
+                        PD(*ps, g->refine_w2), a->scratch, a->refine2_s);
+        convblock_backward(&a->refine, a->drcat, PG(*ps, g->refine_w1), a->rcat, PD(*ps, g->refine_w1),
+                           NULL, NULL, 0, a->scratch);
+        concat_backward(a->dec[0].cb.dact, a->din0, a->drcat, B, w0, 4, HW);
+    }
     for (int k = 0; k <= L - 2; k++) {
         int hk = c->res >> k, below = a->dec[k].cb.s.C - a->enc[k].s.OC;
         const float *dmod = ndm ? a->dec_mod + dec_mod_offset(c, k) : NULL;
@@ -511,6 +554,9 @@ double gen_flops(const Generator *g) {
         int below = k == GEN_LEVELS - 2 ? r : w[k + 1];
         f += conv_flops(conv_shape(1, below + w[k], c->res >> k, w[k], 3, 1, 1));
     }
+    if (c->gen_refine)
+        f += conv_flops(conv_shape(1, w[0] + 4, c->res, c->gen_refine, 3, 1, 1)) +
+             conv_flops(conv_shape(1, c->gen_refine, c->res, w[0], 3, 1, 1));
     f += conv_flops(conv_shape(1, w[0], c->res, 3, 3, 1, 1));
     f += 2.0 * ((double)(c->gen_code + r) * c->gen_hidden + (double)c->gen_hidden * (c->gen_nres * 4 * r + dec_mod_size(c)));
     return f;
@@ -560,6 +606,11 @@ void gen_describe(const Generator *g, FILE *f) {
                  c->gen_dec_film ? " FiLM" : "");
         snprintf(pn, sizeof(pn), "dec%d.w", k);
         describe_line(f, name, w[k], h, h, tensor_size(&g->ps, pn));
+    }
+    if (c->gen_refine) {
+        snprintf(name, sizeof(name), "+ Conv2d(%d+4,%d,k3) IN LReLU Conv2d(%d,%d,k3)", w[0], c->gen_refine, c->gen_refine, w[0]);
+        describe_line(f, name, w[0], c->res, c->res,
+                      tensor_size(&g->ps, "refine.conv1.w") + tensor_size(&g->ps, "refine.conv2.w"));
     }
     snprintf(name, sizeof(name), "Conv2d(%d,3,k3) delta; y = x + delta", w[0]);
     describe_line(f, name, 3, c->res, c->res, tensor_size(&g->ps, "out.w") + tensor_size(&g->ps, "out.b"));

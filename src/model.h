@@ -33,6 +33,7 @@ typedef struct {
     int disc_pair;                /* 1: the seed's (input, output) pair; 0: output only */
     int est_blur;                 /* 1: the estimator sees its input through blur5 */
     int gen_dec_film;             /* 1: the age code also modulates every decoder level */
+    int gen_refine;               /* >0: a full-resolution residual block this wide before the output (0: none) */
 } ModelConfig;
 
 /* "key=value" lines describing cfg (the blob and checkpoint header). */
@@ -70,6 +71,7 @@ typedef struct {
     size_t res_w[MAX_RES_BLOCKS][2], res_b[MAX_RES_BLOCKS][2];
     size_t dec_w[GEN_LEVELS - 1], dec_b[GEN_LEVELS - 1];
     size_t dec_mod_w, dec_mod_b;        /* gen_dec_film: age-code MLP -> decoder FiLM */
+    size_t refine_w1, refine_w2;        /* gen_refine: the full-resolution block's two convolutions */
     size_t out_w, out_b;
 } Generator;
 
@@ -88,6 +90,10 @@ typedef struct {
         float *dt1, *dn1, *dm1, *dr1, *dt2, *dn2, *dm2, *dout;
     } res[MAX_RES_BLOCKS];
     struct { float *up, *cat, *dup, *dcat; ConvBlock cb; } dec[GEN_LEVELS - 1];
+    /* gen_refine: (decoder output, input and age channel) -> block -> conv, added to the decoder output */
+    float *rcat, *drcat, *rconv, *drconv, *rout, *drout;
+    ConvBlock refine;
+    ConvShape refine2_s;
     ConvShape out_s;
     float *delta, *y, *ddelta;
 } GenActs;

@@ -168,14 +168,19 @@ int main(int argc, char **argv) {
     for (int k = 0; k < nset; k++)
         if (train_config_set(&tc, keys[k], vals[k], &e)) { fprintf(stderr, "reage-train: %s\n", e.msg); usage(stderr); return 2; }
     char ckpt[1200], blob[1200], logp[1200], samples[1200];
-    if (init_from && (resume || describe)) return fail("--init-from starts a new run: not with --resume, --export-live or --describe");
-    if (resume) {
+    if (init_from && (resume || describe || export_live))
+        return fail("--init-from starts a new run: not with --resume, --export-live or --describe");
+    /* the checkpoint fixes the model: a resumed run and an export take its options */
+    if (resume || export_live) {
         snprintf(ckpt, sizeof(ckpt), "%s/checkpoint.bin", tc.out);
         TrainConfig saved;
         if (checkpoint_read_config(ckpt, &saved, &e)) return fail(e.msg);
         for (int k = 0; k < nset; k++) {
             if (!train_option_resumable(keys[k])) {
-                fprintf(stderr, "reage-train: --%s cannot change when resuming (the checkpoint fixes it)\n", keys[k]);
+                char flag[80];
+                snprintf(flag, sizeof(flag), "%s", keys[k]);
+                for (char *p = flag; *p; p++) if (*p == '_') *p = '-';
+                fprintf(stderr, "reage-train: --%s cannot change: %s's checkpoint fixes it\n", flag, tc.out);
                 return 2;
             }
             train_config_set(&saved, keys[k], vals[k], &e);

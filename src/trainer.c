@@ -24,6 +24,7 @@ static const Option options[] = {
     {"gen_hidden", OPT_INT, OFF(model.gen_hidden), 0, "age-code MLP hidden width"},
     {"est_width", OPT_INT, OFF(model.est_width), 0, "age estimator width"},
     {"gen_dec_film", OPT_INT, OFF(model.gen_dec_film), 0, "1: the age code also modulates (FiLM) every decoder level, not only the bottleneck, so that age can shape fine detail"},
+    {"gen_refine", OPT_INT, OFF(model.gen_refine), 0, "width of a residual block at full resolution before the output (0: none); it sees the decoder's output, the input and the age channel, and starts as the identity"},
     {"est_blur", OPT_INT, OFF(model.est_blur), 1, "1: the age estimator looks through a 5x5 blur (speckle cannot sway it)"},
     {"disc_width", OPT_INT, OFF(model.disc_width), 0, "PatchGAN first width (64 in the seed)"},
     {"disc", OPT_DISC, OFF(model.disc_pair), 0, "pair (the seed's input+output) or target (output only)"},

@@ -66,10 +66,12 @@ static void check_params(const char *net, LossFn loss, ParamSet *ps, double tol)
     CHECK(worst < tol, "%s: worst parameter gradient error %.3g (%s)", net, worst, worst_name);
 }
 
-static void test_generator_gradients(int dec_film) {
+static void test_generator_gradients(int dec_film, int refine) {
     ModelConfig c = test_config();
     c.res = GR;
     c.gen_dec_film = dec_film;
+    c.gen_refine = refine;
+    const char *which = dec_film ? "generator (modulated decoder)" : refine ? "generator (full-resolution block)" : "generator";
     size_t nimg = (size_t)B * 3 * GR * GR;
     gen_build(&gen, &c);
     CHECK(params_alloc(&gen.ps, 1) == 0, "generator allocates");
@@ -79,7 +81,8 @@ static void test_generator_gradients(int dec_film) {
     /* larger FiLM and output weights than at init, so every path carries gradient */
     for (int i = 0; i < gen.ps.count; i++) {
         ParamTensor *t = &gen.ps.t[i];
-        if (!strcmp(t->name, "mod_mlp2.w") || !strcmp(t->name, "out.w") || !strcmp(t->name, "dec_film.w"))
+        if (!strcmp(t->name, "mod_mlp2.w") || !strcmp(t->name, "out.w") || !strcmp(t->name, "dec_film.w") ||
+            !strcmp(t->name, "refine.conv2.w"))
             fill_uniform(gen.ps.data + t->offset, t->size, -0.5f, 0.5f, 6);
         if (!strcmp(t->name, "mod_mlp1.w")) fill_uniform(gen.ps.data + t->offset, t->size, -2.0f, 2.0f, 16);
     }
@@ -94,8 +97,8 @@ static void test_generator_gradients(int dec_film) {
     params_zero_grad(&gen.ps);
     gen_backward(&gen, &ga, R, dx);
     double err = gradcheck(gen_loss, NULL, X, dx, nimg, 80, g_eps);
-    CHECK(err < NET_TOL, "generator%s d(input) relative error %.3g", dec_film ? " (modulated decoder)" : "", err);
-    check_params(dec_film ? "generator (modulated decoder)" : "generator", gen_loss, &gen.ps, NET_TOL);
+    CHECK(err < NET_TOL, "%s d(input) relative error %.3g", which, err);
+    check_params(which, gen_loss, &gen.ps, NET_TOL);
     /* the residual formulation: a zero delta returns the input exactly */
     ParamTensor const *ow = params_find(&gen.ps, "out.w"), *ob = params_find(&gen.ps, "out.b");
     memset(gen.ps.data + ow->offset, 0, sizeof(float) * ow->size);
@@ -281,34 +284,40 @@ static void test_calibration(void) {
               "calibration '%s' refused (%s)", bad[i].text, e.msg);
 }
 
-/* The modulated decoder's FiLM starts at zero, so that a generator that
- * gains it (warm-started from one without) computes what that one did;
- * once its weights move, the decoder's output follows the age code. */
-static void test_decoder_film_starts_plain(void) {
+/* A part a generator can gain (the modulated decoder's FiLM, the
+ * full-resolution block) starts with its last weights at zero, so that a
+ * generator warm-started from one without it computes what that one did;
+ * once those weights move, the output follows them. zero names the tensors
+ * that start at zero (the first is the one moved). */
+static void test_gained_part_starts_plain(const char *what, int dec_film, int refine, const char *const zero[2]) {
     ModelConfig c = test_config(), cf;
     c.res = GR;
     cf = c;
-    cf.gen_dec_film = 1;
+    cf.gen_dec_film = dec_film;
+    cf.gen_refine = refine;
     Generator plain, film;
     gen_build(&plain, &c);
     gen_build(&film, &cf);
     CHECK(params_alloc(&plain.ps, 0) == 0 && params_alloc(&film.ps, 0) == 0, "generators allocate");
-    CHECK(film.ps.count == plain.ps.count + 2, "the modulated decoder adds two tensors (%d against %d)", film.ps.count, plain.ps.count);
+    CHECK(film.ps.count == plain.ps.count + 2, "%s adds two tensors (%d against %d)", what, film.ps.count, plain.ps.count);
     Rng rng;
     rng_seed(&rng, 21);
     params_init(&plain.ps, &rng);
     rng_seed(&rng, 22);
     params_init(&film.ps, &rng);
-    ParamTensor const *fw = params_find(&film.ps, "dec_film.w"), *fb = params_find(&film.ps, "dec_film.b");
-    double energy = dot(film.ps.data + fw->offset, film.ps.data + fw->offset, fw->size) +
-                    dot(film.ps.data + fb->offset, film.ps.data + fb->offset, fb->size);
-    CHECK(energy == 0, "the decoder's FiLM starts at zero (energy %g)", energy);
+    double energy = 0;
+    for (int k = 0; k < 2 && zero[k]; k++) {
+        ParamTensor const *t = params_find(&film.ps, zero[k]);
+        CHECK(t != NULL, "%s has %s", what, zero[k]);
+        if (t) energy += dot(film.ps.data + t->offset, film.ps.data + t->offset, t->size);
+    }
+    CHECK(energy == 0, "%s starts at zero (energy %g)", what, energy);
     /* the plain one's weights, every tensor the two share */
     for (int i = 0; i < plain.ps.count; i++) {
         const ParamTensor *p = &plain.ps.t[i], *q = params_find(&film.ps, p->name);
         memcpy(film.ps.data + q->offset, plain.ps.data + p->offset, sizeof(float) * p->size);
     }
-    ParamTensor const *ow = params_find(&plain.ps, "out.w");
+    ParamTensor const *ow = params_find(&plain.ps, "out.w"), *fw = params_find(&film.ps, zero[0]);
     fill_uniform(plain.ps.data + ow->offset, ow->size, -0.5f, 0.5f, 23);
     fill_uniform(film.ps.data + params_find(&film.ps, "out.w")->offset, ow->size, -0.5f, 0.5f, 23);
     size_t nimg = (size_t)B * 3 * GR * GR;
@@ -319,21 +328,23 @@ static void test_decoder_film_starts_plain(void) {
     CHECK(gen_acts_alloc(&plain, &a1, B, 0, s1) == 0 && gen_acts_alloc(&film, &a2, B, 0, s2) == 0, "contexts allocate");
     gen_forward(&plain, &a1, x, gw);
     gen_forward(&film, &a2, x, gw);
-    CHECK(memcmp(a1.y, a2.y, sizeof(float) * nimg) == 0, "with its FiLM at zero the modulated decoder gives the plain one's output");
+    CHECK(memcmp(a1.y, a2.y, sizeof(float) * nimg) == 0, "with %s at zero the generator gives the plain one's output", what);
     fill_uniform(film.ps.data + fw->offset, fw->size, -0.5f, 0.5f, 25);
     gen_forward(&film, &a2, x, gw);
     double d = 0;
     for (size_t i = 0; i < nimg; i++) d = fmax(d, fabs(a2.y[i] - a1.y[i]));
-    CHECK(d > 1e-3, "once its FiLM moves, the output does (by %.3g)", d);
+    CHECK(d > 1e-3, "once %s moves, the output does (by %.3g)", what, d);
     gen_acts_free(&a1); gen_acts_free(&a2);
     params_free(&plain.ps); params_free(&film.ps);
     free(s1); free(s2); free(x);
 }
 
 void test_models(void) {
-    test_generator_gradients(0);
-    test_generator_gradients(1);
-    test_decoder_film_starts_plain();
+    test_generator_gradients(0, 0);
+    test_generator_gradients(1, 0);
+    test_generator_gradients(0, 8);
+    test_gained_part_starts_plain("the modulated decoder's FiLM", 1, 0, (const char *const[2]){"dec_film.w", "dec_film.b"});
+    test_gained_part_starts_plain("the full-resolution block", 0, 8, (const char *const[2]){"refine.conv2.w", NULL});
     test_discriminator_gradients(1);
     test_discriminator_gradients(0);
     test_estimator_gradients(0);

@@ -84,3 +84,19 @@ test('a changed model starts from a plain run\'s checkpoint (--init-from), and o
     assert.match(bad.stderr.toString(), why);
   }
 });
+
+test('--export-live writes the checkpoint\'s own model, whatever the command line\'s config says', { skip }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  runner(out)('--max-images', '24', '--steps', '10', '--gen-refine', '4');
+  const live = join(out, 'live.blob');
+  const r = spawnSync(trainer, ['--config', 'tiny', '--out', out, '--export-live', live], { cwd: root });
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.match(r.stdout.toString(), /at step 10, not averaged/);
+  const header = readFileSync(live).subarray(0, 1024).toString('latin1');
+  assert.match(header, /gen_refine=4\n/);
+  assert.match(header, /gen_width=4\n/);
+  // a model option that the checkpoint fixes cannot be changed on the way out
+  const bad = spawnSync(trainer, ['--config', 'tiny', '--out', out, '--export-live', live, '--gen-refine', '8'], { cwd: root });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr.toString(), /--gen-refine cannot change: .*checkpoint fixes it/);
+});
