@@ -178,9 +178,8 @@ int main(int argc, char **argv) {
         for (int k = 0; k < nset; k++) {
             if (!train_option_resumable(keys[k])) {
                 char flag[80];
-                snprintf(flag, sizeof(flag), "%s", keys[k]);
-                for (char *p = flag; *p; p++) if (*p == '_') *p = '-';
-                fprintf(stderr, "reage-train: --%s cannot change: %s's checkpoint fixes it\n", flag, tc.out);
+                fprintf(stderr, "reage-train: %s cannot change: %s's checkpoint fixes it\n",
+                        train_option_flag(flag, sizeof(flag), keys[k]), tc.out);
                 return 2;
             }
             train_config_set(&saved, keys[k], vals[k], &e);

@@ -74,8 +74,7 @@ int train_option_resumable(const char *key) {
     return 0;
 }
 
-/* How a user types an option: key "lambda_age" is --lambda-age, and messages name it so. */
-static const char *option_flag(char *buf, size_t n, const char *key) {
+const char *train_option_flag(char *buf, size_t n, const char *key) {
     snprintf(buf, n, "--%s", key);
     for (char *p = buf + 2; *p; p++) if (*p == '_') *p = '-';
     return buf;
@@ -84,13 +83,13 @@ static const char *option_flag(char *buf, size_t n, const char *key) {
 void train_config_usage(FILE *f) {
     for (int i = 0; i < NOPT; i++) {
         char flag[64];
-        fprintf(f, "  %-16s %s\n", option_flag(flag, sizeof(flag), options[i].key), options[i].help);
+        fprintf(f, "  %-16s %s\n", train_option_flag(flag, sizeof(flag), options[i].key), options[i].help);
     }
 }
 
 int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e) {
     char flag[64];
-    option_flag(flag, sizeof(flag), key);
+    train_option_flag(flag, sizeof(flag), key);
     for (int i = 0; i < NOPT; i++) {
         if (strcmp(options[i].key, key)) continue;
         void *p = (char *)tc + options[i].off;

@@ -42,6 +42,9 @@ void train_config_text(const TrainConfig *tc, char *buf, size_t n);
 float train_lr_scale(const TrainConfig *tc, int step);
 /* Options a resumed run may change without breaking its state. */
 int train_option_resumable(const char *key);
+/* How a user types an option: key "lambda_age" is --lambda-age, and messages
+ * name it so; writes it into buf and returns buf. */
+const char *train_option_flag(char *buf, size_t n, const char *key);
 void train_config_usage(FILE *f);
 
 typedef struct {

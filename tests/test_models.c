@@ -295,47 +295,47 @@ static void test_gained_part_starts_plain(const char *what, int dec_film, int re
     cf = c;
     cf.gen_dec_film = dec_film;
     cf.gen_refine = refine;
-    Generator plain, film;
+    Generator plain, gained;
     gen_build(&plain, &c);
-    gen_build(&film, &cf);
-    CHECK(params_alloc(&plain.ps, 0) == 0 && params_alloc(&film.ps, 0) == 0, "generators allocate");
-    CHECK(film.ps.count == plain.ps.count + 2, "%s adds two tensors (%d against %d)", what, film.ps.count, plain.ps.count);
+    gen_build(&gained, &cf);
+    CHECK(params_alloc(&plain.ps, 0) == 0 && params_alloc(&gained.ps, 0) == 0, "generators allocate");
+    CHECK(gained.ps.count == plain.ps.count + 2, "%s adds two tensors (%d against %d)", what, gained.ps.count, plain.ps.count);
     Rng rng;
     rng_seed(&rng, 21);
     params_init(&plain.ps, &rng);
     rng_seed(&rng, 22);
-    params_init(&film.ps, &rng);
+    params_init(&gained.ps, &rng);
     double energy = 0;
     for (int k = 0; k < 2 && zero[k]; k++) {
-        ParamTensor const *t = params_find(&film.ps, zero[k]);
+        ParamTensor const *t = params_find(&gained.ps, zero[k]);
         CHECK(t != NULL, "%s has %s", what, zero[k]);
-        if (t) energy += dot(film.ps.data + t->offset, film.ps.data + t->offset, t->size);
+        if (t) energy += dot(gained.ps.data + t->offset, gained.ps.data + t->offset, t->size);
     }
     CHECK(energy == 0, "%s starts at zero (energy %g)", what, energy);
     /* the plain one's weights, every tensor the two share */
     for (int i = 0; i < plain.ps.count; i++) {
-        const ParamTensor *p = &plain.ps.t[i], *q = params_find(&film.ps, p->name);
-        memcpy(film.ps.data + q->offset, plain.ps.data + p->offset, sizeof(float) * p->size);
+        const ParamTensor *p = &plain.ps.t[i], *q = params_find(&gained.ps, p->name);
+        memcpy(gained.ps.data + q->offset, plain.ps.data + p->offset, sizeof(float) * p->size);
     }
-    ParamTensor const *ow = params_find(&plain.ps, "out.w"), *fw = params_find(&film.ps, zero[0]);
+    ParamTensor const *ow = params_find(&plain.ps, "out.w"), *fw = params_find(&gained.ps, zero[0]);
     fill_uniform(plain.ps.data + ow->offset, ow->size, -0.5f, 0.5f, 23);
-    fill_uniform(film.ps.data + params_find(&film.ps, "out.w")->offset, ow->size, -0.5f, 0.5f, 23);
+    fill_uniform(gained.ps.data + params_find(&gained.ps, "out.w")->offset, ow->size, -0.5f, 0.5f, 23);
     size_t nimg = (size_t)B * 3 * GR * GR;
     float *x = malloc(sizeof(float) * nimg), gw[2 * 3] = {1, 0, 0, 0, 0.4f, 0.6f};
     fill_uniform(x, nimg, -1, 1, 24);
     GenActs a1, a2;
-    float *s1 = calloc(gen_scratch_floats(&plain, B), sizeof(float)), *s2 = calloc(gen_scratch_floats(&film, B), sizeof(float));
-    CHECK(gen_acts_alloc(&plain, &a1, B, 0, s1) == 0 && gen_acts_alloc(&film, &a2, B, 0, s2) == 0, "contexts allocate");
+    float *s1 = calloc(gen_scratch_floats(&plain, B), sizeof(float)), *s2 = calloc(gen_scratch_floats(&gained, B), sizeof(float));
+    CHECK(gen_acts_alloc(&plain, &a1, B, 0, s1) == 0 && gen_acts_alloc(&gained, &a2, B, 0, s2) == 0, "contexts allocate");
     gen_forward(&plain, &a1, x, gw);
-    gen_forward(&film, &a2, x, gw);
+    gen_forward(&gained, &a2, x, gw);
     CHECK(memcmp(a1.y, a2.y, sizeof(float) * nimg) == 0, "with %s at zero the generator gives the plain one's output", what);
-    fill_uniform(film.ps.data + fw->offset, fw->size, -0.5f, 0.5f, 25);
-    gen_forward(&film, &a2, x, gw);
+    fill_uniform(gained.ps.data + fw->offset, fw->size, -0.5f, 0.5f, 25);
+    gen_forward(&gained, &a2, x, gw);
     double d = 0;
     for (size_t i = 0; i < nimg; i++) d = fmax(d, fabs(a2.y[i] - a1.y[i]));
     CHECK(d > 1e-3, "once %s moves, the output does (by %.3g)", what, d);
     gen_acts_free(&a1); gen_acts_free(&a2);
-    params_free(&plain.ps); params_free(&film.ps);
+    params_free(&plain.ps); params_free(&gained.ps);
     free(s1); free(s2); free(x);
 }
 
