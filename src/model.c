@@ -307,6 +307,73 @@ int gen_in_bottleneck(const Generator *g, size_t offset) {
     return 0;
 }
 
+/* One convolution's weights [O2, I2, K, K] from a narrower one's [O, I, K,
+ * K], Net2Net's widening: output channel o copies old channel o % O, and an
+ * input channel of a segment that grew by a factor f (the segments are the
+ * parts of a concatenated input) copies its old channel's weights divided by
+ * f, so that a layer reading a widened one sums to what it did. */
+static void widen_conv(float *dst, int O2, const float *src, int O, int nseg, const int *in_old, const int *in_new, int KK) {
+    int I = 0, I2 = 0;
+    for (int s = 0; s < nseg; s++) I += in_old[s], I2 += in_new[s];
+    for (int o = 0; o < O2; o++)
+        for (int s = 0, bo = 0, bn = 0; s < nseg; bo += in_old[s], bn += in_new[s], s++)
+            for (int p = 0; p < in_new[s]; p++) {
+                const float *from = src + ((size_t)(o % O) * I + bo + p % in_old[s]) * KK;
+                float *to = dst + ((size_t)o * I2 + bn + p) * KK, scale = (float)in_old[s] / in_new[s];
+                for (int k = 0; k < KK; k++) to[k] = from[k] * scale;
+            }
+}
+
+/* Copies receive the same gradient and (Adam being blind to its scale) the
+ * same steps: they would stay copies and the width go unused. Noise of a
+ * fraction of the layer's spread on the new copies (channels O..O2) tells
+ * them apart. per: weights per output channel. */
+static void jitter_copies(float *wt, int O, int O2, size_t per, float noise, Rng *rng) {
+    double ss = 0;
+    for (size_t q = 0; q < (size_t)O * per; q++) ss += (double)wt[q] * wt[q];
+    float sd = noise * (float)sqrt(ss / ((double)O * per));
+    for (size_t q = (size_t)O * per; q < (size_t)O2 * per; q++) wt[q] += sd * rng_normal(rng);
+}
+
+int gen_widen(Generator *dst, const Generator *src, float noise, Rng *rng, Err *e) {
+    const ModelConfig *c = &src->cfg, *d = &dst->cfg;
+    ModelConfig want = *c;
+    want.gen_width = d->gen_width;
+    want.est_width = d->est_width;
+    if (model_config_match(&want, d, "the generator to widen", e)) return -1;
+    if (d->gen_width % c->gen_width)
+        return err_set(e, "cannot widen a generator from width %d to %d: not a whole multiple", c->gen_width, d->gen_width);
+    if (c->gen_dec_film) return err_set(e, "cannot widen a generator with a modulated decoder (gen_dec_film)");
+    int w[GEN_LEVELS], v[GEN_LEVELS], r = c->gen_res_ch, K = 9;
+    gen_widths(c, w);
+    gen_widths(d, v);
+    const float *S = src->ps.data;
+    float *D = dst->ps.data;
+    for (int i = 0; i < dst->ps.count; i++) {
+        const ParamTensor *t = &dst->ps.t[i], *f = params_find(&src->ps, t->name);
+        if (f && f->size == t->size) memcpy(D + t->offset, S + f->offset, sizeof(float) * t->size);
+    }
+    for (int l = 0; l < GEN_LEVELS; l++) {
+        int io[1] = {l ? w[l - 1] : 4}, in[1] = {l ? v[l - 1] : 4};
+        widen_conv(D + dst->enc_w[l], v[l], S + src->enc_w[l], w[l], 1, io, in, K);
+        jitter_copies(D + dst->enc_w[l], w[l], v[l], (size_t)in[0] * K, noise, rng);
+    }
+    for (int k = GEN_LEVELS - 2; k >= 0; k--) {
+        int last = k == GEN_LEVELS - 2, io[2] = {last ? r : w[k + 1], w[k]}, in[2] = {last ? r : v[k + 1], v[k]};
+        widen_conv(D + dst->dec_w[k], v[k], S + src->dec_w[k], w[k], 2, io, in, K);
+        jitter_copies(D + dst->dec_w[k], w[k], v[k], (size_t)(in[0] + in[1]) * K, noise, rng);
+    }
+    if (c->gen_refine) {
+        int io[2] = {w[0], 4}, in[2] = {v[0], 4}, W = c->gen_refine;
+        widen_conv(D + dst->refine_w1, W, S + src->refine_w1, W, 2, io, in, K);
+        widen_conv(D + dst->refine_w2, v[0], S + src->refine_w2, w[0], 1, &W, &W, K);
+        jitter_copies(D + dst->refine_w2, w[0], v[0], (size_t)W * K, noise, rng);
+    }
+    int io[1] = {w[0]}, in[1] = {v[0]};
+    widen_conv(D + dst->out_w, 3, S + src->out_w, 3, 1, io, in, K);
+    return 0;
+}
+
 static void gen_layout(const Generator *g, GenActs *a, Arena *act, Arena *grd) {
     const ModelConfig *c = &g->cfg;
     int B = a->B, G = c->groups, H = c->res, HW = H * H, r = c->gen_res_ch, w[GEN_LEVELS];

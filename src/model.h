@@ -102,6 +102,11 @@ int gen_build(Generator *g, const ModelConfig *cfg);
 /* Whether the tensor at this offset of g->ps is in the generator's bottleneck
  * (the age code, its MLP and the residual blocks, which work at res/8). */
 int gen_in_bottleneck(const Generator *g, size_t offset);
+/* Fills dst, a generator like src but gen_width a whole multiple wider, so
+ * that it computes what src does (Net2Net's widening), then adds noise of
+ * this fraction of each widened layer's spread to the new channels' weights
+ * so that they can learn apart. Both generators allocated; src unchanged. */
+int gen_widen(Generator *dst, const Generator *src, float noise, Rng *rng, Err *e);
 int gen_acts_alloc(const Generator *g, GenActs *a, int B, int training, float *scratch);
 void gen_acts_free(GenActs *a);
 size_t gen_scratch_floats(const Generator *g, int B);

@@ -32,7 +32,9 @@ static void usage(FILE *f) {
                "OUT/reage.blob (the page's weights: the generator averaged over steps, see --ema), OUT/log.tsv and\n"
                "OUT/samples/. --export-live writes the checkpoint's current, not averaged, generator as a blob.\n"
                "--init-from starts a new run (step 0, fresh optimiser) from another run's checkpoint: each tensor\n"
-               "with the same name and shape is copied, the others (a part the model gained) start as initialised.\nOptions:\n");
+               "with the same name and shape is copied, the others (a part the model gained) start as initialised;\n"
+               "a generator a whole multiple narrower (--gen-width) is widened, each new channel a copy of an old\n"
+               "one (Net2Net), so that the wider one starts computing what it did.\nOptions:\n");
     train_config_usage(f);
 }
 

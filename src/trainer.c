@@ -745,13 +745,41 @@ static int warm_set(const Blob *b, const char *prefix, ParamSet *ps, char *fresh
     return copied;
 }
 
+/* Net2Net: the file's narrower generator, widened to this one's width so
+ * that it starts computing what that one did. Returns 1, or -1. */
+#define WIDEN_NOISE 0.05f
+static int widen_from(Trainer *t, const Blob *blob, const ModelConfig *cfg, const char *path, Err *e) {
+    Generator narrow;
+    Rng rng;
+    rng_seed(&rng, (uint64_t)t->tc.seed * 7919u + 17u);
+    gen_build(&narrow, cfg);
+    if (params_alloc(&narrow.ps, 0)) return err_set(e, "%s: out of memory", path);
+    int rc = blob_read_params(blob, "gen.", &narrow.ps, path, e) || gen_widen(&t->gen, &narrow, WIDEN_NOISE, &rng, e) ? -1 : 1;
+    if (rc < 0 && !strstr(e->msg, path)) {
+        char msg[sizeof(e->msg)];
+        snprintf(msg, sizeof(msg), "%s", e->msg);
+        err_set(e, "%s: %s", path, msg);
+    }
+    params_free(&narrow.ps);
+    return rc;
+}
+
 int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err *e) {
     uint8_t *buf;
     Blob *blob;
     fresh[0] = 0;
     if (read_checkpoint(path, &buf, &blob, e)) return -1;
-    int rc = -1, got = warm_set(blob, "gen.", &t->gen.ps, fresh, n, path, e);
-    if (got == 0) err_set(e, "%s: its generator shares no tensor with this one", path);
+    TrainConfig file;
+    int rc = -1, got;
+    if (parse_train_config(blob->config, &file, path, e)) goto done;
+    if (file.model.gen_width != t->tc.model.gen_width) {
+        got = widen_from(t, blob, &file.model, path, e);
+        if (got > 0) snprintf(fresh, n, "the generator widened from width %d to %d (each new channel a copy)",
+                              file.model.gen_width, t->tc.model.gen_width);
+    } else {
+        got = warm_set(blob, "gen.", &t->gen.ps, fresh, n, path, e);
+        if (got == 0) err_set(e, "%s: its generator shares no tensor with this one", path);
+    }
     if (got <= 0 || warm_set(blob, "disc.", &t->disc.ps, fresh, n, path, e) < 0 ||
         warm_set(blob, "estimator.", &t->est.ps, fresh, n, path, e) < 0)
         goto done;

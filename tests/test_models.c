@@ -339,12 +339,76 @@ static void test_gained_part_starts_plain(const char *what, int dec_film, int re
     free(s1); free(s2); free(x);
 }
 
+/* A generator widened from a trained one (Net2Net) computes what that one
+ * did; with noise on the new channels it stays close but its copies differ,
+ * so that they can learn apart. refine: the full-resolution block too. */
+static void test_widened_generator(int refine) {
+    ModelConfig c = test_config(), cw;
+    c.res = GR;
+    c.gen_refine = refine;
+    cw = c;
+    cw.gen_width = 2 * c.gen_width;
+    Generator narrow, wide;
+    gen_build(&narrow, &c);
+    gen_build(&wide, &cw);
+    CHECK(params_alloc(&narrow.ps, 0) == 0 && params_alloc(&wide.ps, 0) == 0, "generators allocate");
+    Rng rng;
+    rng_seed(&rng, 31);
+    params_init(&narrow.ps, &rng);
+    /* trained-looking: a delta of some size, the block already in use */
+    const char *big[2] = {"out.w", "refine.conv2.w"};
+    for (int k = 0; k < 2; k++) {
+        const ParamTensor *t = params_find(&narrow.ps, big[k]);
+        if (t) fill_uniform(narrow.ps.data + t->offset, t->size, -0.5f, 0.5f, 32 + k);
+    }
+    size_t nimg = (size_t)B * 3 * GR * GR;
+    float *x = malloc(sizeof(float) * nimg), gw[2 * 3] = {1, 0, 0, 0, 0.3f, 0.7f};
+    fill_uniform(x, nimg, -1, 1, 34);
+    GenActs a1, a2;
+    float *s1 = calloc(gen_scratch_floats(&narrow, B), sizeof(float)), *s2 = calloc(gen_scratch_floats(&wide, B), sizeof(float));
+    CHECK(gen_acts_alloc(&narrow, &a1, B, 0, s1) == 0 && gen_acts_alloc(&wide, &a2, B, 0, s2) == 0, "contexts allocate");
+    gen_forward(&narrow, &a1, x, gw);
+    double delta = 0;
+    for (size_t i = 0; i < nimg; i++) delta = fmax(delta, fabs(a1.y[i] - x[i]));
+    Err e;
+    CHECK(gen_widen(&wide, &narrow, 0.0f, &rng, &e) == 0, "widening works (%s)", e.msg);
+    gen_forward(&wide, &a2, x, gw);
+    double d0 = 0, d1 = 0;
+    for (size_t i = 0; i < nimg; i++) d0 = fmax(d0, fabs(a2.y[i] - a1.y[i]));
+    CHECK(d0 < 1e-4 * delta, "refine %d: the widened generator computes the narrow one's output (off by %.2g, delta %.2g)", refine, d0, delta);
+    CHECK(gen_widen(&wide, &narrow, 0.05f, &rng, &e) == 0, "widening with noise works");
+    gen_forward(&wide, &a2, x, gw);
+    for (size_t i = 0; i < nimg; i++) d1 = fmax(d1, fabs(a2.y[i] - a1.y[i]));
+    CHECK(d1 > 1e-6 && d1 < 0.2 * delta, "refine %d: with noise it stays close (off by %.2g, delta %.2g)", refine, d1, delta);
+    /* enc0's channel 0 and its new copy (channel gen_width) */
+    const float *w0 = wide.ps.data + wide.enc_w[0];
+    size_t per = 4 * 9;
+    double twin = 0;
+    for (size_t q = 0; q < per; q++) twin = fmax(twin, fabs(w0[q] - w0[c.gen_width * per + q]));
+    CHECK(twin > 0, "the copies differ");
+    ModelConfig odd = c, other = c;
+    odd.gen_width = 3 * c.gen_width / 2;
+    other.gen_width = cw.gen_width;
+    other.gen_res_ch = 2 * c.gen_res_ch;
+    Generator g3, g4;
+    gen_build(&g3, &odd);
+    gen_build(&g4, &other);
+    CHECK(params_alloc(&g3.ps, 0) == 0 && params_alloc(&g4.ps, 0) == 0, "generators allocate");
+    CHECK(gen_widen(&g3, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "whole multiple"), "width 3 from 2 is refused (%s)", e.msg);
+    CHECK(gen_widen(&g4, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "gen_res_ch"), "another bottleneck is refused (%s)", e.msg);
+    gen_acts_free(&a1); gen_acts_free(&a2);
+    params_free(&narrow.ps); params_free(&wide.ps); params_free(&g3.ps); params_free(&g4.ps);
+    free(s1); free(s2); free(x);
+}
+
 void test_models(void) {
     test_generator_gradients(0, 0);
     test_generator_gradients(1, 0);
     test_generator_gradients(0, 8);
     test_gained_part_starts_plain("the modulated decoder's FiLM", 1, 0, (const char *const[2]){"dec_film.w", "dec_film.b"});
     test_gained_part_starts_plain("the full-resolution block", 0, 8, (const char *const[2]){"refine.conv2.w", NULL});
+    test_widened_generator(0);
+    test_widened_generator(8);
     test_discriminator_gradients(1);
     test_discriminator_gradients(0);
     test_estimator_gradients(0);

@@ -77,6 +77,17 @@ test('a changed model starts from a plain run\'s checkpoint (--init-from), and o
   assert.match(header, /age_map_off_at=10\n/);
   const log = readFileSync(join(film, 'log.tsv'), 'utf8').trim().split('\n');
   assert.deepEqual(log.slice(1).map((l) => l.split('\t')[0]), ['10'], 'a new run: its log starts at step 10');
+  // a wider generator starts from the narrow one's weights (Net2Net), in whole multiples only
+  const wide = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  const widen = (width) => spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', wide, '--threads', '1',
+                                               '--max-images', '24', '--steps', '10', '--gen-width', width, '--init-from', from], { cwd: root });
+  const w = widen('8');
+  assert.equal(w.status, 0, w.stderr.toString());
+  assert.match(w.stdout.toString(), /new: the generator widened from width 4 to 8/);
+  assert.match(readFileSync(join(wide, 'checkpoint.bin')).subarray(0, 4096).toString('latin1'), /gen_width=8\n/);
+  const odd = widen('6');
+  assert.notEqual(odd.status, 0);
+  assert.match(odd.stderr.toString(), /checkpoint\.bin: cannot widen a generator from width 4 to 6: not a whole multiple/);
   for (const [args, why] of [[['--resume'], /--init-from starts a new run/],
                              [['--init-from', join(film, 'missing.bin')], /missing\.bin/]]) {
     const bad = spawn('--steps', '20', ...(args[0] === '--resume' ? ['--init-from', from, ...args] : args));
