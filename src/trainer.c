@@ -60,6 +60,7 @@ static const Option options[] = {
     {"lambda_tone", OPT_FLOAT, OFF(lambda_tone), 1, "weight of the L1 of the change's mean colour over the face's centre (the middle half of the crop): ageing changes texture and shape, not the skin's tone, which the training data's age groups differ in"},
     {"lambda_shade", OPT_FLOAT, OFF(lambda_shade), 1, "weight of how far the change darkens blocks of the image (res/16 pixels a side, all three channels) beyond --shade-margin: large gaps in age otherwise paint dark patches that the age readers take for age"},
     {"shade_margin", OPT_FLOAT, OFF(shade_margin), 1, "darkening of a block (pixels in [-1,1]) that costs nothing: shadows of wrinkles, a beard"},
+    {"widen_noise", OPT_FLOAT, OFF(widen_noise), 1, "with --init-from a narrower generator: noise on its new channels' weights, this fraction of each layer's spread, so that the copies learn apart (0: exact copies, which Adam would step alike)"},
     {"lambda_wrong", OPT_FLOAT, OFF(lambda_wrong), 1, "discriminator weight of wrong-age real negatives"},
     {"ckpt_every", OPT_INT, OFF(ckpt_every), 1, "steps between checkpoints (and blobs)"},
     {"sample_every", OPT_INT, OFF(sample_every), 1, "steps between sample grids (0: never)"},
@@ -158,7 +159,7 @@ int train_config_named(TrainConfig *tc, const char *name, Err *e) {
          * generator learns speckle that fools it (seen at 250 steps with 2) */
         "beta1", "0.5", "beta2", "0.999", "lambda_adv", "2", "lambda_cyc", "5", "lambda_rec", "5",
         "lambda_age", "0.1", "lambda_delta", "0.1", "lambda_tv", "3", "lambda_wrong", "0.5", "log_every", "10",
-        "data", "../shared/data/utkface-part1", NULL};
+        "widen_noise", "0.05", "data", "../shared/data/utkface-part1", NULL};
     if (set_all(tc, common, e)) return -1;
     static const char *const tiny[] = {
         "res", "32", "groups", "0-19,20-49,50+", "gen_width", "4", "gen_res_ch", "16", "gen_nres", "1",
@@ -747,14 +748,13 @@ static int warm_set(const Blob *b, const char *prefix, ParamSet *ps, char *fresh
 
 /* Net2Net: the file's narrower generator, widened to this one's width so
  * that it starts computing what that one did. Returns 1, or -1. */
-#define WIDEN_NOISE 0.05f
 static int widen_from(Trainer *t, const Blob *blob, const ModelConfig *cfg, const char *path, Err *e) {
     Generator narrow;
     Rng rng;
     rng_seed(&rng, (uint64_t)t->tc.seed * 7919u + 17u);
     gen_build(&narrow, cfg);
     if (params_alloc(&narrow.ps, 0)) return err_set(e, "%s: out of memory", path);
-    int rc = blob_read_params(blob, "gen.", &narrow.ps, path, e) || gen_widen(&t->gen, &narrow, WIDEN_NOISE, &rng, e) ? -1 : 1;
+    int rc = blob_read_params(blob, "gen.", &narrow.ps, path, e) || gen_widen(&t->gen, &narrow, t->tc.widen_noise, &rng, e) ? -1 : 1;
     if (rc < 0 && !strstr(e->msg, path)) {
         char msg[sizeof(e->msg)];
         snprintf(msg, sizeof(msg), "%s", e->msg);

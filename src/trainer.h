@@ -28,6 +28,7 @@ typedef struct {
     int age_core;                  /* 1: the age terms train only the generator's bottleneck (gen_in_bottleneck) */
     float balance_race;            /* >0: draws within an age group weighed toward the split's ethnic mix, capped at this */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
+    float widen_noise;             /* --init-from a narrower generator: noise on the new channels (gen_widen) */
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];
 } TrainConfig;
