@@ -746,15 +746,17 @@ static int warm_set(const Blob *b, const char *prefix, ParamSet *ps, char *fresh
     return copied;
 }
 
-/* Net2Net: the file's narrower generator, widened to this one's width so
- * that it starts computing what that one did. Returns 1, or -1. */
-static int widen_from(Trainer *t, const Blob *blob, const ModelConfig *cfg, const char *path, Err *e) {
+/* Net2Net: the file's narrower generator (the set under prefix: its
+ * weights or their average), widened into dst so that it starts computing
+ * what that one did. Returns 1, or -1. */
+static int widen_from(const Blob *blob, const char *prefix, const ModelConfig *cfg, Generator *dst, float noise,
+                      uint64_t seed, const char *path, Err *e) {
     Generator narrow;
     Rng rng;
-    rng_seed(&rng, (uint64_t)t->tc.seed * 7919u + 17u);
+    rng_seed(&rng, seed);
     gen_build(&narrow, cfg);
     if (params_alloc(&narrow.ps, 0)) return err_set(e, "%s: out of memory", path);
-    int rc = blob_read_params(blob, "gen.", &narrow.ps, path, e) || gen_widen(&t->gen, &narrow, t->tc.widen_noise, &rng, e) ? -1 : 1;
+    int rc = blob_read_params(blob, prefix, &narrow.ps, path, e) || gen_widen(dst, &narrow, noise, &rng, e) ? -1 : 1;
     if (rc < 0 && !strstr(e->msg, path)) {
         char msg[sizeof(e->msg)];
         snprintf(msg, sizeof(msg), "%s", e->msg);
@@ -773,7 +775,7 @@ int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err 
     int rc = -1, got;
     if (parse_train_config(blob->config, &file, path, e)) goto done;
     if (file.model.gen_width != t->tc.model.gen_width) {
-        got = widen_from(t, blob, &file.model, path, e);
+        got = widen_from(blob, "gen.", &file.model, &t->gen, t->tc.widen_noise, (uint64_t)t->tc.seed * 7919u + 17u, path, e);
         if (got > 0) snprintf(fresh, n, "the generator widened from width %d to %d (each new channel a copy)",
                               file.model.gen_width, t->tc.model.gen_width);
     } else {
@@ -790,7 +792,21 @@ int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err 
             memcpy(t->critic.ps.data, t->est.ps.data, sizeof(float) * t->est.ps.total);
         }
     }
-    if (t->gen_avg) memcpy(t->gen_avg, t->gen.ps.data, sizeof(float) * t->gen.ps.total);
+    if (t->gen_avg) {
+        /* The average starts where the checkpoint's was, not at its current
+         * weights: those are noisier (its blob is the average), and the new
+         * run's blob would spend its first thousand steps getting back. Parts
+         * the model gained start at their initial weights. */
+        memcpy(t->gen_avg, t->gen.ps.data, sizeof(float) * t->gen.ps.total);
+        Generator avg = averaged(t);
+        if (has_set(blob, "gen_avg.", &avg.ps)) {
+            char unused[2048] = "";
+            if (file.model.gen_width != t->tc.model.gen_width
+                    ? widen_from(blob, "gen_avg.", &file.model, &avg, 0.0f, 0, path, e) < 0
+                    : warm_set(blob, "gen_avg.", &avg.ps, unused, sizeof(unused), path, e) < 0)
+                goto done;
+        }
+    }
     rc = 0;
 done:
     free(buf);

@@ -96,6 +96,30 @@ test('a changed model starts from a plain run\'s checkpoint (--init-from), and o
   }
 });
 
+test('--init-from starts the weight average where the checkpoint\'s was, widened or not', { skip }, () => {
+  const plain = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  runner(plain)('--max-images', '24', '--steps', '10', '--ema', '0.5');
+  const photo = join(data, 'images', readFileSync(join(data, 'labels.tsv'), 'utf8').split('\n')[1].split('\t')[0]);
+  const render = (dir) => {
+    const out = join(dir, 'aged.png');
+    const r = spawnSync(join(root, 'build/reage'), ['--no-detect', '--from', '30', '--age', '70', '--weights',
+                                                    join(dir, 'reage.blob'), photo, out], { cwd: root });
+    assert.equal(r.status, 0, r.stderr.toString());
+    return readFileSync(out);
+  };
+  const before = render(plain);
+  // the live weights, which a new run's average used to start from, give another face
+  const live = spawnSync(trainer, ['--config', 'tiny', '--out', plain, '--export-live', join(plain, 'live.blob')], { cwd: root });
+  assert.equal(live.status, 0, live.stderr.toString());
+  copyFileSync(join(plain, 'live.blob'), join(plain, 'reage.blob'));
+  assert.ok(!render(plain).equals(before), 'the average differs from the live weights');
+  for (const extra of [[], ['--gen-width', '8', '--widen-noise', '0.5']]) {
+    const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
+    runner(out)('--max-images', '24', '--steps', '0', '--ema', '0.5', '--init-from', join(plain, 'checkpoint.bin'), ...extra);
+    assert.ok(render(out).equals(before), `${extra.join(' ') || 'the same model'}: at step 0 its blob gives the checkpoint's average face`);
+  }
+});
+
 test('--export-live writes the checkpoint\'s own model, whatever the command line\'s config says', { skip }, () => {
   const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
   runner(out)('--max-images', '24', '--steps', '10', '--gen-refine', '4');
