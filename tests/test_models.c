@@ -284,6 +284,29 @@ static void test_calibration(void) {
               "calibration '%s' refused (%s)", bad[i].text, e.msg);
 }
 
+/* Two generators on the same random batch (the second image's target split
+ * between two groups): the largest difference between their outputs, and in
+ * *change, if given, the first one's largest change of its input. */
+static double outputs_apart(const Generator *g1, const Generator *g2, double *change) {
+    size_t nimg = (size_t)B * 3 * GR * GR;
+    float *x = malloc(sizeof(float) * nimg), gw[2 * 3] = {1, 0, 0, 0, 0.4f, 0.6f};
+    fill_uniform(x, nimg, -1, 1, 24);
+    GenActs a1, a2;
+    float *s1 = calloc(gen_scratch_floats(g1, B), sizeof(float)), *s2 = calloc(gen_scratch_floats(g2, B), sizeof(float));
+    CHECK(gen_acts_alloc(g1, &a1, B, 0, s1) == 0 && gen_acts_alloc(g2, &a2, B, 0, s2) == 0, "contexts allocate");
+    gen_forward(g1, &a1, x, gw);
+    gen_forward(g2, &a2, x, gw);
+    double d = 0, c = 0;
+    for (size_t i = 0; i < nimg; i++) {
+        d = fmax(d, fabs(a2.y[i] - a1.y[i]));
+        c = fmax(c, fabs(a1.y[i] - x[i]));
+    }
+    if (change) *change = c;
+    gen_acts_free(&a1); gen_acts_free(&a2);
+    free(s1); free(s2); free(x);
+    return d;
+}
+
 /* A part a generator can gain (the modulated decoder's FiLM, the
  * full-resolution block) starts with its last weights at zero, so that a
  * generator warm-started from one without it computes what that one did;
@@ -320,23 +343,11 @@ static void test_gained_part_starts_plain(const char *what, int dec_film, int re
     ParamTensor const *ow = params_find(&plain.ps, "out.w"), *fw = params_find(&gained.ps, zero[0]);
     fill_uniform(plain.ps.data + ow->offset, ow->size, -0.5f, 0.5f, 23);
     fill_uniform(gained.ps.data + params_find(&gained.ps, "out.w")->offset, ow->size, -0.5f, 0.5f, 23);
-    size_t nimg = (size_t)B * 3 * GR * GR;
-    float *x = malloc(sizeof(float) * nimg), gw[2 * 3] = {1, 0, 0, 0, 0.4f, 0.6f};
-    fill_uniform(x, nimg, -1, 1, 24);
-    GenActs a1, a2;
-    float *s1 = calloc(gen_scratch_floats(&plain, B), sizeof(float)), *s2 = calloc(gen_scratch_floats(&gained, B), sizeof(float));
-    CHECK(gen_acts_alloc(&plain, &a1, B, 0, s1) == 0 && gen_acts_alloc(&gained, &a2, B, 0, s2) == 0, "contexts allocate");
-    gen_forward(&plain, &a1, x, gw);
-    gen_forward(&gained, &a2, x, gw);
-    CHECK(memcmp(a1.y, a2.y, sizeof(float) * nimg) == 0, "with %s at zero the generator gives the plain one's output", what);
+    CHECK(outputs_apart(&plain, &gained, NULL) == 0, "with %s at zero the generator gives the plain one's output", what);
     fill_uniform(gained.ps.data + fw->offset, fw->size, -0.5f, 0.5f, 25);
-    gen_forward(&gained, &a2, x, gw);
-    double d = 0;
-    for (size_t i = 0; i < nimg; i++) d = fmax(d, fabs(a2.y[i] - a1.y[i]));
+    double d = outputs_apart(&plain, &gained, NULL);
     CHECK(d > 1e-3, "once %s moves, the output does (by %.3g)", what, d);
-    gen_acts_free(&a1); gen_acts_free(&a2);
     params_free(&plain.ps); params_free(&gained.ps);
-    free(s1); free(s2); free(x);
 }
 
 /* A generator widened from a trained one (Net2Net) computes what that one
@@ -361,24 +372,12 @@ static void test_widened_generator(int refine) {
         const ParamTensor *t = params_find(&narrow.ps, big[k]);
         if (t) fill_uniform(narrow.ps.data + t->offset, t->size, -0.5f, 0.5f, 32 + k);
     }
-    size_t nimg = (size_t)B * 3 * GR * GR;
-    float *x = malloc(sizeof(float) * nimg), gw[2 * 3] = {1, 0, 0, 0, 0.3f, 0.7f};
-    fill_uniform(x, nimg, -1, 1, 34);
-    GenActs a1, a2;
-    float *s1 = calloc(gen_scratch_floats(&narrow, B), sizeof(float)), *s2 = calloc(gen_scratch_floats(&wide, B), sizeof(float));
-    CHECK(gen_acts_alloc(&narrow, &a1, B, 0, s1) == 0 && gen_acts_alloc(&wide, &a2, B, 0, s2) == 0, "contexts allocate");
-    gen_forward(&narrow, &a1, x, gw);
-    double delta = 0;
-    for (size_t i = 0; i < nimg; i++) delta = fmax(delta, fabs(a1.y[i] - x[i]));
     Err e;
     CHECK(gen_widen(&wide, &narrow, 0.0f, &rng, &e) == 0, "widening works (%s)", e.msg);
-    gen_forward(&wide, &a2, x, gw);
-    double d0 = 0, d1 = 0;
-    for (size_t i = 0; i < nimg; i++) d0 = fmax(d0, fabs(a2.y[i] - a1.y[i]));
+    double delta, d0 = outputs_apart(&narrow, &wide, &delta);
     CHECK(d0 < 1e-4 * delta, "refine %d: the widened generator computes the narrow one's output (off by %.2g, delta %.2g)", refine, d0, delta);
     CHECK(gen_widen(&wide, &narrow, 0.05f, &rng, &e) == 0, "widening with noise works");
-    gen_forward(&wide, &a2, x, gw);
-    for (size_t i = 0; i < nimg; i++) d1 = fmax(d1, fabs(a2.y[i] - a1.y[i]));
+    double d1 = outputs_apart(&narrow, &wide, NULL);
     CHECK(d1 > 1e-6 && d1 < 0.2 * delta, "refine %d: with noise it stays close (off by %.2g, delta %.2g)", refine, d1, delta);
     /* enc0's channel 0 and its new copy (channel gen_width) */
     const float *w0 = wide.ps.data + wide.enc_w[0];
@@ -396,9 +395,7 @@ static void test_widened_generator(int refine) {
     CHECK(params_alloc(&g3.ps, 0) == 0 && params_alloc(&g4.ps, 0) == 0, "generators allocate");
     CHECK(gen_widen(&g3, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "whole multiple"), "width 3 from 2 is refused (%s)", e.msg);
     CHECK(gen_widen(&g4, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "gen_res_ch"), "another bottleneck is refused (%s)", e.msg);
-    gen_acts_free(&a1); gen_acts_free(&a2);
     params_free(&narrow.ps); params_free(&wide.ps); params_free(&g3.ps); params_free(&g4.ps);
-    free(s1); free(s2); free(x);
 }
 
 void test_models(void) {
