@@ -774,7 +774,8 @@ int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err 
     TrainConfig file;
     int rc = -1, got;
     if (parse_train_config(blob->config, &file, path, e)) goto done;
-    if (file.model.gen_width != t->tc.model.gen_width) {
+    int widened = file.model.gen_width != t->tc.model.gen_width;
+    if (widened) {
         got = widen_from(blob, "gen.", &file.model, &t->gen, t->tc.widen_noise, (uint64_t)t->tc.seed * 7919u + 17u, path, e);
         if (got > 0) snprintf(fresh, n, "the generator widened from width %d to %d (each new channel a copy)",
                               file.model.gen_width, t->tc.model.gen_width);
@@ -801,9 +802,8 @@ int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err 
         Generator avg = averaged(t);
         if (has_set(blob, "gen_avg.", &avg.ps)) {
             char unused[2048] = "";
-            if (file.model.gen_width != t->tc.model.gen_width
-                    ? widen_from(blob, "gen_avg.", &file.model, &avg, 0.0f, 0, path, e) < 0
-                    : warm_set(blob, "gen_avg.", &avg.ps, unused, sizeof(unused), path, e) < 0)
+            if (widened ? widen_from(blob, "gen_avg.", &file.model, &avg, 0.0f, 0, path, e) < 0
+                        : warm_set(blob, "gen_avg.", &avg.ps, unused, sizeof(unused), path, e) < 0)
                 goto done;
         }
     }
