@@ -341,6 +341,8 @@ int gen_widen(Generator *dst, const Generator *src, float noise, Rng *rng, Err *
     want.gen_width = d->gen_width;
     want.est_width = d->est_width;
     if (model_config_match(&want, d, "the generator to widen", e)) return -1;
+    if (d->gen_width < c->gen_width)
+        return err_set(e, "cannot narrow a generator from width %d to %d: it can only be widened", c->gen_width, d->gen_width);
     if (d->gen_width % c->gen_width)
         return err_set(e, "cannot widen a generator from width %d to %d: not a whole multiple", c->gen_width, d->gen_width);
     if (c->gen_dec_film) return err_set(e, "cannot widen a generator with a modulated decoder (gen_dec_film)");

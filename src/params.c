@@ -69,10 +69,11 @@ const ParamTensor *params_find(const ParamSet *ps, const char *name) {
 void params_zero_grad(ParamSet *ps) { memset(ps->grad, 0, sizeof(float) * ps->total); }
 
 void adam_step(ParamSet *ps, const AdamConfig *cfg, int t) {
-    float bc1 = 1.0f - powf(cfg->beta1, (float)t), bc2 = 1.0f - powf(cfg->beta2, (float)t);
     for (int i = 0; i < ps->count; i++) {
         const ParamTensor *pt = &ps->t[i];
         if (!pt->trainable) continue;
+        float steps = (float)(t + pt->adam_before);
+        float bc1 = 1.0f - powf(cfg->beta1, steps), bc2 = 1.0f - powf(cfg->beta2, steps);
         float *p = ps->data + pt->offset, *g = ps->grad + pt->offset;
         float *m = ps->adam_m + pt->offset, *v = ps->adam_v + pt->offset;
         #pragma omp parallel for schedule(static)

@@ -20,6 +20,8 @@ typedef struct {
     int trainable;
     ParamInit init;
     float init_scale;  /* fan-in for INIT_UNIFORM_FANIN, std for INIT_NORMAL */
+    int adam_before;   /* Adam steps its moments held when this run began (a warm start carries
+                          them over); Adam's bias correction counts them with the run's own */
 } ParamTensor;
 
 typedef struct {
@@ -47,6 +49,7 @@ typedef struct {
 /* avg = decay * avg + (1 - decay) * weights for trainable tensors; other
  * tensors (running statistics) are copied, being averages already. */
 void params_average(float *avg, const ParamSet *ps, float decay);
-/* One Adam step over all trainable tensors; t counts steps from 1. */
+/* One Adam step over all trainable tensors; t counts this run's steps from 1
+ * (each tensor's bias correction adds its adam_before). */
 void adam_step(ParamSet *ps, const AdamConfig *cfg, int t);
 #endif

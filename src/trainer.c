@@ -575,7 +575,11 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     gen_backward(&t->gen, &t->g_main, t->dy, NULL);
     if (tc->age_core && age_terms) age_into_bottleneck(t);
     size_t map_size = (size_t)G * c->res * c->res; /* the generator's [G, HW] plane at t->gen.emb */
-    if (tc->age_map_off_at > 0) memset(t->gen.ps.grad + t->gen.emb, 0, sizeof(float) * map_size);
+    if (tc->age_map_off_at > 0) {
+        /* the fading map is not trained: no gradient, and no momentum carried from before the fade */
+        memset(t->gen.ps.grad + t->gen.emb, 0, sizeof(float) * map_size);
+        memset(t->gen.ps.adam_m + t->gen.emb, 0, sizeof(float) * map_size);
+    }
     adam_step(&t->gen.ps, &ag, t->step);
     if (t->gen_avg) params_average(t->gen_avg, &t->gen.ps, tc->ema);
     if (tc->age_map_off_at > 0) fade_age_map(t, map_size);
@@ -594,11 +598,26 @@ static Generator averaged(const Trainer *t) {
 static void write_set(BlobWriter *w, const char *prefix, const ParamSet *ps) {
     char name[64];
     int shape[1] = {(int)ps->total};
+    uint32_t before[PARAM_MAX_TENSORS];
     blobw_params(w, prefix, ps, DT_F32);
     snprintf(name, sizeof(name), "%sadam_m", prefix);
     blobw_floats(w, name, DT_F32, 1, shape, ps->adam_m);
     snprintf(name, sizeof(name), "%sadam_v", prefix);
     blobw_floats(w, name, DT_F32, 1, shape, ps->adam_v);
+    for (int i = 0; i < ps->count; i++) before[i] = (uint32_t)ps->t[i].adam_before;
+    snprintf(name, sizeof(name), "%sadam_before", prefix);
+    blobw_u32(w, name, (size_t)ps->count, before);
+}
+
+/* Each tensor's adam_before as the file has it (none in checkpoints older
+ * than warm starts that carry moments: 0). */
+static int read_adam_before(const Blob *b, const char *prefix, ParamSet *ps, const char *what, Err *e) {
+    char name[64];
+    uint32_t before[PARAM_MAX_TENSORS] = {0};
+    snprintf(name, sizeof(name), "%sadam_before", prefix);
+    if (blob_find(b, name) && blob_read_u32(b, name, before, (size_t)ps->count, what, e)) return -1;
+    for (int i = 0; i < ps->count; i++) ps->t[i].adam_before = (int)before[i];
+    return 0;
 }
 
 static int read_set(const Blob *b, const char *prefix, ParamSet *ps, const char *what, Err *e) {
@@ -607,7 +626,8 @@ static int read_set(const Blob *b, const char *prefix, ParamSet *ps, const char 
     snprintf(name, sizeof(name), "%sadam_m", prefix);
     if (blob_read_floats(b, name, ps->adam_m, ps->total, what, e)) return -1;
     snprintf(name, sizeof(name), "%sadam_v", prefix);
-    return blob_read_floats(b, name, ps->adam_v, ps->total, what, e);
+    if (blob_read_floats(b, name, ps->adam_v, ps->total, what, e)) return -1;
+    return read_adam_before(b, prefix, ps, what, e);
 }
 
 /* Whether a checkpoint holds the set (optional sets: the average, the critic). */
@@ -615,6 +635,15 @@ static int has_set(const Blob *b, const char *prefix, const ParamSet *ps) {
     char name[PARAM_NAME_MAX + 16];
     snprintf(name, sizeof(name), "%s%s", prefix, ps->t[0].name);
     return blob_find(b, name) != NULL;
+}
+
+/* A checkpoint without a critic starts it as a copy of the reader, optimiser and all. */
+static void critic_from_reader(Trainer *t) {
+    size_t n = sizeof(float) * t->est.ps.total;
+    memcpy(t->critic.ps.data, t->est.ps.data, n);
+    memcpy(t->critic.ps.adam_m, t->est.ps.adam_m, n);
+    memcpy(t->critic.ps.adam_v, t->est.ps.adam_v, n);
+    for (int i = 0; i < t->est.ps.count; i++) t->critic.ps.t[i].adam_before = t->est.ps.t[i].adam_before;
 }
 
 #define MAX_CONV_PATHS (128 * CONV_PATH_WORDS)
@@ -692,14 +721,10 @@ int trainer_load_checkpoint(Trainer *t, const char *path, Err *e) {
         read_set(blob, "disc.", &t->disc.ps, path, e) || read_set(blob, "estimator.", &t->est.ps, path, e))
         goto done;
     if (t->has_critic) {
-        /* a checkpoint without a critic starts it as a copy of the reader */
         if (has_set(blob, "critic.", &t->critic.ps)) {
             if (read_set(blob, "critic.", &t->critic.ps, path, e)) goto done;
         } else {
-            size_t n = sizeof(float) * t->est.ps.total;
-            memcpy(t->critic.ps.data, t->est.ps.data, n);
-            memcpy(t->critic.ps.adam_m, t->est.ps.adam_m, n);
-            memcpy(t->critic.ps.adam_v, t->est.ps.adam_v, n);
+            critic_from_reader(t);
         }
     }
     if (t->gen_avg) {
@@ -724,6 +749,16 @@ done:
     return rc;
 }
 
+/* Whether the file's tensor prefix+name has pt's shape. */
+static int same_shape(const Blob *b, const char *prefix, const ParamTensor *pt) {
+    char name[PARAM_NAME_MAX + 16];
+    snprintf(name, sizeof(name), "%s%s", prefix, pt->name);
+    const BlobTensor *bt = blob_find(b, name);
+    int same = bt && bt->ndim == (uint32_t)pt->ndim && bt->count == pt->size;
+    for (int d = 0; same && d < pt->ndim; d++) same = bt->shape[d] == (uint32_t)pt->shape[d];
+    return same;
+}
+
 /* Copies the file's tensors prefix+name into ps where name and shape
  * match; appends the names of the others to fresh. Returns how many came. */
 static int warm_set(const Blob *b, const char *prefix, ParamSet *ps, char *fresh, size_t n, const char *what, Err *e) {
@@ -732,10 +767,7 @@ static int warm_set(const Blob *b, const char *prefix, ParamSet *ps, char *fresh
     for (int i = 0; i < ps->count; i++) {
         const ParamTensor *pt = &ps->t[i];
         snprintf(name, sizeof(name), "%s%s", prefix, pt->name);
-        const BlobTensor *bt = blob_find(b, name);
-        int same = bt && bt->ndim == (uint32_t)pt->ndim && bt->count == pt->size;
-        for (int d = 0; same && d < pt->ndim; d++) same = bt->shape[d] == (uint32_t)pt->shape[d];
-        if (!same) {
+        if (!same_shape(b, prefix, pt)) {
             size_t k = strlen(fresh);
             snprintf(fresh + k, n - k, "%s%s", k ? ", " : "", name);
             continue;
@@ -744,6 +776,32 @@ static int warm_set(const Blob *b, const char *prefix, ParamSet *ps, char *fresh
         copied++;
     }
     return copied;
+}
+
+/* Adam's moments for the tensors of ps that the file holds in the same
+ * shape, from its flat moment arrays laid out as src (the set built from
+ * the file's own configuration), with the steps that built them: those
+ * tensors go on at the pace they had, where fresh moments would move every
+ * weight by the full learning rate at once. The others keep fresh moments. */
+static int carry_moments(const Blob *b, const char *prefix, ParamSet *ps, ParamSet *src, uint32_t file_step,
+                         const char *what, Err *e) {
+    char mname[64], vname[64];
+    snprintf(mname, sizeof(mname), "%sadam_m", prefix);
+    snprintf(vname, sizeof(vname), "%sadam_v", prefix);
+    const BlobTensor *m = blob_find(b, mname), *v = blob_find(b, vname);
+    if (!m || !v || m->dtype != DT_F32 || v->dtype != DT_F32 || m->count != src->total || v->count != src->total)
+        return err_set(e, "%s: does not match its own configuration: '%s' or '%s' is missing or the wrong size", what,
+                       mname, vname);
+    if (read_adam_before(b, prefix, src, what, e)) return -1;
+    for (int i = 0; i < ps->count; i++) {
+        ParamTensor *pt = &ps->t[i];
+        const ParamTensor *q = params_find(src, pt->name);
+        if (!q || q->size != pt->size || !same_shape(b, prefix, pt)) continue;
+        memcpy(ps->adam_m + pt->offset, m->data + 4 * q->offset, 4 * pt->size);
+        memcpy(ps->adam_v + pt->offset, v->data + 4 * q->offset, 4 * pt->size);
+        pt->adam_before = (int)file_step + q->adam_before;
+    }
+    return 0;
 }
 
 /* Net2Net: the file's narrower generator (the set under prefix: its
@@ -786,11 +844,26 @@ int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err 
     if (got <= 0 || warm_set(blob, "disc.", &t->disc.ps, fresh, n, path, e) < 0 ||
         warm_set(blob, "estimator.", &t->est.ps, fresh, n, path, e) < 0)
         goto done;
+    /* the file's own layouts, to find each tensor's moments in its flat arrays */
+    Generator file_gen;
+    Discriminator file_disc;
+    Estimator file_est;
+    uint32_t state[3];
+    gen_build(&file_gen, &file.model);
+    disc_build(&file_disc, &file.model);
+    est_build(&file_est, &file.model);
+    if (blob_read_u32(blob, "train.state", state, 3, path, e) ||
+        carry_moments(blob, "gen.", &t->gen.ps, &file_gen.ps, state[0], path, e) ||
+        carry_moments(blob, "disc.", &t->disc.ps, &file_disc.ps, state[0], path, e) ||
+        carry_moments(blob, "estimator.", &t->est.ps, &file_est.ps, state[0], path, e))
+        goto done;
     if (t->has_critic) {
         if (has_set(blob, "critic.", &t->critic.ps)) {
-            if (warm_set(blob, "critic.", &t->critic.ps, fresh, n, path, e) < 0) goto done;
+            if (warm_set(blob, "critic.", &t->critic.ps, fresh, n, path, e) < 0 ||
+                carry_moments(blob, "critic.", &t->critic.ps, &file_est.ps, state[0], path, e))
+                goto done;
         } else {
-            memcpy(t->critic.ps.data, t->est.ps.data, sizeof(float) * t->est.ps.total);
+            critic_from_reader(t);
         }
     }
     if (t->gen_avg) {

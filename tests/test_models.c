@@ -395,6 +395,7 @@ static void test_widened_generator(int refine) {
     CHECK(params_alloc(&g3.ps, 0) == 0 && params_alloc(&g4.ps, 0) == 0, "generators allocate");
     CHECK(gen_widen(&g3, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "whole multiple"), "width 3 from 2 is refused (%s)", e.msg);
     CHECK(gen_widen(&g4, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "gen_res_ch"), "another bottleneck is refused (%s)", e.msg);
+    CHECK(gen_widen(&narrow, &wide, 0, &rng, &e) != 0 && strstr(e.msg, "cannot narrow"), "narrowing is refused (%s)", e.msg);
     params_free(&narrow.ps); params_free(&wide.ps); params_free(&g3.ps); params_free(&g4.ps);
 }
 

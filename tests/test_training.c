@@ -293,9 +293,24 @@ static void test_warm_start_and_map_fade(void) {
           !memcmp(a.est.ps.data, b.est.ps.data, sizeof(float) * a.est.ps.total) &&
           !memcmp(b.gen_avg, b.gen.ps.data, sizeof(float) * b.gen.ps.total),
           "at step 0 with the source's generator (average too), discriminator and estimator");
-    double moments = 0;
-    for (size_t i = 0; i < b.gen.ps.total; i++) moments += fabs(b.gen.ps.adam_m[i]) + b.gen.ps.adam_v[i];
-    CHECK(moments == 0, "with a fresh optimiser (moments %g)", moments);
+    /* Adam's moments come along for the copied tensors, counted as 3 steps old; the new ones start afresh */
+    int carried = 1;
+    double fresh_moments = 0;
+    for (int i = 0; i < b.gen.ps.count; i++) {
+        const ParamTensor *q = &b.gen.ps.t[i], *p = params_find(&a.gen.ps, q->name);
+        const float *m = b.gen.ps.adam_m + q->offset, *v = b.gen.ps.adam_v + q->offset;
+        if (!p) {
+            for (size_t k = 0; k < q->size; k++) fresh_moments += fabs(m[k]) + v[k];
+            carried &= q->adam_before == 0;
+        } else {
+            carried &= q->adam_before == 3 && !memcmp(m, a.gen.ps.adam_m + p->offset, sizeof(float) * p->size) &&
+                       !memcmp(v, a.gen.ps.adam_v + p->offset, sizeof(float) * p->size);
+        }
+    }
+    carried &= same_params(&a.disc.ps, &b.disc.ps) && same_params(&a.est.ps, &b.est.ps) &&
+               b.disc.ps.t[0].adam_before == 3 && b.est.ps.t[0].adam_before == 3;
+    CHECK(carried && fresh_moments == 0, "Adam's moments carried, 3 steps old, for every copied tensor; "
+          "fresh for the new ones (%g)", fresh_moments);
     /* the fade: after steps 1, 2, 4 and 5 the map is 3/4, 1/2, 0 and 0 of what it was */
     const ParamTensor *map = params_find(&b.gen.ps, "age_embedding");
     float *m0 = malloc(sizeof(float) * map->size), *m = b.gen.ps.data + map->offset;
@@ -325,6 +340,61 @@ static void test_warm_start_and_map_fade(void) {
     remove(ckpt);
     free(m0);
     trainer_free(&a);
+    dataset_free(&d);
+}
+
+/* A warm start of the same model makes the step that resuming would: the
+ * carried moments are debiased as the old run's, and the count survives a
+ * checkpoint of the new run. A tensor new to the model takes Adam's first
+ * step, the learning rate in the gradient's direction. */
+static void test_warm_start_optimiser(void) {
+    TrainConfig tc;
+    Dataset d;
+    Err e;
+    tiny_setup(&tc, &d);
+    Trainer a, resumed, warm, again;
+    trainer_init(&a, &tc, &e);
+    for (int s = 0; s < 3; s++) trainer_step(&a, &d);
+    char ckpt[128], ckpt2[128], fresh[512];
+    snprintf(ckpt, sizeof(ckpt), "%s/optim.bin", dir);
+    snprintf(ckpt2, sizeof(ckpt2), "%s/optim-warm.bin", dir);
+    trainer_save_checkpoint(&a, ckpt, &e);
+    trainer_init(&resumed, &tc, &e);
+    trainer_init(&warm, &tc, &e);
+    CHECK(trainer_load_checkpoint(&resumed, ckpt, &e) == 0 && trainer_warm_start(&warm, ckpt, fresh, sizeof(fresh), &e) == 0 &&
+          !fresh[0] && resumed.step == 3 && warm.step == 0, "resumed at step 3, warm-started at 0: %s", e.msg);
+    AdamConfig cfg = {0.01f, 0.5f, 0.999f, 1e-8f};
+    ParamSet *r = &resumed.gen.ps, *w = &warm.gen.ps;
+    for (size_t i = 0; i < r->total; i++) r->grad[i] = w->grad[i] = 0.01f * sinf(0.37f * (float)i);
+    adam_step(r, &cfg, 4);
+    adam_step(w, &cfg, 1);
+    CHECK(same_params(r, w), "one step after a warm start equals the resumed run's next step");
+    CHECK(trainer_save_checkpoint(&warm, ckpt2, &e) == 0 && trainer_init(&again, &tc, &e) == 0 &&
+          trainer_load_checkpoint(&again, ckpt2, &e) == 0 && again.gen.ps.t[0].adam_before == 3 &&
+          again.disc.ps.t[0].adam_before == 3, "the carried count is kept by the new run's checkpoint: %s", e.msg);
+    trainer_free(&again);
+    /* a new tensor's first step */
+    TrainConfig f = tc;
+    f.model.gen_dec_film = 1;
+    Trainer film;
+    trainer_init(&film, &f, &e);
+    trainer_warm_start(&film, ckpt, fresh, sizeof(fresh), &e);
+    const ParamTensor *nt = params_find(&film.gen.ps, "dec_film.w");
+    float *p0 = malloc(sizeof(float) * film.gen.ps.total);
+    for (size_t i = 0; i < film.gen.ps.total; i++) film.gen.ps.grad[i] = 0.01f * sinf(0.37f * (float)i) + 0.02f;
+    memcpy(p0, film.gen.ps.data, sizeof(float) * film.gen.ps.total);
+    adam_step(&film.gen.ps, &cfg, 1);
+    double worst = 0;
+    for (size_t k = nt->offset; k < nt->offset + nt->size; k++)
+        worst = fmax(worst, fabs((double)(p0[k] - film.gen.ps.data[k]) - cfg.lr));
+    CHECK(nt->adam_before == 0 && worst < 1e-6, "a new tensor's first step is the learning rate (off by %.2g)", worst);
+    free(p0);
+    trainer_free(&film);
+    trainer_free(&a);
+    trainer_free(&resumed);
+    trainer_free(&warm);
+    remove(ckpt);
+    remove(ckpt2);
     dataset_free(&d);
 }
 
@@ -861,6 +931,7 @@ void test_training(void) {
     test_resume();
     test_lr_decay();
     test_warm_start_and_map_fade();
+    test_warm_start_optimiser();
     test_age_margin();
     test_estimator_adversarial();
     test_penalty_terms();

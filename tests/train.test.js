@@ -88,6 +88,9 @@ test('a changed model starts from a plain run\'s checkpoint (--init-from), and o
   const odd = widen('6');
   assert.notEqual(odd.status, 0);
   assert.match(odd.stderr.toString(), /checkpoint\.bin: cannot widen a generator from width 4 to 6: not a whole multiple/);
+  const narrow = widen('2');
+  assert.notEqual(narrow.status, 0);
+  assert.match(narrow.stderr.toString(), /checkpoint\.bin: cannot narrow a generator from width 4 to 2: it can only be widened/);
   for (const [args, why] of [[['--resume'], /--init-from starts a new run/],
                              [['--init-from', join(film, 'missing.bin')], /missing\.bin/]]) {
     const bad = spawn('--steps', '20', ...(args[0] === '--resume' ? ['--init-from', from, ...args] : args));
