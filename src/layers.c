@@ -740,37 +740,60 @@ void l1_backward(float *da, const float *a, const float *b, float scale, size_t 
 }
 static float tv_at(const float *a, const float *b, size_t i) { return a[i] - (b ? b[i] : 0.0f); }
 
-float tv_forward(const float *a, const float *b, int BC, int H, int W) {
-    double s = 0.0;
-    for (int p = 0; p < BC; p++)
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                size_t i = ((size_t)p * H + y) * W + x;
-                float v = tv_at(a, b, i);
-                if (x + 1 < W) s += fabsf(tv_at(a, b, i + 1) - v);
-                if (y + 1 < H) s += fabsf(tv_at(a, b, i + W) - v);
-            }
-    return (float)(s / ((double)BC * H * W));
+/* The weight of the step from pixel i to its neighbour j of an image's
+ * guide plane: 1 without a guide. */
+static float tv_weight(const float *guide, size_t i, size_t j, float edge) {
+    return guide ? expf(-fabsf(guide[j] - guide[i]) / edge) : 1.0f;
 }
 
-void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W) {
-    float k = scale / ((float)BC * H * W);
-    for (int p = 0; p < BC; p++)
+float tv_guided_forward(const float *a, const float *b, const float *guide, float edge, int B, int C, int H, int W) {
+    double s = 0.0;
+    size_t HW = (size_t)H * W;
+    for (int p = 0; p < B * C; p++) {
+        const float *gd = guide ? guide + (size_t)(p / C) * HW : NULL;
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
-                size_t i = ((size_t)p * H + y) * W + x;
+                size_t q = (size_t)y * W + x, i = (size_t)p * HW + q;
+                float v = tv_at(a, b, i);
+                if (x + 1 < W) s += tv_weight(gd, q, q + 1, edge) * fabsf(tv_at(a, b, i + 1) - v);
+                if (y + 1 < H) s += tv_weight(gd, q, q + W, edge) * fabsf(tv_at(a, b, i + W) - v);
+            }
+    }
+    return (float)(s / ((double)B * C * HW));
+}
+
+void tv_guided_backward(float *da, const float *a, const float *b, const float *guide, float edge, float scale, int B,
+                        int C, int H, int W) {
+    size_t HW = (size_t)H * W;
+    float k = scale / ((float)B * C * HW);
+    for (int p = 0; p < B * C; p++) {
+        const float *gd = guide ? guide + (size_t)(p / C) * HW : NULL;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                size_t q = (size_t)y * W + x, i = (size_t)p * HW + q;
                 float v = tv_at(a, b, i);
                 if (x + 1 < W) {
-                    float d = tv_at(a, b, i + 1) - v, g = d > 0 ? k : d < 0 ? -k : 0.0f;
+                    float d = tv_at(a, b, i + 1) - v, kw = k * tv_weight(gd, q, q + 1, edge);
+                    float g = d > 0 ? kw : d < 0 ? -kw : 0.0f;
                     da[i + 1] += g;
                     da[i] -= g;
                 }
                 if (y + 1 < H) {
-                    float d = tv_at(a, b, i + W) - v, g = d > 0 ? k : d < 0 ? -k : 0.0f;
+                    float d = tv_at(a, b, i + W) - v, kw = k * tv_weight(gd, q, q + W, edge);
+                    float g = d > 0 ? kw : d < 0 ? -kw : 0.0f;
                     da[i + W] += g;
                     da[i] -= g;
                 }
             }
+    }
+}
+
+float tv_forward(const float *a, const float *b, int BC, int H, int W) {
+    return tv_guided_forward(a, b, NULL, 1.0f, BC, 1, H, W);
+}
+
+void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W) {
+    tv_guided_backward(da, a, b, NULL, 1.0f, scale, BC, 1, H, W);
 }
 
 void chroma_forward(float *out, const float *a, const float *b, int B, int HW) {

@@ -156,6 +156,15 @@ float tv_forward(const float *a, const float *b, int BC, int H, int W);
 void chroma_forward(float *out, const float *a, const float *b, int B, int HW);
 void chroma_backward(float *da, const float *dout, int B, int HW);
 void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W);
+/* Edge-aware total variation of a - b over B images of C channels: each
+ * step between neighbours weighted by exp(-|the guide's step| / edge), the
+ * guide [B,H,W] one plane per image (its brightness) shared by its
+ * channels. A change that follows the image's own edges (a crease
+ * deepened) costs little; grain on flat skin costs what tv_forward charges.
+ * A NULL guide weighs every step 1: tv_forward. */
+float tv_guided_forward(const float *a, const float *b, const float *guide, float edge, int B, int C, int H, int W);
+void tv_guided_backward(float *da, const float *a, const float *b, const float *guide, float edge, float scale, int B,
+                        int C, int H, int W);
 /* Mean of a - b (b NULL: zeros) over the window rows y0..y1-1, columns
  * x0..x1-1 of each of BC planes [H,W]; out is [BC]. */
 void window_mean_forward(float *out, const float *a, const float *b, int BC, int H, int W, int y0, int y1, int x0, int x1);

@@ -56,6 +56,7 @@ static const Option options[] = {
     {"ema", OPT_FLOAT, OFF(ema), 1, "decay per step of the generator's weight average that blobs and samples use (0: none; 0.999 averages over ~1000 steps)"},
     {"lambda_delta", OPT_FLOAT, OFF(lambda_delta), 1, "weight of the L1 penalty on the delta"},
     {"lambda_tv", OPT_FLOAT, OFF(lambda_tv), 1, "weight of the total variation of the delta (against speckle)"},
+    {"tv_edge", OPT_FLOAT, OFF(tv_edge), 1, "edge-aware total variation: each step of the change weighs exp(-|the input's brightness step| / tv_edge) in lambda_tv (pixels in [-1,1]; 0: all alike), so that a change along the face's own edges (a crease deepened) is cheap and grain on flat skin is not"},
     {"lambda_ctv", OPT_FLOAT, OFF(lambda_ctv), 1, "weight of the total variation of the delta's colour (R-G, B-G): against colour blotches, leaving brightness (wrinkles) to lambda_tv"},
     {"lambda_tone", OPT_FLOAT, OFF(lambda_tone), 1, "weight of the L1 of the change's mean colour over the face's centre (the middle half of the crop): ageing changes texture and shape, not the skin's tone, which the training data's age groups differ in"},
     {"lambda_shade", OPT_FLOAT, OFF(lambda_shade), 1, "weight of how far the change darkens blocks of the image (res/16 pixels a side, all three channels) beyond --shade-margin: large gaps in age otherwise paint dark patches that the age readers take for age"},
@@ -541,10 +542,16 @@ Losses trainer_step(Trainer *t, const Dataset *data) {
     }
     L.delta = l1_forward(y, t->x, nimg);
     l1_backward(t->dy, y, t->x, tc->lambda_delta, nimg);
-    L.tv = tv_forward(y, t->x, B * 3, c->res, c->res);
-    if (tc->lambda_tv > 0) tv_backward(t->dy, y, t->x, tc->lambda_tv, B * 3, c->res, c->res);
-    /* x2 and xadv are free by now: the chroma of the change and its gradient */
+    /* x2 and xadv are free by now: the input's brightness (the TV's guide),
+     * then the chroma of the change and its gradient */
     int HW = c->res * c->res;
+    const float *guide = NULL;
+    if (tc->tv_edge > 0) {
+        shade_forward(t->xadv, t->x, NULL, B, c->res, c->res, 1); /* per pixel */
+        guide = t->xadv;
+    }
+    L.tv = tv_guided_forward(y, t->x, guide, tc->tv_edge, B, 3, c->res, c->res);
+    if (tc->lambda_tv > 0) tv_guided_backward(t->dy, y, t->x, guide, tc->tv_edge, tc->lambda_tv, B, 3, c->res, c->res);
     chroma_forward(t->x2, y, t->x, B, HW);
     L.ctv = tv_forward(t->x2, NULL, B * 2, c->res, c->res);
     if (tc->lambda_ctv > 0) {

@@ -15,6 +15,7 @@ typedef struct {
     int age_map_off_at;            /* >0: the generator's age map fades, untrained, to zero at this step */
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     float lambda_ctv;              /* total variation of the change's colour alone */
+    float tv_edge;                 /* >0: lambda_tv's steps weigh exp(-|input brightness step| / tv_edge) */
     float lambda_tone;             /* L1 of the change's mean colour over the face's centre */
     float lambda_shade;            /* darkening of the change's brightness over blocks, beyond shade_margin */
     float shade_margin;            /* darkening (pixels in [-1,1]) a block may take for free */

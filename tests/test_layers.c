@@ -433,6 +433,33 @@ static double loss_value(void *ctx) {
     }
 }
 
+/* the edge-aware TV over 2 images of 3 channels, 3x4, each image its own guide */
+static float *g_a, *g_b, *g_guide;
+static double tv_guided_value(void *ctx) {
+    (void)ctx;
+    return tv_guided_forward(g_a, g_b, g_guide, 0.3f, 2, 3, 3, 4);
+}
+
+static void test_tv_guided(void) {
+    size_t n = 2 * 3 * 3 * 4;
+    g_a = buf(n, -1, 1, 80);
+    g_b = buf(n, -1, 1, 81);
+    g_guide = buf(2 * 3 * 4, -1, 1, 82);
+    float *g = zeros(n);
+    tv_guided_backward(g, g_a, g_b, g_guide, 0.3f, 1.0f, 2, 3, 3, 4);
+    double err = gradcheck(tv_guided_value, NULL, g_a, g, n, (int)n, 1e-3f);
+    CHECK(err < TOL, "edge-aware tv gradient relative error %.3g", err);
+    /* without a guide it is the plain TV; a step where the guide steps by s costs exp(-s/edge) of it */
+    CHECK(tv_guided_forward(g_a, g_b, NULL, 0.3f, 2, 3, 3, 4) == tv_forward(g_a, g_b, 6, 3, 4), "no guide: plain tv");
+    float ramp[6] = {0, 1, 2, 0, 1, 2}, edge[3] = {0, 0.5f, 0.5f}, flat[3] = {0, 0, 0};
+    /* one image, two channels of one row of 3: the first step crosses the guide's edge, the second does not */
+    float want = (2 * (expf(-0.5f / 0.25f) + 1.0f)) / 6.0f;
+    CHECK(fabsf(tv_guided_forward(ramp, NULL, edge, 0.25f, 1, 2, 1, 3) - want) < 1e-6f &&
+          fabsf(tv_guided_forward(ramp, NULL, flat, 0.25f, 1, 2, 1, 3) - 4.0f / 6.0f) < 1e-6f,
+          "a step across the guide's edge costs exp(-step/edge), both channels read the image's guide");
+    free(g_a); free(g_b); free(g_guide); free(g);
+}
+
 static void test_losses(void) {
     l_x = buf(12, -2, 2, 70);
     l_y = buf(12, -2, 2, 71);
@@ -525,4 +552,5 @@ void test_layers(void) {
     test_norms();
     test_pointwise_and_shape();
     test_losses();
+    test_tv_guided();
 }
