@@ -485,6 +485,30 @@ static void test_penalty_terms(void) {
     }
 }
 
+/* --tv-edge: the TV the generator pays is the edge-aware one, guided by
+ * the brightness of this batch's own photos (recomputed here from the
+ * trainer's input and output); the same step without it pays the plain TV. */
+static void test_tv_edge(void) {
+    TrainerPair p;
+    pair_start(&p, "tv_edge", "0.01");
+    Losses a = trainer_step(&p.off, &p.d), b = trainer_step(&p.on, &p.d);
+    const Trainer *t = &p.on;
+    int B = t->tc.batch, R = t->tc.model.res, HW = R * R;
+    float *guide = malloc(sizeof(float) * B * HW);
+    for (int n = 0; n < B; n++)
+        for (int i = 0; i < HW; i++) {
+            const float *x = t->x + (size_t)n * 3 * HW + i;
+            guide[n * HW + i] = (x[0] + x[HW] + x[2 * HW]) / 3.0f;
+        }
+    float want = tv_guided_forward(t->g_main.y, t->x, guide, 0.01f, B, 3, R, R);
+    float plain = tv_forward(p.off.g_main.y, p.off.x, B * 3, R, R);
+    CHECK(fabsf(b.tv - want) <= 1e-6f * want && a.tv == plain && b.tv < a.tv,
+          "--tv-edge 0.01 charges the TV guided by the photos' brightness (%.6g, recomputed %.6g; plain %.6g)", b.tv, want,
+          a.tv);
+    free(guide);
+    pair_end(&p);
+}
+
 /* The log's d_age: how much higher the discriminator scores real photos at
  * their own age than at a wrong one (targets 1 and 0). On the tiny data,
  * whose tint gives the age away, a discriminator that learns wrong-age
@@ -935,6 +959,7 @@ void test_training(void) {
     test_age_margin();
     test_estimator_adversarial();
     test_penalty_terms();
+    test_tv_edge();
     test_weight_average();
     test_age_critic();
     test_critic_blur();
