@@ -507,6 +507,11 @@ static void test_tv_edge(void) {
           a.tv);
     free(guide);
     pair_end(&p);
+    TrainConfig tc;
+    Err e;
+    tiny_config(&tc);
+    CHECK(train_config_set(&tc, "tv_edge", "-0.05", &e) != 0 && has(e.msg, "--tv-edge") && tc.tv_edge == 0,
+          "a negative --tv-edge is refused: %s", e.msg);
 }
 
 /* The log's d_age: how much higher the discriminator scores real photos at
