@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { PATCH_DROP, colourSpeckle, darkestPatch, loadJudge, summarize } from '../tools/eval/judge.mjs';
+import { PATCH_DROP, colourSpeckle, darkestPatch, loadJudge, summarize, textureBands } from '../tools/eval/judge.mjs';
 
 const require = createRequire(import.meta.url);
 const jpeg = require('jpeg-js');
@@ -119,4 +119,36 @@ test('colour speckle: how the change\'s colour varies from pixel to pixel, blind
   // one sharp colour edge (the left half redder by 40) counts only along its length
   const edge = each(flat(120), (m, i, x) => { if (x < side / 2) m[i] = 160; });
   assert.ok(Math.abs(colourSpeckle(input, edge, side) - (40 * side) / (4 * side * (side - 1))) < 1e-9);
+});
+
+test('texture by scale: grain is fine detail, a blotch coarse, a smooth ramp none', () => {
+  const side = 64;
+  const image = (f) => { const m = new Uint8Array(side * side * 3); for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) m.fill(f(x, y), (y * side + x) * 3, (y * side + x + 1) * 3); return m; };
+  const near = (a, b, tol, what) => assert.ok(Math.abs(a - b) < tol, `${what}: ${a} against ${b}`);
+  textureBands(image(() => 128), side).forEach((v, b) => near(v, 0, 1e-9, `flat, band ${b}`));
+  // a linear ramp: every box blur keeps it where the clamped edge is out of reach
+  textureBands(image((x, y) => 40 + 2 * x + y), side).forEach((v, b) => near(v, 0, 1e-4, `ramp, band ${b}`));
+  // grain: a 1-pixel checkerboard of +-a in brightness; a 3x3 box leaves a/9 of it, so the fine band is 8a/9
+  const a = 30, grain = textureBands(image((x, y) => ((x + y) % 2 ? 128 + a : 128 - a)), side);
+  near(grain[0], (8 * a) / 9, 1e-3, 'grain, fine band');
+  assert.ok(grain[1] < grain[0] / 5 && grain[2] < grain[0] / 5, `grain lands in the fine band: ${grain}`);
+  // soft blotches, +-a over a 24-pixel period: most detail at the coarse scale, almost none at the fine one
+  const blotch = textureBands(image((x, y) => 128 + a * Math.sin((2 * Math.PI * x) / 24) * Math.sin((2 * Math.PI * y) / 24)), side);
+  assert.ok(blotch[2] > 2 * blotch[1] && blotch[1] > 2 * blotch[0], `blotches land in the coarse band: ${blotch}`);
+  // only the middle half counts: the same grain framing a flat centre (16 pixels a side) leaks in at its rim only
+  const framed = textureBands(image((x, y) => (x >= 16 && y >= 16 && x < 48 && y < 48 ? 128 : (x + y) % 2 ? 128 + a : 128 - a)), side);
+  assert.ok(framed.every((v) => v < grain[0] / 4), `detail outside the middle half is left out: ${framed}`);
+});
+
+test('texture by scale: the summary sets outputs against real faces of the target group', () => {
+  const ages = [[0, 9], [60, 120]];
+  const faces = [
+    { trueAge: 5, inputAge: 5, bands: [1, 2, 3], outputs: [{ age: 5, bands: [1, 1, 1] }, { age: 60, bands: [2, 4, 6] }] },
+    { trueAge: 70, inputAge: 65, bands: [4, 4, 4], outputs: [{ age: 8, bands: [3, 3, 3] }, { age: 70, bands: [4, 6, 8] }] },
+  ];
+  const s = summarize(faces, ages);
+  assert.deepEqual(s.groups[0].outputs_texture, [2, 2, 2]);
+  assert.deepEqual(s.groups[0].real_texture, [1, 2, 3]);
+  assert.deepEqual(s.groups[1].outputs_texture, [3, 5, 7]);
+  assert.deepEqual(s.groups[1].real_texture, [4, 4, 4]);
 });

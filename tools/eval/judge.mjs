@@ -92,9 +92,42 @@ export function colourSpeckle(input, output, side) {
   return sum / (2 * 2 * side * (side - 1));
 }
 
+// Texture by scale, what the grid shows and the columns above do not: faces
+// taken to 60+ look mottled rather than wrinkled. The brightness of the
+// face's centre (the middle half of the crop) split into three bands by a
+// cascade of box blurs (radius 1, 2, 4 pixels): fine (a pixel or two: pores,
+// thin lines, grain), mid (3-5 pixels: wrinkles, creases) and coarse (8-15
+// pixels: blotches, shading); each the mean absolute detail in grey levels.
+// Set against real faces of the target group, a band near 1 has that group's
+// amount of detail at that scale. Box blurs keep a linear ramp, so a smooth
+// change of tone is no texture.
+export function textureBands(rgb, side) {
+  const y = new Float32Array(side * side);
+  for (let i = 0; i < side * side; i++) y[i] = (rgb[i * 3] + rgb[i * 3 + 1] + rgb[i * 3 + 2]) / 3;
+  const box = (a, r) => { // separable, edges clamped
+    const t = new Float32Array(a.length), o = new Float32Array(a.length), at = (v) => Math.min(side - 1, Math.max(0, v));
+    for (let j = 0; j < side; j++) for (let i = 0; i < side; i++) { let s = 0; for (let k = -r; k <= r; k++) s += a[j * side + at(i + k)]; t[j * side + i] = s / (2 * r + 1); }
+    for (let j = 0; j < side; j++) for (let i = 0; i < side; i++) { let s = 0; for (let k = -r; k <= r; k++) s += t[at(j + k) * side + i]; o[j * side + i] = s / (2 * r + 1); }
+    return o;
+  };
+  const b1 = box(y, 1), b2 = box(b1, 2), b3 = box(b2, 4);
+  const lo = Math.floor(side / 4), hi = Math.floor((3 * side) / 4), bands = [0, 0, 0];
+  for (let j = lo; j < hi; j++) {
+    for (let i = lo; i < hi; i++) {
+      const k = j * side + i;
+      bands[0] += Math.abs(y[k] - b1[k]);
+      bands[1] += Math.abs(b1[k] - b2[k]);
+      bands[2] += Math.abs(b2[k] - b3[k]);
+    }
+  }
+  return bands.map((b) => b / ((hi - lo) * (hi - lo)));
+}
+export const TEXTURE_BANDS = ['fine', 'mid', 'coarse'];
+
 const mean = (xs) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
 const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
 const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
+const bandMeans = (list) => TEXTURE_BANDS.map((_, b) => mean(list.filter((v) => v != null).map((v) => v[b])));
 
 // faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own?, patch?, speckle? }] }]; ages: [[lo, hi], ...]
 // (own: the shipped estimator's reading of the output, an estimator of ours
@@ -110,6 +143,8 @@ export function summarize(faces, ages) {
       outputs_own_age: mean(faces.map((f) => f.outputs[g].own).filter((a) => a != null)),
       outputs_dark_patch: mean(faces.map((f) => f.outputs[g].patch).filter((p) => p != null).map((p) => (p > PATCH_DROP ? 1 : 0))),
       outputs_speckle: mean(faces.map((f) => f.outputs[g].speckle).filter((v) => v != null)),
+      outputs_texture: bandMeans(faces.map((f) => f.outputs[g].bands)),
+      real_texture: bandMeans(faces.filter((f) => groupOf(f.trueAge, ages) === g).map((f) => f.bands)),
       real_mean_age: mean(real),
       real_in_group: mean(real.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
       real_count: real.length,
@@ -150,6 +185,10 @@ export function table(s) {
   for (const r of s.by_input_group) {
     lines.push(`| ${r.group} | ${r.faces} | ${r.outputs_mean_age.map((a) => (Number.isNaN(a) ? '-' : a.toFixed(1))).join(' | ')} |`);
   }
+  const t = (out, real) => (Number.isNaN(out) || Number.isNaN(real) ? '-' : `${out.toFixed(2)} / ${real.toFixed(2)} (${(out / real).toFixed(2)})`);
+  lines.push('', '| target group | ' + TEXTURE_BANDS.map((b) => `${b} detail: outputs / real faces (ratio)`).join(' | ') + ' |',
+    '| --- |' + ' --- |'.repeat(TEXTURE_BANDS.length));
+  for (const g of s.groups) lines.push(`| ${g.group} | ${TEXTURE_BANDS.map((_, b) => t(g.outputs_texture[b], g.real_texture[b])).join(' | ')} |`);
   const i = s.identity;
   lines.push('', `Identity, adult inputs (${ADULT}+) to adult groups: mean descriptor distance ${i.mean_distance.toFixed(3)}, ` +
     `${pct(i.under_0_6)} under 0.6, ${pct(i.under_0_5)} under 0.5 (${i.pairs} pairs, ${s.faces} test faces).`);
@@ -188,7 +227,7 @@ async function main() {
       const trueAge = rec.readInt32LE(4), side = header.side, px = side * side * 3, at = 20 + 4 * header.groups;
       const image = (k) => new Uint8Array(rec.buffer.slice(rec.byteOffset + at + k * px, rec.byteOffset + at + (k + 1) * px));
       const input = image(0);
-      const face = { trueAge, inputAge: await judge.age(input, side, side), outputs: [] };
+      const face = { trueAge, inputAge: await judge.age(input, side, side), bands: textureBands(input, side), outputs: [] };
       const inputDesc = trueAge >= ADULT ? await judge.descriptor(input, side, side) : null;
       for (let g = 0; g < header.groups; g++) {
         const img = image(g + 1);
@@ -198,6 +237,7 @@ async function main() {
           own: rec.readFloatLE(20 + 4 * g),
           patch: darkestPatch(input, img, side),
           speckle: colourSpeckle(input, img, side),
+          bands: textureBands(img, side),
           distance: adult ? judge.distance(inputDesc, await judge.descriptor(img, side, side)) : null,
         });
       }
