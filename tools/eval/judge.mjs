@@ -248,9 +248,11 @@ async function main() {
   const code = await new Promise((resolve) => render.on('close', resolve));
   if (code !== 0 || !header) throw new Error(`reage-render failed (exit ${code})`);
   const summary = summarize(faces, header.ages);
-  const report = { date: new Date().toISOString(), weights, limit: Number(limit), calibration: header.calibration ?? null, ...summary };
+  // a path inside the checkout is recorded from its root, so that the committed report names no machine's folders
+  const shown = weights.startsWith(root) ? weights.slice(root.length) : weights;
+  const report = { date: new Date().toISOString(), weights: shown, limit: Number(limit), calibration: header.calibration ?? null, ...summary };
   writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(join(out, 'eval-faces.json'), JSON.stringify({ weights, ages: header.ages, faces }) + '\n');
+  writeFileSync(join(out, 'eval-faces.json'), JSON.stringify({ weights: shown, ages: header.ages, faces }) + '\n');
   console.log(table(summary));
   console.log(`\nwrote ${join(out, 'eval.json')}, eval-faces.json and eval-grid.jpg there`);
 }
