@@ -73,20 +73,13 @@ void soften_change_colour(float *change, int res, float *scratch) {
     for (size_t i = 0; i < 3 * n; i++) change[i] += bright[i % n];
 }
 
-void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float target_age) {
-    int R = b->cfg.res;
+float photo_detail_gain(float source_age, float target_age) {
+    float years = source_age - target_age;
+    return years <= 0 ? 0.0f : years >= DETAIL_FADE_YEARS ? -1.0f : -years / DETAIL_FADE_YEARS;
+}
+
+void photo_apply_change(Photo *p, CropBox box, int R, const float *change, const float *face, float detail_gain) {
     size_t n = (size_t)R * R;
-    float *face = malloc(sizeof(float) * 3 * n), *aged = malloc(sizeof(float) * 3 * n);
-    float *same = malloc(sizeof(float) * 3 * n), *scratch = malloc(sizeof(float) * 4 * n), gw[MAX_GROUPS];
-    if (!face || !aged || !same || !scratch) { free(face); free(aged); free(same); free(scratch); return; }
-    photo_crop(p, box, R, face);
-    bundle_age_weights(b, target_age, gw);
-    bundle_reage(b, face, gw, aged);
-    bundle_age_weights(b, source_age, gw);
-    bundle_reage(b, face, gw, same);
-    /* the change in 0..255 units; the reconstruction's own error cancels */
-    for (size_t i = 0; i < 3 * n; i++) aged[i] = (aged[i] - same[i]) * 127.5f;
-    soften_change_colour(aged, R, scratch);
     float half = box.size * 0.5f, inv = R / box.size, ca = cosf(box.angle), sa = sinf(box.angle);
     float feather = box.size * 0.08f, reach = half * (fabsf(ca) + fabsf(sa));
     int px0 = (int)floorf(box.cx - reach), py0 = (int)floorf(box.cy - reach);
@@ -109,16 +102,43 @@ void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float targe
             u = u < 0 ? 0 : u > R - 1 ? (float)(R - 1) : u;
             v = v < 0 ? 0 : v > R - 1 ? (float)(R - 1) : v;
             int u0 = (int)u, u1 = u0 + 1 < R ? u0 + 1 : u0, v0 = (int)v, v1 = v0 + 1 < R ? v0 + 1 : v0;
-            float fu = u - u0, fv = v - v0;
+            float w00 = (1 - u + u0) * (1 - v + v0), w01 = (u - u0) * (1 - v + v0), w10 = (1 - u + u0) * (v - v0), w11 = (u - u0) * (v - v0);
+            size_t i00 = (size_t)v0 * R + u0, i01 = (size_t)v0 * R + u1, i10 = (size_t)v1 * R + u0, i11 = (size_t)v1 * R + u1;
+            uint8_t *px = row + (size_t)x * p->channels;
+            /* the photo's brightness detail finer than the crop's pixel: the photo less the crop brought back up */
+            float detail = 0;
+            if (detail_gain != 0) {
+                for (int c = 0; c < 3; c++) {
+                    const float *f = face + c * n;
+                    float coarse = (f[i00] * w00 + f[i01] * w01 + f[i10] * w10 + f[i11] * w11) * 127.5f + 127.5f;
+                    detail += (px[c] - coarse) / 3.0f;
+                }
+            }
             for (int c = 0; c < 3; c++) {
-                const float *d0 = aged + c * n;
-                float delta = (d0[v0 * R + u0] * (1 - fu) + d0[v0 * R + u1] * fu) * (1 - fv) +
-                              (d0[v1 * R + u0] * (1 - fu) + d0[v1 * R + u1] * fu) * fv;
-                float val = row[x * p->channels + c] + wgt * delta + 0.5f;
-                row[x * p->channels + c] = val <= 0 ? 0 : val >= 255 ? 255 : (uint8_t)val;
+                const float *ch = change + c * n;
+                float delta = ch[i00] * w00 + ch[i01] * w01 + ch[i10] * w10 + ch[i11] * w11;
+                float val = px[c] + wgt * (delta + detail_gain * detail) + 0.5f;
+                px[c] = val <= 0 ? 0 : val >= 255 ? 255 : (uint8_t)val;
             }
         }
     }
+}
+
+void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float target_age) {
+    int R = b->cfg.res;
+    size_t n = (size_t)R * R;
+    float *face = malloc(sizeof(float) * 3 * n), *aged = malloc(sizeof(float) * 3 * n);
+    float *same = malloc(sizeof(float) * 3 * n), *scratch = malloc(sizeof(float) * 4 * n), gw[MAX_GROUPS];
+    if (!face || !aged || !same || !scratch) { free(face); free(aged); free(same); free(scratch); return; }
+    photo_crop(p, box, R, face);
+    bundle_age_weights(b, target_age, gw);
+    bundle_reage(b, face, gw, aged);
+    bundle_age_weights(b, source_age, gw);
+    bundle_reage(b, face, gw, same);
+    /* the change in 0..255 units; the reconstruction's own error cancels */
+    for (size_t i = 0; i < 3 * n; i++) aged[i] = (aged[i] - same[i]) * 127.5f;
+    soften_change_colour(aged, R, scratch);
+    photo_apply_change(p, box, R, aged, face, photo_detail_gain(source_age, target_age));
     free(face);
     free(aged);
     free(same);

@@ -36,6 +36,21 @@ float photo_estimate_age(Bundle *b, const Photo *p, CropBox box);
  * resolves colour more coarsely than brightness (as JPEG's halved chroma
  * relies on). scratch: 4*res*res floats. */
 void soften_change_colour(float *change, int res, float *scratch);
+/* A face taken younger loses the photo's fine brightness detail (pores,
+ * lines, stubble) in proportion to the years taken off, all of it from
+ * DETAIL_FADE_YEARS on. The generator works at its crop's resolution and
+ * cannot reach detail finer than its pixel (at 128 of a 200-pixel photo,
+ * about half of what tells a 60-year-old's skin from a 25-year-old's); left
+ * alone, that detail stays on a face taken to 0-9, which the judge then
+ * reads about 2 years older. Returns the gain photo_apply_change adds the detail
+ * back with: 0 (kept) for a face kept or taken older, down to -1 (gone). */
+#define DETAIL_FADE_YEARS 30.0f
+float photo_detail_gain(float source_age, float target_age);
+/* Adds a change [3,R,R] (0..255 units, box coordinates) to the photo in the
+ * box, faded out over its outer 8 %, together with detail_gain times the
+ * photo's brightness detail: each pixel's brightness less that of face
+ * [3,R,R] (the box's crop, [-1,1]) sampled back at the pixel. */
+void photo_apply_change(Photo *p, CropBox box, int R, const float *change, const float *face, float detail_gain);
 /* Re-ages the face in the box from source_age to target_age (years), in
  * place. At target == source the photo is unchanged. */
 void photo_reage(Bundle *b, Photo *p, CropBox box, float source_age, float target_age);

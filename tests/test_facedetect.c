@@ -339,8 +339,70 @@ static void test_soften_change_colour(void) {
     free(scratch);
 }
 
+/* A face taken younger fades the photo's brightness detail finer than the
+ * crop: with no change from the generator and the gain at -1 the box's
+ * inside becomes the crop brought back up (its brightness, to rounding),
+ * at -0.5 keeps half of that detail, and at 0 is left alone; colour
+ * differences between channels are kept. The crop brought back up is
+ * written out here for an axis-aligned box of 4 photo pixels a crop pixel. */
+static void test_detail_fade(void) {
+    CHECK(photo_detail_gain(30, 30) == 0 && photo_detail_gain(30, 70) == 0, "a face kept or taken older keeps its detail");
+    CHECK(fabsf(photo_detail_gain(40, 25) + 15 / DETAIL_FADE_YEARS) < 1e-6f && photo_detail_gain(70, 5) == -1,
+          "15 years younger fades %g of it, 65 years all of it", -photo_detail_gain(40, 25));
+    enum { W = 48, R = 8, SIDE = 32 };
+    uint8_t *orig = malloc((size_t)W * W * 3), *px = malloc((size_t)W * W * 3);
+    Rng rng;
+    rng_seed(&rng, 5);
+    for (int i = 0; i < W * W; i++) {
+        float base = 60 + 120 * rng_uniform(&rng);
+        orig[i * 3] = (uint8_t)(base + 20);
+        orig[i * 3 + 1] = (uint8_t)base;
+        orig[i * 3 + 2] = (uint8_t)(base - 20);
+    }
+    Photo p = {px, W, W, 3};
+    CropBox box = {24, 24, SIDE, 0.0f}; /* photo pixels 8..39 */
+    float face[3 * R * R], change[3 * R * R];
+    memset(change, 0, sizeof(change));
+    memcpy(px, orig, (size_t)W * W * 3);
+    photo_crop(&p, box, R, face);
+    photo_apply_change(&p, box, R, change, face, 0.0f);
+    CHECK(memcmp(px, orig, (size_t)W * W * 3) == 0, "no change and gain 0 leave the photo as it was");
+    const float gains[] = {-1.0f, -0.5f};
+    for (int g = 0; g < 2; g++) {
+        memcpy(px, orig, (size_t)W * W * 3);
+        photo_apply_change(&p, box, R, change, face, gains[g]);
+        float worst = 0, worst_colour = 0, moved = 0;
+        /* well inside the box (past the 8 % feather): photo pixel x sits at crop u = (x + 0.5 - 8) / 4 - 0.5 */
+        for (int y = 12; y < 36; y++)
+            for (int x = 12; x < 36; x++) {
+                float u = (x + 0.5f - 8) / 4 - 0.5f, v = (y + 0.5f - 8) / 4 - 0.5f;
+                int u0 = (int)floorf(u), v0 = (int)floorf(v);
+                float fu = u - u0, fv = v - v0, coarse = 0, before = 0, after = 0;
+                for (int c = 0; c < 3; c++) {
+                    const float *f = face + c * R * R;
+                    float up = (f[v0 * R + u0] * (1 - fu) + f[v0 * R + u0 + 1] * fu) * (1 - fv) +
+                               (f[(v0 + 1) * R + u0] * (1 - fu) + f[(v0 + 1) * R + u0 + 1] * fu) * fv;
+                    coarse += (up + 1) * 127.5f / 3;
+                    before += orig[(y * W + x) * 3 + c] / 3.0f;
+                    after += px[(y * W + x) * 3 + c] / 3.0f;
+                }
+                float want = coarse + (1 + gains[g]) * (before - coarse);
+                worst = fmaxf(worst, fabsf(after - want));
+                moved = fmaxf(moved, fabsf(after - before));
+                int i = (y * W + x) * 3;
+                worst_colour = fmaxf(worst_colour, fabsf((float)(px[i] - px[i + 1]) - (orig[i] - orig[i + 1])));
+            }
+        CHECK(worst <= 1.0f && moved > 20, "gain %g: the detail finer than the crop scaled by %g (off by %g levels of a %g change)",
+              gains[g], 1 + gains[g], worst, moved);
+        CHECK(worst_colour <= 1.0f, "gain %g: the channels' differences kept (off by %g)", gains[g], worst_colour);
+    }
+    free(orig);
+    free(px);
+}
+
 void test_facedetect(void) {
     test_soften_change_colour();
+    test_detail_fade();
     test_layers_of_detector();
     test_nms();
     test_alignment_math();
