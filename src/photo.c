@@ -102,7 +102,7 @@ void photo_apply_change(Photo *p, CropBox box, int R, const float *change, const
             u = u < 0 ? 0 : u > R - 1 ? (float)(R - 1) : u;
             v = v < 0 ? 0 : v > R - 1 ? (float)(R - 1) : v;
             int u0 = (int)u, u1 = u0 + 1 < R ? u0 + 1 : u0, v0 = (int)v, v1 = v0 + 1 < R ? v0 + 1 : v0;
-            float w00 = (1 - u + u0) * (1 - v + v0), w01 = (u - u0) * (1 - v + v0), w10 = (1 - u + u0) * (v - v0), w11 = (u - u0) * (v - v0);
+            float fu = u - u0, fv = v - v0, w00 = (1 - fu) * (1 - fv), w01 = fu * (1 - fv), w10 = (1 - fu) * fv, w11 = fu * fv;
             size_t i00 = (size_t)v0 * R + u0, i01 = (size_t)v0 * R + u1, i10 = (size_t)v1 * R + u0, i11 = (size_t)v1 * R + u1;
             uint8_t *px = row + (size_t)x * p->channels;
             /* the photo's brightness detail finer than the crop's pixel: the photo less the crop brought back up */
