@@ -129,7 +129,7 @@ const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
 const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
 const bandMeans = (list) => TEXTURE_BANDS.map((_, b) => mean(list.filter((v) => v != null).map((v) => v[b])));
 
-// faces: [{ trueAge, inputAge, outputs: [{ age, distance|null, own?, patch?, speckle? }] }]; ages: [[lo, hi], ...]
+// faces: [{ trueAge, inputAge, bands?, outputs: [{ age, distance|null, own?, patch?, speckle?, bands? }] }]; ages: [[lo, hi], ...]
 // (own: the shipped estimator's reading of the output, an estimator of ours
 // trained on real photos: where it and the judge part, the generator fools it)
 export function summarize(faces, ages) {
