@@ -4,12 +4,13 @@
 // group by build/reage-render: does the output read as the target age, and is
 // it still the same person? The judge's models are never used in training.
 //
-// usage: node tools/eval/judge.mjs [--weights BLOB] [--data DIR] [--limit N] [--out DIR]
-//        (OUT/eval-faces.json: each face's true and judged age, and each output's judged age and distance)
+// usage: node tools/eval/judge.mjs [--weights BLOB] [--data DIR] [--limit N] [--out DIR] [--faces FILE]
+//        OUT/eval.json (the tables) and OUT/eval-grid.jpg, both small enough to commit; FILE (default
+//        build/eval-faces.json, not tracked: 1 MB a run) each face's true and judged age, and each output's
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 const root = new URL('../..', import.meta.url).pathname;
@@ -200,8 +201,10 @@ async function main() {
   const weights = arg('--weights', join(root, 'weights/reage.blob'));
   const data = arg('--data', process.env.DATA || join(root, '../shared/data/utkface-part1'));
   const out = arg('--out', join(root, 'weights'));
+  const facesFile = arg('--faces', join(root, 'build', 'eval-faces.json'));
   const limit = arg('--limit', '0');
   mkdirSync(out, { recursive: true });
+  mkdirSync(dirname(facesFile), { recursive: true });
   if (!existsSync(join(root, 'build/reage-render'))) {
     console.error('judge: build/reage-render is missing; run make eval (it builds it) or make build/reage-render');
     process.exit(1);
@@ -252,9 +255,9 @@ async function main() {
   const shown = weights.startsWith(root) ? weights.slice(root.length) : weights;
   const report = { date: new Date().toISOString(), weights: shown, limit: Number(limit), calibration: header.calibration ?? null, ...summary };
   writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(join(out, 'eval-faces.json'), JSON.stringify({ weights: shown, ages: header.ages, faces }) + '\n');
+  writeFileSync(facesFile, JSON.stringify({ weights: shown, ages: header.ages, faces }) + '\n');
   console.log(table(summary));
-  console.log(`\nwrote ${join(out, 'eval.json')}, eval-faces.json and eval-grid.jpg there`);
+  console.log(`\nwrote ${join(out, 'eval.json')} and eval-grid.jpg there, and ${facesFile}`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
