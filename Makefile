@@ -23,13 +23,13 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c
-NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/trainer.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c
+NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
 
-.PHONY: all test deps train bench eval calibrate clean web serve
+.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob
 
 $(BUILD):
@@ -69,20 +69,28 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
-web/reage.wasm: $(WASM_SRC) $(HEADERS)
+# The committed web/reage.wasm is what the page serves and the tests load;
+# `make web` rebuilds it, and `make test` fails when it differs from a fresh
+# build of the sources (build/reage.wasm), so that no test runs a stale engine.
+$(BUILD)/reage.wasm: $(WASM_SRC) $(HEADERS) | $(BUILD)
 	@command -v emcc >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q emscripten) >/dev/null; \
-	  else echo "make web needs Emscripten: sudo apt-get install emscripten"; exit 1; fi; }
+	  else echo "building the engine needs Emscripten: sudo apt-get install emscripten"; exit 1; fi; }
 	NODE_PATH=/usr/share/nodejs emcc $(EMCC_FLAGS) -o $@.tmp.wasm $(WASM_SRC) && mv $@.tmp.wasm $@
 
-web: web/reage.wasm
+web: $(BUILD)/reage.wasm
+	cp $(BUILD)/reage.wasm web/reage.wasm.tmp && mv web/reage.wasm.tmp web/reage.wasm
+
+wasm-fresh: $(BUILD)/reage.wasm
+	@cmp -s $(BUILD)/reage.wasm web/reage.wasm || { \
+	  echo "web/reage.wasm is not what the sources build: run make web and commit it"; exit 1; }
 
 # The filter in the browser, on the shipped weights.
 serve:
-	@test -f web/reage.wasm || $(MAKE) web/reage.wasm
+	@test -f web/reage.wasm || $(MAKE) web
 	@test -f weights/reage.blob || { echo "weights/reage.blob is missing: train with make train, or check out the repository's weights"; exit 1; }
 	@command -v node >/dev/null || { echo "make serve needs Node.js (apt-get install nodejs)"; exit 1; }
 	node tools/serve.js
@@ -107,7 +115,8 @@ deps:
 	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-parity $(BUILD)/reage-tflite web/reage.wasm weights/blazeface.blob
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob
+	$(MAKE) wasm-fresh
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/
 
@@ -121,13 +130,15 @@ bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity
 eval: deps $(BUILD)/reage-render
 	node tools/eval/judge.mjs --data $(DATA)
 
+# The shipped model's recipe from scratch (its option schedule included);
+# `build/reage-train --out runs/shipped --resume` continues it.
 train: $(BUILD)/reage-train
-	$(BUILD)/reage-train --config default --data $(DATA) --out runs/default
+	$(BUILD)/reage-train --config shipped --data $(DATA) --out runs/shipped
 
 # A trained blob's age calibration (tools/calibrate.c), fitted on the train
 # split with the blob's own estimator and written into a copy: how a blob
 # from runs/ becomes the shipped one.
-CAL_FROM ?= runs/default/reage.blob
+CAL_FROM ?= runs/shipped/reage.blob
 CAL_TO ?= weights/reage.blob
 calibrate: $(BUILD)/reage-calibrate
 	$(BUILD)/reage-calibrate --weights $(CAL_FROM) --data $(DATA) --out $(CAL_TO)

@@ -545,27 +545,6 @@ void blur5_backward(float *dinp, const float *dout, int B, int C, int H, int W) 
     }
 }
 
-void blur5n_forward(float *out, const float *inp, float *tmp, int n, int B, int C, int H, int W) {
-    const float *src = inp;
-    for (int i = 0; i < n; i++) {
-        float *dst = (n - 1 - i) % 2 ? tmp : out; /* the last pass lands in out */
-        blur5_forward(dst, src, B, C, H, W);
-        src = dst;
-    }
-}
-
-void blur5n_backward(float *dinp, const float *dout, float *tmp, float *tmp2, int n, int B, int C, int H, int W) {
-    size_t size = (size_t)B * C * H * W;
-    const float *src = dout;
-    for (int i = 0; i < n - 1; i++) {
-        float *dst = i % 2 ? tmp2 : tmp;
-        memset(dst, 0, sizeof(float) * size);
-        blur5_backward(dst, src, B, C, H, W);
-        src = dst;
-    }
-    blur5_backward(dinp, src, B, C, H, W);
-}
-
 int same_out_size(int in, int s) { return (in + s - 1) / s; }
 int same_pad_before(int in, int k, int s) {
     int total = (same_out_size(in, s) - 1) * s + k - in;
@@ -740,60 +719,39 @@ void l1_backward(float *da, const float *a, const float *b, float scale, size_t 
 }
 static float tv_at(const float *a, const float *b, size_t i) { return a[i] - (b ? b[i] : 0.0f); }
 
-/* The weight of the step from pixel i to its neighbour j of an image's
- * guide plane: 1 without a guide. */
-static float tv_weight(const float *guide, size_t i, size_t j, float edge) {
-    return guide ? expf(-fabsf(guide[j] - guide[i]) / edge) : 1.0f;
-}
-
-float tv_guided_forward(const float *a, const float *b, const float *guide, float edge, int B, int C, int H, int W) {
+float tv_forward(const float *a, const float *b, int BC, int H, int W) {
     double s = 0.0;
     size_t HW = (size_t)H * W;
-    for (int p = 0; p < B * C; p++) {
-        const float *gd = guide ? guide + (size_t)(p / C) * HW : NULL;
+    for (int p = 0; p < BC; p++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
-                size_t q = (size_t)y * W + x, i = (size_t)p * HW + q;
+                size_t i = (size_t)p * HW + (size_t)y * W + x;
                 float v = tv_at(a, b, i);
-                if (x + 1 < W) s += tv_weight(gd, q, q + 1, edge) * fabsf(tv_at(a, b, i + 1) - v);
-                if (y + 1 < H) s += tv_weight(gd, q, q + W, edge) * fabsf(tv_at(a, b, i + W) - v);
+                if (x + 1 < W) s += fabsf(tv_at(a, b, i + 1) - v);
+                if (y + 1 < H) s += fabsf(tv_at(a, b, i + W) - v);
             }
-    }
-    return (float)(s / ((double)B * C * HW));
+    return (float)(s / ((double)BC * HW));
 }
 
-void tv_guided_backward(float *da, const float *a, const float *b, const float *guide, float edge, float scale, int B,
-                        int C, int H, int W) {
+void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W) {
     size_t HW = (size_t)H * W;
-    float k = scale / ((float)B * C * HW);
-    for (int p = 0; p < B * C; p++) {
-        const float *gd = guide ? guide + (size_t)(p / C) * HW : NULL;
+    float k = scale / ((float)BC * HW);
+    for (int p = 0; p < BC; p++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
-                size_t q = (size_t)y * W + x, i = (size_t)p * HW + q;
+                size_t i = (size_t)p * HW + (size_t)y * W + x;
                 float v = tv_at(a, b, i);
                 if (x + 1 < W) {
-                    float d = tv_at(a, b, i + 1) - v, kw = k * tv_weight(gd, q, q + 1, edge);
-                    float g = d > 0 ? kw : d < 0 ? -kw : 0.0f;
+                    float d = tv_at(a, b, i + 1) - v, g = d > 0 ? k : d < 0 ? -k : 0.0f;
                     da[i + 1] += g;
                     da[i] -= g;
                 }
                 if (y + 1 < H) {
-                    float d = tv_at(a, b, i + W) - v, kw = k * tv_weight(gd, q, q + W, edge);
-                    float g = d > 0 ? kw : d < 0 ? -kw : 0.0f;
+                    float d = tv_at(a, b, i + W) - v, g = d > 0 ? k : d < 0 ? -k : 0.0f;
                     da[i + W] += g;
                     da[i] -= g;
                 }
             }
-    }
-}
-
-float tv_forward(const float *a, const float *b, int BC, int H, int W) {
-    return tv_guided_forward(a, b, NULL, 1.0f, BC, 1, H, W);
-}
-
-void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W) {
-    tv_guided_backward(da, a, b, NULL, 1.0f, scale, BC, 1, H, W);
 }
 
 void chroma_forward(float *out, const float *a, const float *b, int B, int HW) {

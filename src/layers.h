@@ -116,11 +116,6 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
  * the age estimator looks through, so that pixel-level speckle cannot sway it. */
 void blur5_forward(float *out, const float *inp, int B, int C, int H, int W);
 void blur5_backward(float *dinp, const float *dout, int B, int C, int H, int W);
-/* blur5 n times (n >= 1): each pass adds a pixel's variance each way, so n
- * passes blur with a standard deviation of sqrt(n) pixels. tmp holds one more
- * tensor of the input's size; backward needs tmp2 too when n >= 3. */
-void blur5n_forward(float *out, const float *inp, float *tmp, int n, int B, int C, int H, int W);
-void blur5n_backward(float *dinp, const float *dout, float *tmp, float *tmp2, int n, int B, int C, int H, int W);
 void avgpool_forward(float *out, const float *inp, int B, int C, int HW);
 void avgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
 
@@ -156,15 +151,6 @@ float tv_forward(const float *a, const float *b, int BC, int H, int W);
 void chroma_forward(float *out, const float *a, const float *b, int B, int HW);
 void chroma_backward(float *da, const float *dout, int B, int HW);
 void tv_backward(float *da, const float *a, const float *b, float scale, int BC, int H, int W);
-/* Edge-aware total variation of a - b over B images of C channels: each
- * step between neighbours weighted by exp(-|the guide's step| / edge), the
- * guide [B,H,W] one plane per image (its brightness) shared by its
- * channels. A change that follows the image's own edges (a crease
- * deepened) costs little; grain on flat skin costs what tv_forward charges.
- * A NULL guide weighs every step 1: tv_forward. */
-float tv_guided_forward(const float *a, const float *b, const float *guide, float edge, int B, int C, int H, int W);
-void tv_guided_backward(float *da, const float *a, const float *b, const float *guide, float edge, float scale, int B,
-                        int C, int H, int W);
 /* Mean of a - b (b NULL: zeros) over the window rows y0..y1-1, columns
  * x0..x1-1 of each of BC planes [H,W]; out is [BC]. */
 void window_mean_forward(float *out, const float *a, const float *b, int BC, int H, int W, int y0, int y1, int x0, int x1);

@@ -4,7 +4,10 @@
  * activation context allocated once and reused every step. Forward passes
  * read inputs and fill the context; backward passes take the gradient of the
  * output, accumulate parameter gradients (when asked) and optionally add the
- * gradient of the image input into a caller's buffer. */
+ * gradient of the image input into a caller's buffer.
+ *
+ * model_config.c holds the configuration; generator.c, discriminator.c and
+ * estimator.c one network each; net_parts.c what they share. */
 #ifndef REAGE_MODEL_H
 #define REAGE_MODEL_H
 #include <stdio.h>
@@ -32,8 +35,6 @@ typedef struct {
     int disc_width;               /* PatchGAN's first width (64 in the seed) */
     int disc_pair;                /* 1: the seed's (input, output) pair; 0: output only */
     int est_blur;                 /* 1: the estimator sees its input through blur5 */
-    int gen_dec_film;             /* 1: the age code also modulates every decoder level */
-    int gen_refine;               /* >0: a full-resolution residual block this wide before the output (0: none) */
 } ModelConfig;
 
 /* "key=value" lines describing cfg (the blob and checkpoint header). */
@@ -51,6 +52,14 @@ int age_to_group(const ModelConfig *cfg, int age);
 void age_to_groupw(const ModelConfig *cfg, float age, float *groupw);
 float group_center(const ModelConfig *cfg, int g);
 
+/* A network's activations for one batch size, and their gradients, each in
+ * one allocation (net_parts.c), made once and reused every step. */
+typedef struct {
+    float *arena, *grad_arena;
+    size_t arena_floats, grad_floats;
+} ActsMemory;
+void acts_memory_free(ActsMemory *mem);
+
 /* conv + instance norm + leaky ReLU, the generator's building block */
 typedef struct {
     ConvShape s;
@@ -58,7 +67,6 @@ typedef struct {
     int OH, OW;
     float *conv, *norm, *mean, *rstd, *act;
     float *dconv, *dnorm, *dact;
-    float *film, *dfilm;          /* modulated blocks only: the norm after FiLM */
 } ConvBlock;
 
 typedef struct {
@@ -70,43 +78,28 @@ typedef struct {
     size_t mlp1_w, mlp1_b, mlp2_w, mlp2_b;
     size_t res_w[MAX_RES_BLOCKS][2], res_b[MAX_RES_BLOCKS][2];
     size_t dec_w[GEN_LEVELS - 1], dec_b[GEN_LEVELS - 1];
-    size_t dec_mod_w, dec_mod_b;        /* gen_dec_film: age-code MLP -> decoder FiLM */
-    size_t refine_w1, refine_w2;        /* gen_refine: the full-resolution block's two convolutions */
     size_t out_w, out_b;
 } Generator;
 
 typedef struct {
     int B;
-    float *arena, *grad_arena;
-    size_t arena_floats, grad_floats;
+    ActsMemory mem;
     float *scratch;                     /* shared conv workspace, sized for all layers */
     const float *x;                     /* input image, not owned */
     float *groupw, *emb, *in0, *din0;
     ConvBlock enc[GEN_LEVELS];
-    float *pooled, *code, *h0, *h1, *h1r, *mod, *dec_mod;
-    float *dpooled, *dcode, *dh0, *dh1, *dh1r, *dmod, *ddec_mod;
+    float *pooled, *code, *h0, *h1, *h1r, *mod;
+    float *dpooled, *dcode, *dh0, *dh1, *dh1r, *dmod;
     struct {
         float *t1, *n1, *mean1, *rstd1, *m1, *r1, *t2, *n2, *mean2, *rstd2, *m2, *out;
         float *dt1, *dn1, *dm1, *dr1, *dt2, *dn2, *dm2, *dout;
     } res[MAX_RES_BLOCKS];
     struct { float *up, *cat, *dup, *dcat; ConvBlock cb; } dec[GEN_LEVELS - 1];
-    /* gen_refine: (decoder output, input and age channel) -> block -> conv, added to the decoder output */
-    float *rcat, *drcat, *rconv, *drconv, *rout, *drout;
-    ConvBlock refine;
-    ConvShape refine2_s;
     ConvShape out_s;
     float *delta, *y, *ddelta;
 } GenActs;
 
 int gen_build(Generator *g, const ModelConfig *cfg);
-/* Whether the tensor at this offset of g->ps is in the generator's bottleneck
- * (the age code, its MLP and the residual blocks, which work at res/8). */
-int gen_in_bottleneck(const Generator *g, size_t offset);
-/* Fills dst, a generator like src but gen_width a whole multiple wider, so
- * that it computes what src does (Net2Net's widening), then adds noise of
- * this fraction of each widened layer's spread to the new channels' weights
- * so that they can learn apart. Both generators allocated; src unchanged. */
-int gen_widen(Generator *dst, const Generator *src, float noise, Rng *rng, Err *e);
 int gen_acts_alloc(const Generator *g, GenActs *a, int B, int training, float *scratch);
 void gen_acts_free(GenActs *a);
 size_t gen_scratch_floats(const Generator *g, int B);
@@ -129,8 +122,7 @@ typedef struct {
 
 typedef struct {
     int B;
-    float *arena, *grad_arena;
-    size_t arena_floats, grad_floats;
+    ActsMemory mem;
     float *scratch;
     float *gw_in, *gw_out;
     float *emb_in, *emb_out, *in, *din;
@@ -165,8 +157,7 @@ typedef struct {
 
 typedef struct {
     int B;
-    float *arena, *grad_arena;
-    size_t arena_floats, grad_floats;
+    ActsMemory mem;
     float *scratch;
     int training;
     const float *x;

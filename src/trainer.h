@@ -12,10 +12,8 @@ typedef struct {
     int batch, steps, seed, shift, max_images;
     float lr_g, lr_d, lr_e, beta1, beta2;
     int lr_decay_from;             /* >0: lr_g and lr_d fall linearly from this step, reaching 0 just after steps */
-    int age_map_off_at;            /* >0: the generator's age map fades, untrained, to zero at this step */
     float lambda_adv, lambda_cyc, lambda_rec, lambda_age, lambda_delta, lambda_tv, lambda_wrong;
     float lambda_ctv;              /* total variation of the change's colour alone */
-    float tv_edge;                 /* >0: lambda_tv's steps weigh exp(-|input brightness step| / tv_edge) */
     float lambda_tone;             /* L1 of the change's mean colour over the face's centre */
     float lambda_shade;            /* darkening of the change's brightness over blocks, beyond shade_margin */
     float shade_margin;            /* darkening (pixels in [-1,1]) a block may take for free */
@@ -24,22 +22,24 @@ typedef struct {
     float age_mean_tol;            /* years of that distance that cost nothing */
     float est_adv_eps;             /* >0: the estimator also learns from adversarial copies (FGSM) */
     float lambda_est_fake;         /* >0: an age critic, the estimator also learning outputs at their input's age */
-    float critic_adv_eps;          /* >0: the critic's adversarial copies go this far instead of est_adv_eps */
-    int critic_blur;               /* >0: the critic sees photos and outputs through this many more blur5 passes */
-    int age_core;                  /* 1: the age terms train only the generator's bottleneck (gen_in_bottleneck) */
     float balance_race;            /* >0: draws within an age group weighed toward the split's ethnic mix, capped at this */
     float ema;                     /* >0: decay of the generator's weight average, which blobs and samples use */
-    float widen_noise;             /* --init-from a narrower generator: noise on the new channels (gen_widen) */
     int ckpt_every, sample_every, log_every;
     char data[1024], out[1024];
+    char schedule[1024];           /* options that change at given steps (train_schedule_apply) */
 } TrainConfig;
 
-/* "tiny", "default" or "seed" */
+/* "shipped" (the shipped model's recipe), "seed" (the seed's discriminator) or "tiny" (tests) */
 int train_config_named(TrainConfig *tc, const char *name, Err *e);
 /* Sets one option by its name ("lambda_cyc", "res", "disc", ...). */
 int train_config_set(TrainConfig *tc, const char *key, const char *value, Err *e);
 int train_config_finish(TrainConfig *tc, Err *e);
 void train_config_text(const TrainConfig *tc, char *buf, size_t n);
+/* Sets the options that tc's schedule changes after `step` steps, and
+ * describes them in done ("--lambda-age 3 --age-margin 0.5"); returns how
+ * many (0: none at this step), or -1. The trainer calls it before each step
+ * (trainer_follow_schedule). */
+int train_schedule_apply(TrainConfig *tc, int step, char *done, size_t n, Err *e);
 /* The factor on lr_g and lr_d at a step (1 before lr_decay_from). */
 float train_lr_scale(const TrainConfig *tc, int step);
 /* Options a resumed run may change without breaking its state. */
@@ -73,8 +73,6 @@ typedef struct {
     float *scratch;
     float *dmean;                  /* [2B] each photo's mean patch score at its own age, then at a wrong one */
     float *x, *x2, *xadv, *dy, *dpatch, *dlogits, *tone, *dtone, *shade, *dshade, *age, *dage;
-    float *cx, *cy, *ctmp, *ctmp2;  /* critic_blur: what the critic sees of photos and outputs, and scratch */
-    float *dy_age, *gkeep;         /* age_core: the age terms' gradient on y, and the other terms' weight gradients */
     float *gw_src, *gw_tgt, *gw_wrong, *gw_src2;
     int *src, *tgt, *wrong, *src2;
     int step;
@@ -83,6 +81,15 @@ typedef struct {
 
 int trainer_init(Trainer *t, const TrainConfig *tc, Err *e);
 void trainer_free(Trainer *t);
+/* Before each step: the options t's schedule changes at this step (see
+ * train_schedule_apply), with what they bring: the generator's average and
+ * the age critic start where they are first asked for, the estimators'
+ * view changes with est_blur, data's draws with balance_race. */
+int trainer_follow_schedule(Trainer *t, Dataset *data, char *done, size_t n, Err *e);
+/* The age critic, started as a copy of the reader (weights and Adam's
+ * state), and the generator's average, started at its weights. */
+int trainer_start_critic(Trainer *t, Err *e);
+int trainer_start_average(Trainer *t, Err *e);
 Losses trainer_step(Trainer *t, const Dataset *data);
 /* The age term's pull to the middle of the group. The cross-entropy is
  * content once most of the critic's verdict on an output is its target with

@@ -221,8 +221,6 @@ static void resid_fwd(void) { residual_forward(p_out, p_a, p_b, PN); }
 static void concat_fwd(void) { concat_forward(p_out, p_a, p_b, s_B, s_Ca, s_Cb, s_H * s_W); }
 static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void blur_fwd(void) { blur5_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
-static float blur_tmp[2][72]; /* s_B * s_Ca * s_H * s_W */
-static void blur3_fwd(void) { blur5n_forward(p_out, p_a, blur_tmp[0], 3, s_B, s_Ca, s_H, s_W); }
 static void chroma_fwd(void) { chroma_forward(p_out, p_a, p_b, s_B, s_H * s_W); }
 static void wmean_fwd(void) { window_mean_forward(p_out, p_a, p_b, s_B * s_Ca, s_H, s_W, 1, 3, 1, 4); }
 static void shade_fwd(void) { shade_forward(p_out, p_a, p_b, 2, 4, 6, 2); }
@@ -362,21 +360,6 @@ static void test_pointwise_and_shape(void) {
         blur5_forward(out, flat, 1, 1, 9, 7);
         CHECK(fabsf(out[0] - 0.3f) < 1e-6f && fabsf(out[31] - 0.3f) < 1e-6f, "blur5 keeps a flat plane flat");
     }
-    /* three passes (the critic's view): its gradient, and the same as blur5 thrice by hand */
-    pointwise_case(blur3_fwd, (size_t)s_B * s_Ca * HW);
-    memset(da, 0, 4000);
-    blur5n_backward(da, L.R, blur_tmp[0], blur_tmp[1], 3, s_B, s_Ca, s_H, s_W);
-    expect_grad("blur5 three times", p_a, da, (size_t)s_B * s_Ca * HW);
-    {
-        float once[72], twice[72], worst = 0;
-        blur3_fwd(); /* the gradient check left p_out at a perturbed input */
-        blur5_forward(once, p_a, s_B, s_Ca, s_H, s_W);
-        blur5_forward(twice, once, s_B, s_Ca, s_H, s_W);
-        blur5_forward(once, twice, s_B, s_Ca, s_H, s_W);
-        for (int i = 0; i < 72; i++) worst = fmaxf(worst, fabsf(once[i] - p_out[i]));
-        CHECK(worst == 0, "blur5n with n=3 is blur5 three times (worst %g)", worst);
-    }
-
     pointwise_case(pool_fwd, (size_t)s_B * s_Ca);
     memset(da, 0, 4000);
     avgpool_backward(da, L.R, s_B, s_Ca, HW);
@@ -431,33 +414,6 @@ static double loss_value(void *ctx) {
         return sum;
     }
     }
-}
-
-/* the edge-aware TV over 2 images of 3 channels, 3x4, each image its own guide */
-static float *g_a, *g_b, *g_guide;
-static double tv_guided_value(void *ctx) {
-    (void)ctx;
-    return tv_guided_forward(g_a, g_b, g_guide, 0.3f, 2, 3, 3, 4);
-}
-
-static void test_tv_guided(void) {
-    size_t n = 2 * 3 * 3 * 4;
-    g_a = buf(n, -1, 1, 80);
-    g_b = buf(n, -1, 1, 81);
-    g_guide = buf(2 * 3 * 4, -1, 1, 82);
-    float *g = zeros(n);
-    tv_guided_backward(g, g_a, g_b, g_guide, 0.3f, 1.0f, 2, 3, 3, 4);
-    double err = gradcheck(tv_guided_value, NULL, g_a, g, n, (int)n, 1e-3f);
-    CHECK(err < TOL, "edge-aware tv gradient relative error %.3g", err);
-    /* without a guide it is the plain TV; a step where the guide steps by s costs exp(-s/edge) of it */
-    CHECK(tv_guided_forward(g_a, g_b, NULL, 0.3f, 2, 3, 3, 4) == tv_forward(g_a, g_b, 6, 3, 4), "no guide: plain tv");
-    float ramp[6] = {0, 1, 2, 0, 1, 2}, edge[3] = {0, 0.5f, 0.5f}, flat[3] = {0, 0, 0};
-    /* one image, two channels of one row of 3: the first step crosses the guide's edge, the second does not */
-    float want = (2 * (expf(-0.5f / 0.25f) + 1.0f)) / 6.0f;
-    CHECK(fabsf(tv_guided_forward(ramp, NULL, edge, 0.25f, 1, 2, 1, 3) - want) < 1e-6f &&
-          fabsf(tv_guided_forward(ramp, NULL, flat, 0.25f, 1, 2, 1, 3) - 4.0f / 6.0f) < 1e-6f,
-          "a step across the guide's edge costs exp(-step/edge), both channels read the image's guide");
-    free(g_a); free(g_b); free(g_guide); free(g);
 }
 
 static void test_losses(void) {
@@ -552,5 +508,4 @@ void test_layers(void) {
     test_norms();
     test_pointwise_and_shape();
     test_losses();
-    test_tv_guided();
 }

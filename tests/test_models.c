@@ -66,12 +66,10 @@ static void check_params(const char *net, LossFn loss, ParamSet *ps, double tol)
     CHECK(worst < tol, "%s: worst parameter gradient error %.3g (%s)", net, worst, worst_name);
 }
 
-static void test_generator_gradients(int dec_film, int refine) {
+static void test_generator_gradients(void) {
     ModelConfig c = test_config();
     c.res = GR;
-    c.gen_dec_film = dec_film;
-    c.gen_refine = refine;
-    const char *which = dec_film ? "generator (modulated decoder)" : refine ? "generator (full-resolution block)" : "generator";
+    const char *which = "generator";
     size_t nimg = (size_t)B * 3 * GR * GR;
     gen_build(&gen, &c);
     CHECK(params_alloc(&gen.ps, 1) == 0, "generator allocates");
@@ -81,8 +79,7 @@ static void test_generator_gradients(int dec_film, int refine) {
     /* larger FiLM and output weights than at init, so every path carries gradient */
     for (int i = 0; i < gen.ps.count; i++) {
         ParamTensor *t = &gen.ps.t[i];
-        if (!strcmp(t->name, "mod_mlp2.w") || !strcmp(t->name, "out.w") || !strcmp(t->name, "dec_film.w") ||
-            !strcmp(t->name, "refine.conv2.w"))
+        if (!strcmp(t->name, "mod_mlp2.w") || !strcmp(t->name, "out.w"))
             fill_uniform(gen.ps.data + t->offset, t->size, -0.5f, 0.5f, 6);
         if (!strcmp(t->name, "mod_mlp1.w")) fill_uniform(gen.ps.data + t->offset, t->size, -2.0f, 2.0f, 16);
     }
@@ -284,129 +281,8 @@ static void test_calibration(void) {
               "calibration '%s' refused (%s)", bad[i].text, e.msg);
 }
 
-/* Two generators on the same random batch (the second image's target split
- * between two groups): the largest difference between their outputs, and in
- * *change, if given, the first one's largest change of its input. */
-static double outputs_apart(const Generator *g1, const Generator *g2, double *change) {
-    size_t nimg = (size_t)B * 3 * GR * GR;
-    float *x = malloc(sizeof(float) * nimg), gw[2 * 3] = {1, 0, 0, 0, 0.4f, 0.6f};
-    fill_uniform(x, nimg, -1, 1, 24);
-    GenActs a1, a2;
-    float *s1 = calloc(gen_scratch_floats(g1, B), sizeof(float)), *s2 = calloc(gen_scratch_floats(g2, B), sizeof(float));
-    CHECK(gen_acts_alloc(g1, &a1, B, 0, s1) == 0 && gen_acts_alloc(g2, &a2, B, 0, s2) == 0, "contexts allocate");
-    gen_forward(g1, &a1, x, gw);
-    gen_forward(g2, &a2, x, gw);
-    double d = 0, c = 0;
-    for (size_t i = 0; i < nimg; i++) {
-        d = fmax(d, fabs(a2.y[i] - a1.y[i]));
-        c = fmax(c, fabs(a1.y[i] - x[i]));
-    }
-    if (change) *change = c;
-    gen_acts_free(&a1); gen_acts_free(&a2);
-    free(s1); free(s2); free(x);
-    return d;
-}
-
-/* A part a generator can gain (the modulated decoder's FiLM, the
- * full-resolution block) starts with its last weights at zero, so that a
- * generator warm-started from one without it computes what that one did;
- * once those weights move, the output follows them. zero names the tensors
- * that start at zero (the first is the one moved). */
-static void test_gained_part_starts_plain(const char *what, int dec_film, int refine, const char *const zero[2]) {
-    ModelConfig c = test_config(), cf;
-    c.res = GR;
-    cf = c;
-    cf.gen_dec_film = dec_film;
-    cf.gen_refine = refine;
-    Generator plain, gained;
-    gen_build(&plain, &c);
-    gen_build(&gained, &cf);
-    CHECK(params_alloc(&plain.ps, 0) == 0 && params_alloc(&gained.ps, 0) == 0, "generators allocate");
-    CHECK(gained.ps.count == plain.ps.count + 2, "%s adds two tensors (%d against %d)", what, gained.ps.count, plain.ps.count);
-    Rng rng;
-    rng_seed(&rng, 21);
-    params_init(&plain.ps, &rng);
-    rng_seed(&rng, 22);
-    params_init(&gained.ps, &rng);
-    double energy = 0;
-    for (int k = 0; k < 2 && zero[k]; k++) {
-        ParamTensor const *t = params_find(&gained.ps, zero[k]);
-        CHECK(t != NULL, "%s has %s", what, zero[k]);
-        if (t) energy += dot(gained.ps.data + t->offset, gained.ps.data + t->offset, t->size);
-    }
-    CHECK(energy == 0, "%s starts at zero (energy %g)", what, energy);
-    /* the plain one's weights, every tensor the two share */
-    for (int i = 0; i < plain.ps.count; i++) {
-        const ParamTensor *p = &plain.ps.t[i], *q = params_find(&gained.ps, p->name);
-        memcpy(gained.ps.data + q->offset, plain.ps.data + p->offset, sizeof(float) * p->size);
-    }
-    ParamTensor const *ow = params_find(&plain.ps, "out.w"), *fw = params_find(&gained.ps, zero[0]);
-    fill_uniform(plain.ps.data + ow->offset, ow->size, -0.5f, 0.5f, 23);
-    fill_uniform(gained.ps.data + params_find(&gained.ps, "out.w")->offset, ow->size, -0.5f, 0.5f, 23);
-    CHECK(outputs_apart(&plain, &gained, NULL) == 0, "with %s at zero the generator gives the plain one's output", what);
-    fill_uniform(gained.ps.data + fw->offset, fw->size, -0.5f, 0.5f, 25);
-    double d = outputs_apart(&plain, &gained, NULL);
-    CHECK(d > 1e-3, "once %s moves, the output does (by %.3g)", what, d);
-    params_free(&plain.ps); params_free(&gained.ps);
-}
-
-/* A generator widened from a trained one (Net2Net) computes what that one
- * did; with noise on the new channels it stays close but its copies differ,
- * so that they can learn apart. refine: the full-resolution block too. */
-static void test_widened_generator(int refine) {
-    ModelConfig c = test_config(), cw;
-    c.res = GR;
-    c.gen_refine = refine;
-    cw = c;
-    cw.gen_width = 2 * c.gen_width;
-    Generator narrow, wide;
-    gen_build(&narrow, &c);
-    gen_build(&wide, &cw);
-    CHECK(params_alloc(&narrow.ps, 0) == 0 && params_alloc(&wide.ps, 0) == 0, "generators allocate");
-    Rng rng;
-    rng_seed(&rng, 31);
-    params_init(&narrow.ps, &rng);
-    /* trained-looking: a delta of some size, the block already in use */
-    const char *big[2] = {"out.w", "refine.conv2.w"};
-    for (int k = 0; k < 2; k++) {
-        const ParamTensor *t = params_find(&narrow.ps, big[k]);
-        if (t) fill_uniform(narrow.ps.data + t->offset, t->size, -0.5f, 0.5f, 32 + k);
-    }
-    Err e;
-    CHECK(gen_widen(&wide, &narrow, 0.0f, &rng, &e) == 0, "widening works (%s)", e.msg);
-    double delta, d0 = outputs_apart(&narrow, &wide, &delta);
-    CHECK(d0 < 1e-4 * delta, "refine %d: the widened generator computes the narrow one's output (off by %.2g, delta %.2g)", refine, d0, delta);
-    CHECK(gen_widen(&wide, &narrow, 0.05f, &rng, &e) == 0, "widening with noise works");
-    double d1 = outputs_apart(&narrow, &wide, NULL);
-    CHECK(d1 > 1e-6 && d1 < 0.2 * delta, "refine %d: with noise it stays close (off by %.2g, delta %.2g)", refine, d1, delta);
-    /* enc0's channel 0 and its new copy (channel gen_width) */
-    const float *w0 = wide.ps.data + wide.enc_w[0];
-    size_t per = 4 * 9;
-    double twin = 0;
-    for (size_t q = 0; q < per; q++) twin = fmax(twin, fabs(w0[q] - w0[c.gen_width * per + q]));
-    CHECK(twin > 0, "the copies differ");
-    ModelConfig odd = c, other = c;
-    odd.gen_width = 3 * c.gen_width / 2;
-    other.gen_width = cw.gen_width;
-    other.gen_res_ch = 2 * c.gen_res_ch;
-    Generator g3, g4;
-    gen_build(&g3, &odd);
-    gen_build(&g4, &other);
-    CHECK(params_alloc(&g3.ps, 0) == 0 && params_alloc(&g4.ps, 0) == 0, "generators allocate");
-    CHECK(gen_widen(&g3, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "whole multiple"), "width 3 from 2 is refused (%s)", e.msg);
-    CHECK(gen_widen(&g4, &narrow, 0, &rng, &e) != 0 && strstr(e.msg, "gen_res_ch"), "another bottleneck is refused (%s)", e.msg);
-    CHECK(gen_widen(&narrow, &wide, 0, &rng, &e) != 0 && strstr(e.msg, "cannot narrow"), "narrowing is refused (%s)", e.msg);
-    params_free(&narrow.ps); params_free(&wide.ps); params_free(&g3.ps); params_free(&g4.ps);
-}
-
 void test_models(void) {
-    test_generator_gradients(0, 0);
-    test_generator_gradients(1, 0);
-    test_generator_gradients(0, 8);
-    test_gained_part_starts_plain("the modulated decoder's FiLM", 1, 0, (const char *const[2]){"dec_film.w", "dec_film.b"});
-    test_gained_part_starts_plain("the full-resolution block", 0, 8, (const char *const[2]){"refine.conv2.w", NULL});
-    test_widened_generator(0);
-    test_widened_generator(8);
+    test_generator_gradients();
     test_discriminator_gradients(1);
     test_discriminator_gradients(0);
     test_estimator_gradients(0);

@@ -87,8 +87,8 @@ static void test_config_errors(void) {
     train_config_named(&tc, "seed", &e);
     CHECK(train_config_finish(&tc, &e) == 0 && tc.model.res == 256 && tc.model.groups == 3 && tc.model.disc_pair &&
           tc.model.disc_width == 64, "the seed configuration is the seed's discriminator");
-    train_config_named(&tc, "default", &e);
-    CHECK(train_config_finish(&tc, &e) == 0 && tc.model.res == 128 && tc.model.groups == 6, "default: 128x128, 6 groups");
+    train_config_named(&tc, "shipped", &e);
+    CHECK(train_config_finish(&tc, &e) == 0 && tc.model.res == 128 && tc.model.groups == 6, "shipped: 128x128, 6 groups");
     Generator g;
     gen_build(&g, &tc.model);
     CHECK(gen_flops(&g) <= 1.5e9 && params_trainable_count(&g.ps) <= 4000000,
@@ -261,10 +261,10 @@ static void tiny_setup(TrainConfig *tc, Dataset *d) {
     dataset_load(d, dir, "train", &tc->model, 0, &e);
 }
 
-/* A model that gains the modulated decoder starts from a plain run's
- * checkpoint: shared tensors copied, the new ones at their (zero) start,
- * step 0; then its age map fades to exactly zero at --age-map-off-at. */
-static void test_warm_start_and_map_fade(void) {
+/* A model that gains a residual block starts from a smaller run's
+ * checkpoint: shared tensors copied with their Adam state, the new ones (and
+ * the modulation layer, whose shape grew) at their initial values, step 0. */
+static void test_warm_start(void) {
     TrainConfig tc;
     Dataset d;
     Err e;
@@ -276,17 +276,17 @@ static void test_warm_start_and_map_fade(void) {
     snprintf(ckpt, sizeof(ckpt), "%s/plain.bin", dir);
     CHECK(trainer_save_checkpoint(&a, ckpt, &e) == 0, "checkpoint saves: %s", e.msg);
     TrainConfig f = tc;
-    f.model.gen_dec_film = 1;
-    f.age_map_off_at = 4;
+    f.model.gen_nres = tc.model.gen_nres + 1;
     f.ema = 0.9f;
-    CHECK(train_option_resumable("age_map_off_at") && !train_option_resumable("gen_dec_film"),
-          "a resumed run may start the fade, not change the generator");
+    CHECK(!train_option_resumable("gen_nres"), "a resumed run may not change the generator");
     trainer_init(&b, &f, &e);
     CHECK(trainer_warm_start(&b, ckpt, fresh, sizeof(fresh), &e) == 0, "warm start: %s", e.msg);
-    CHECK(!strcmp(fresh, "gen.dec_film.w, gen.dec_film.b"), "only the decoder's FiLM is new: '%s'", fresh);
+    CHECK(!strcmp(fresh, "gen.mod_mlp2.w, gen.mod_mlp2.b, gen.res1.conv1.w, gen.res1.conv2.w"),
+          "only the new block and the grown modulation are new: '%s'", fresh);
     int shared = b.step == 0;
     for (int i = 0; i < a.gen.ps.count; i++) {
         const ParamTensor *p = &a.gen.ps.t[i], *q = params_find(&b.gen.ps, p->name);
+        if (q && q->size != p->size) continue; /* grown: starts afresh */
         shared &= q && !memcmp(a.gen.ps.data + p->offset, b.gen.ps.data + q->offset, sizeof(float) * p->size);
     }
     CHECK(shared && !memcmp(a.disc.ps.data, b.disc.ps.data, sizeof(float) * a.disc.ps.total) &&
@@ -299,7 +299,7 @@ static void test_warm_start_and_map_fade(void) {
     for (int i = 0; i < b.gen.ps.count; i++) {
         const ParamTensor *q = &b.gen.ps.t[i], *p = params_find(&a.gen.ps, q->name);
         const float *m = b.gen.ps.adam_m + q->offset, *v = b.gen.ps.adam_v + q->offset;
-        if (!p) {
+        if (!p || p->size != q->size) {
             for (size_t k = 0; k < q->size; k++) fresh_moments += fabs(m[k]) + v[k];
             carried &= q->adam_before == 0;
         } else {
@@ -311,21 +311,6 @@ static void test_warm_start_and_map_fade(void) {
                b.disc.ps.t[0].adam_before == 3 && b.est.ps.t[0].adam_before == 3;
     CHECK(carried && fresh_moments == 0, "Adam's moments carried, 3 steps old, for every copied tensor; "
           "fresh for the new ones (%g)", fresh_moments);
-    /* the fade: after steps 1, 2, 4 and 5 the map is 3/4, 1/2, 0 and 0 of what it was */
-    const ParamTensor *map = params_find(&b.gen.ps, "age_embedding");
-    float *m0 = malloc(sizeof(float) * map->size), *m = b.gen.ps.data + map->offset;
-    memcpy(m0, m, sizeof(float) * map->size);
-    const float want[5] = {0.75f, 0.5f, 0.25f, 0.0f, 0.0f};
-    for (int s = 0; s < 5; s++) {
-        trainer_step(&b, &d);
-        double worst = 0, energy = 0;
-        for (size_t i = 0; i < map->size; i++) {
-            worst = fmax(worst, fabs(m[i] - want[s] * m0[i]));
-            energy += m0[i] * m0[i];
-        }
-        CHECK(energy > 0 && worst < 1e-6 && !memcmp(b.gen_avg + map->offset, m, sizeof(float) * map->size),
-              "after step %d the map is %.2f of its start (off by %.2g), in the average too", s + 1, want[s], worst);
-    }
     trainer_free(&b);
     /* a file that is not a checkpoint changes nothing */
     char blob[128];
@@ -338,7 +323,6 @@ static void test_warm_start_and_map_fade(void) {
     trainer_free(&b);
     remove(blob);
     remove(ckpt);
-    free(m0);
     trainer_free(&a);
     dataset_free(&d);
 }
@@ -375,26 +359,195 @@ static void test_warm_start_optimiser(void) {
     trainer_free(&again);
     /* a new tensor's first step */
     TrainConfig f = tc;
-    f.model.gen_dec_film = 1;
-    Trainer film;
-    trainer_init(&film, &f, &e);
-    trainer_warm_start(&film, ckpt, fresh, sizeof(fresh), &e);
-    const ParamTensor *nt = params_find(&film.gen.ps, "dec_film.w");
-    float *p0 = malloc(sizeof(float) * film.gen.ps.total);
-    for (size_t i = 0; i < film.gen.ps.total; i++) film.gen.ps.grad[i] = 0.01f * sinf(0.37f * (float)i) + 0.02f;
-    memcpy(p0, film.gen.ps.data, sizeof(float) * film.gen.ps.total);
-    adam_step(&film.gen.ps, &cfg, 1);
+    f.model.gen_nres = tc.model.gen_nres + 1;
+    Trainer grown;
+    trainer_init(&grown, &f, &e);
+    trainer_warm_start(&grown, ckpt, fresh, sizeof(fresh), &e);
+    const ParamTensor *nt = params_find(&grown.gen.ps, "res1.conv1.w");
+    float *p0 = malloc(sizeof(float) * grown.gen.ps.total);
+    for (size_t i = 0; i < grown.gen.ps.total; i++) grown.gen.ps.grad[i] = 0.01f * sinf(0.37f * (float)i) + 0.02f;
+    memcpy(p0, grown.gen.ps.data, sizeof(float) * grown.gen.ps.total);
+    adam_step(&grown.gen.ps, &cfg, 1);
     double worst = 0;
     for (size_t k = nt->offset; k < nt->offset + nt->size; k++)
-        worst = fmax(worst, fabs((double)(p0[k] - film.gen.ps.data[k]) - cfg.lr));
+        worst = fmax(worst, fabs((double)(p0[k] - grown.gen.ps.data[k]) - cfg.lr));
     CHECK(nt->adam_before == 0 && worst < 1e-6, "a new tensor's first step is the learning rate (off by %.2g)", worst);
     free(p0);
-    trainer_free(&film);
+    trainer_free(&grown);
     trainer_free(&a);
     trainer_free(&resumed);
     trainer_free(&warm);
     remove(ckpt);
     remove(ckpt2);
+    dataset_free(&d);
+}
+
+/* Every network of two trainers, the average and the critic included, bit for bit. */
+static int same_trainers(const Trainer *a, const Trainer *b) {
+    int same = same_params(&a->gen.ps, &b->gen.ps) && same_params(&a->disc.ps, &b->disc.ps) &&
+               same_params(&a->est.ps, &b->est.ps) && a->has_critic == b->has_critic && !a->gen_avg == !b->gen_avg;
+    if (same && a->has_critic) same = same_params(&a->critic.ps, &b->critic.ps);
+    if (same && a->gen_avg) same = !memcmp(a->gen_avg, b->gen_avg, sizeof(float) * a->gen.ps.total);
+    return same;
+}
+
+static void steps_following_schedule(Trainer *t, Dataset *d, int until) {
+    Err e;
+    char done[256];
+    while (t->step < until) {
+        CHECK(trainer_follow_schedule(t, d, done, sizeof(done), &e) >= 0, "the schedule applies: %s", e.msg);
+        trainer_step(t, d);
+    }
+}
+
+/* Resumes t's run from its checkpoint under options changed by hand, as
+ * the shipped run was trained before it had a schedule. */
+static void resume_by_hand(Trainer *t, const char *ckpt, const char *const *kv) {
+    Err e;
+    TrainConfig saved;
+    trainer_save_checkpoint(t, ckpt, &e);
+    trainer_free(t);
+    CHECK(checkpoint_read_config(ckpt, &saved, &e) == 0, "config reads back: %s", e.msg);
+    for (int i = 0; kv[i]; i += 2) train_config_set(&saved, kv[i], kv[i + 1], &e);
+    trainer_init(t, &saved, &e);
+    CHECK(trainer_load_checkpoint(t, ckpt, &e) == 0, "checkpoint loads: %s", e.msg);
+}
+
+/* --schedule: options change after the given steps, the average, the critic
+ * and the estimators' blur starting where first asked for; a run that follows
+ * it equals one resumed by hand with those options at those steps, and one
+ * that is itself stopped and resumed between them, bit for bit. */
+static void test_schedule(void) {
+    TrainConfig tc, bad;
+    Dataset d;
+    Err e;
+    tiny_setup(&tc, &d);
+    const char *plan = "2:lambda_age=0.5,ema=0.9;4:lambda_est_fake=0.5,est_blur=1,est_adv_eps=0.03";
+    struct { const char *text, *why; } wrong[] = {
+        {"2:lambda_age", "expected key=value"}, {"x:lambda_age=1", "expected STEP"}, {"4:lambda_age=1;2:ema=0.5", "comes after"},
+        {"2:res=64", "not an option"}, {"2:nonsense=1", "not an option"}, {"2:lambda_age=-1", "--lambda-age"},
+        {"2:data=x", "not an option"}, {"2:lambda_age=1;", ""}, {"2:lambda_age=1 3:ema=0.5", "--lambda-age"}, {"2:lambda_age=1:", "--lambda-age"},
+    };
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        bad = tc;
+        int rc = train_config_set(&bad, "schedule", wrong[i].text, &e);
+        if (!wrong[i].why[0]) CHECK(rc == 0 && !strcmp(bad.schedule, wrong[i].text), "'%s' is a schedule", wrong[i].text);
+        else CHECK(rc != 0 && has(e.msg, wrong[i].why) && !bad.schedule[0], "schedule '%s' refused: %s", wrong[i].text, e.msg);
+    }
+    TrainConfig planned = tc;
+    CHECK(train_config_set(&planned, "schedule", plan, &e) == 0, "the schedule parses: %s", e.msg);
+    char done[256], ckpt[128];
+    snprintf(ckpt, sizeof(ckpt), "%s/schedule.bin", dir);
+    Trainer a, b, c;
+    trainer_init(&a, &planned, &e);
+    steps_following_schedule(&a, &d, 2);
+    CHECK(a.tc.lambda_age == tc.lambda_age && !a.gen_avg, "nothing changes before step 2");
+    CHECK(trainer_follow_schedule(&a, &d, done, sizeof(done), &e) == 2 && !strcmp(done, "--lambda-age 0.5 --ema 0.9") &&
+          a.tc.lambda_age == 0.5f && a.gen_avg && !memcmp(a.gen_avg, a.gen.ps.data, sizeof(float) * a.gen.ps.total),
+          "after step 2: '%s', the average starting at the weights", done);
+    CHECK(trainer_follow_schedule(&a, &d, done, sizeof(done), &e) == 2 && a.tc.lambda_age == 0.5f,
+          "following twice at one step is harmless");
+    steps_following_schedule(&a, &d, 4);
+    CHECK(!a.has_critic && trainer_follow_schedule(&a, &d, done, sizeof(done), &e) == 3 && a.has_critic &&
+          a.est.cfg.est_blur == 1 && a.critic.cfg.est_blur == 1 && a.ea.blur &&
+          !memcmp(a.critic.ps.data, a.est.ps.data, sizeof(float) * a.est.ps.total),
+          "after step 4: '%s', the critic a copy of the reader, both looking through the blur", done);
+    steps_following_schedule(&a, &d, 7);
+    /* the same by hand */
+    trainer_init(&b, &tc, &e);
+    steps_following_schedule(&b, &d, 2);
+    resume_by_hand(&b, ckpt, (const char *const[]){"lambda_age", "0.5", "ema", "0.9", NULL});
+    steps_following_schedule(&b, &d, 4);
+    resume_by_hand(&b, ckpt, (const char *const[]){"lambda_est_fake", "0.5", "est_blur", "1", "est_adv_eps", "0.03", NULL});
+    steps_following_schedule(&b, &d, 7);
+    CHECK(same_trainers(&a, &b), "the scheduled run equals the run resumed by hand with those options");
+    /* the scheduled run stopped at 3 and resumed: the rest of the schedule still comes */
+    trainer_init(&c, &planned, &e);
+    steps_following_schedule(&c, &d, 3);
+    resume_by_hand(&c, ckpt, (const char *const[]){NULL});
+    CHECK(!strcmp(c.tc.schedule, plan) && c.tc.ema == 0.9f, "the checkpoint keeps the schedule and what it set");
+    steps_following_schedule(&c, &d, 7);
+    CHECK(same_trainers(&a, &c), "the scheduled run resumed at step 3 equals the uninterrupted one");
+    trainer_free(&a);
+    trainer_free(&b);
+    trainer_free(&c);
+    /* the shipped recipe: its schedule runs to the options the shipped checkpoint was last trained with */
+    TrainConfig shipped, last;
+    CHECK(train_config_named(&shipped, "shipped", &e) == 0 && train_config_finish(&shipped, &e) == 0,
+          "--config shipped: %s", e.msg);
+    int changes = 0;
+    for (int step = 0; step <= shipped.steps; step++) changes += train_schedule_apply(&shipped, step, done, sizeof(done), &e);
+    CHECK(checkpoint_read_config("weights/checkpoint.bin", &last, &e) == 0, "the shipped checkpoint's options: %s", e.msg);
+    /* the run's own files and length aside, every option as the checkpoint has it */
+    snprintf(shipped.out, sizeof(shipped.out), "%s", last.out);
+    snprintf(shipped.data, sizeof(shipped.data), "%s", last.data);
+    shipped.steps = last.steps;
+    shipped.schedule[0] = 0;
+    char want[4096], got[4096];
+    train_config_text(&last, want, sizeof(want));
+    train_config_text(&shipped, got, sizeof(got));
+    CHECK(changes == 28 && !strcmp(want, got), "the shipped schedule (%d changes) ends at the shipped checkpoint's options:\n%s\nvs\n%s",
+          changes, got, want);
+    remove(ckpt);
+    dataset_free(&d);
+}
+
+/* Options this version no longer has: a checkpoint naming one at the value
+ * that left it unused loads, one that used it is refused by name; a blob
+ * whose generator used a retired part is refused. */
+static void test_retired_options(void) {
+    TrainConfig tc, back;
+    Dataset d;
+    Err e;
+    tiny_setup(&tc, &d);
+    Trainer t;
+    trainer_init(&t, &tc, &e);
+    char ckpt[128], old[128];
+    snprintf(ckpt, sizeof(ckpt), "%s/retired.bin", dir);
+    snprintf(old, sizeof(old), "%s/retired-old.bin", dir);
+    trainer_save_checkpoint(&t, ckpt, &e);
+    uint8_t *buf;
+    size_t len;
+    Blob b;
+    CHECK(file_read_all(ckpt, 1 << 28, &buf, &len, &e) == 0 && blob_parse(&b, buf, len, CKPT_MAGIC, ckpt, &e) == 0,
+          "checkpoint reads: %s", e.msg);
+    struct { const char *line, *flag; } cases[] = {
+        {"tv_edge=0\nwiden_noise=0.05\ngen_dec_film=0\n", NULL}, {"tv_edge=0.05\n", "--tv-edge 0.05"},
+        {"age_core=1\n", "--age-core 1"}, {"gen_refine=32\n", "--gen-refine 32"}, {"widen_noise=0.25\n", "--widen-noise 0.25"},
+        {"critic_blur=4\n", "--critic-blur 4"}, {"critic_adv_eps=0.1\n", "--critic-adv-eps 0.1"},
+        {"age_map_off_at=3000\n", "--age-map-off-at 3000"}, {"gen_dec_film=1\n", "--gen-dec-film 1"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char cfg[8192];
+        snprintf(cfg, sizeof(cfg), "%s%s", b.config, cases[i].line);
+        size_t n;
+        uint8_t *bytes = blob_with_config(&b, cfg, &n);
+        file_write_atomic(old, bytes, n, &e);
+        free(bytes);
+        int rc = checkpoint_read_config(old, &back, &e);
+        if (!cases[i].flag) CHECK(rc == 0 && back.lambda_cyc == tc.lambda_cyc, "retired options at their defaults load: %s", e.msg);
+        else CHECK(rc != 0 && has(e.msg, cases[i].flag) && has(e.msg, "no longer"), "%s refused: %s", cases[i].flag, e.msg);
+    }
+    free(buf);
+    /* the page's blob: a generator with a retired part is refused by name */
+    char blob[128];
+    snprintf(blob, sizeof(blob), "%s/retired.blob", dir);
+    trainer_export_blob(&t, blob, &e);
+    CHECK(file_read_all(blob, 1 << 28, &buf, &len, &e) == 0 && blob_parse(&b, buf, len, BLOB_MAGIC, blob, &e) == 0,
+          "blob reads: %s", e.msg);
+    ModelConfig mc;
+    for (int used = 0; used < 2; used++) {
+        char cfg[8192];
+        snprintf(cfg, sizeof(cfg), "%sgen_dec_film=%d\n", b.config, used);
+        int rc = model_config_parse(&mc, cfg, &e);
+        if (used) CHECK(rc != 0 && has(e.msg, "gen_dec_film=1"), "a blob with the modulated decoder is refused: %s", e.msg);
+        else CHECK(rc == 0 && mc.gen_width == tc.model.gen_width, "gen_dec_film=0 parses: %s", e.msg);
+    }
+    free(buf);
+    remove(blob);
+    remove(old);
+    remove(ckpt);
+    trainer_free(&t);
     dataset_free(&d);
 }
 
@@ -485,35 +638,6 @@ static void test_penalty_terms(void) {
     }
 }
 
-/* --tv-edge: the TV the generator pays is the edge-aware one, guided by
- * the brightness of this batch's own photos (recomputed here from the
- * trainer's input and output); the same step without it pays the plain TV. */
-static void test_tv_edge(void) {
-    TrainerPair p;
-    pair_start(&p, "tv_edge", "0.01");
-    Losses a = trainer_step(&p.off, &p.d), b = trainer_step(&p.on, &p.d);
-    const Trainer *t = &p.on;
-    int B = t->tc.batch, R = t->tc.model.res, HW = R * R;
-    float *guide = malloc(sizeof(float) * B * HW);
-    for (int n = 0; n < B; n++)
-        for (int i = 0; i < HW; i++) {
-            const float *x = t->x + (size_t)n * 3 * HW + i;
-            guide[n * HW + i] = (x[0] + x[HW] + x[2 * HW]) / 3.0f;
-        }
-    float want = tv_guided_forward(t->g_main.y, t->x, guide, 0.01f, B, 3, R, R);
-    float plain = tv_forward(p.off.g_main.y, p.off.x, B * 3, R, R);
-    CHECK(fabsf(b.tv - want) <= 1e-6f * want && a.tv == plain && b.tv < a.tv,
-          "--tv-edge 0.01 charges the TV guided by the photos' brightness (%.6g, recomputed %.6g; plain %.6g)", b.tv, want,
-          a.tv);
-    free(guide);
-    pair_end(&p);
-    TrainConfig tc;
-    Err e;
-    tiny_config(&tc);
-    CHECK(train_config_set(&tc, "tv_edge", "-0.05", &e) != 0 && has(e.msg, "--tv-edge") && tc.tv_edge == 0,
-          "a negative --tv-edge is refused: %s", e.msg);
-}
-
 /* The log's d_age: how much higher the discriminator scores real photos at
  * their own age than at a wrong one (targets 1 and 0). On the tiny data,
  * whose tint gives the age away, a discriminator that learns wrong-age
@@ -553,55 +677,6 @@ static void test_disc_reads_age(void) {
         trainer_free(&t);
         dataset_free(&d);
     }
-}
-
-/* --age-core: after one step from one start, the bottleneck's gradients are
- * those of the plain trainer (the age term reaches them as before), every
- * other tensor's are those of a trainer without the age term, and the age
- * term does reach those other tensors in the plain trainer. */
-static void test_age_core(void) {
-    TrainConfig tc;
-    Dataset d;
-    Err e;
-    tiny_setup(&tc, &d);
-    TrainConfig c_core = tc, c_none = tc;
-    CHECK(train_config_set(&c_core, "age_core", "1", &e) == 0, "--age-core 1: %s", e.msg);
-    c_none.lambda_age = 0;
-    Trainer plain, core, none;
-    trainer_init(&plain, &tc, &e); trainer_init(&core, &c_core, &e); trainer_init(&none, &c_none, &e);
-    trainer_step(&plain, &d); trainer_step(&core, &d); trainer_step(&none, &d);
-    const ParamSet *pp = &plain.gen.ps, *pc = &core.gen.ps, *pn = &none.gen.ps;
-    int n_core = 0, n_other = 0, core_ok = 1, other_ok = 1, reaches = 0;
-    double worst = 0;
-    for (int i = 0; i < pc->count; i++) {
-        const ParamTensor *t = &pc->t[i];
-        const float *gp = pp->grad + t->offset, *gc = pc->grad + t->offset, *gn = pn->grad + t->offset;
-        if (gen_in_bottleneck(&core.gen, t->offset)) {
-            n_core++;
-            double diff = 0, norm = 1e-20, age = 0;
-            for (size_t j = 0; j < t->size; j++) {
-                diff += (double)(gc[j] - gp[j]) * (gc[j] - gp[j]);
-                norm += (double)gp[j] * gp[j];
-                age += (double)(gc[j] - gn[j]) * (gc[j] - gn[j]);
-            }
-            double rel = sqrt(diff / norm);
-            if (rel > worst) worst = rel;
-            core_ok &= rel < 1e-3 && age > 0;
-        } else {
-            n_other++;
-            other_ok &= !memcmp(gc, gn, sizeof(float) * t->size);
-            for (size_t j = 0; j < t->size; j++) reaches |= gp[j] != gn[j];
-        }
-    }
-    CHECK(n_core == 3 + 2 * tc.model.gen_nres + 2 && n_other > 0, "bottleneck tensors: %d, others: %d", n_core, n_other);
-    CHECK(core_ok, "--age-core: the bottleneck gets the age term's gradient as before (worst relative gap %.2g)", worst);
-    CHECK(other_ok, "--age-core: the other tensors get the gradients of a trainer without the age term");
-    CHECK(reaches, "without --age-core the age term reaches the other tensors too");
-    TrainConfig bad = tc;
-    CHECK(train_config_set(&bad, "age_core", "2", &e) == 0 && train_config_finish(&bad, &e) != 0 && has(e.msg, "--age-core"),
-          "--age-core 2 is refused: %s", e.msg);
-    trainer_free(&plain); trainer_free(&core); trainer_free(&none);
-    dataset_free(&d);
 }
 
 typedef struct { const ModelConfig *c; const int *tgt; const float *z; } AgeMeanCase;
@@ -698,127 +773,6 @@ static void test_age_critic(void) {
     trainer_free(&b);
     remove(ckpt);
     pair_end(&p);
-}
-
-/* The age term through a blurred critic (critic_blur), every other term on
- * the output off so that the output's gradient is the age term's alone: it
- * matches finite differences of the critic's verdict on the output blurred
- * four times (an independent path: blur5 and est_forward), and it is smooth
- * where the plain critic's is not; the shipped estimator learns bit for bit as
- * without the blur. The option needs the critic. */
-static double age_loss_of(Trainer *t, const float *y, float *view, float *tmp) {
-    const TrainConfig *tc = &t->tc;
-    int B = tc->batch, G = tc->model.groups;
-    blur5n_forward(view, y, tmp, tc->critic_blur, B, 3, tc->model.res, tc->model.res);
-    const float *lg = est_forward(&t->critic, &t->ea, view, 0);
-    return tc->lambda_age * crossentropy_forward(t->ea.probs, lg, t->tgt, B, G);
-}
-
-static double roughness(const float *g, int planes, int H, int W) {
-    double diff = 0, sq = 0;
-    for (int p = 0; p < planes; p++)
-        for (int i = 0; i < H; i++)
-            for (int j = 0; j + 1 < W; j++) {
-                const float *r = g + ((size_t)p * H + i) * W;
-                diff += (r[j + 1] - r[j]) * (r[j + 1] - r[j]);
-                sq += r[j] * r[j];
-            }
-    return diff / sq;
-}
-
-/* An option that only the age critic uses, set on tc (which has none): the
- * run is refused with a message naming the option and --lambda-est-fake. */
-static int refused_without_critic(const TrainConfig *tc, const char *key, const char *value, const char *flag, Err *e) {
-    TrainConfig bad = *tc;
-    return train_config_set(&bad, key, value, e) == 0 && train_config_finish(&bad, e) != 0 && strstr(e->msg, flag) &&
-           strstr(e->msg, "--lambda-est-fake");
-}
-
-static void test_critic_blur(void) {
-    TrainConfig tc;
-    Dataset d;
-    Err e;
-    tiny_setup(&tc, &d);
-    CHECK(refused_without_critic(&tc, "critic_blur", "4", "--critic-blur", &e), "--critic-blur without a critic fails: %s", e.msg);
-    tc.lambda_est_fake = 1;
-    tc.lambda_adv = tc.lambda_cyc = tc.lambda_rec = tc.lambda_delta = tc.lambda_tv = tc.lambda_ctv = 0;
-    tc.lambda_tone = tc.lambda_shade = tc.lambda_age_mean = tc.age_margin = 0;
-    TrainConfig blurred = tc;
-    blurred.critic_blur = 4;
-    CHECK(train_config_finish(&blurred, &e) == 0, "--critic-blur 4 with a critic: %s", e.msg);
-    Trainer plain, t;
-    trainer_init(&plain, &tc, &e);
-    trainer_init(&t, &blurred, &e);
-    for (int s = 0; s < 4; s++) { trainer_step(&plain, &d); trainer_step(&t, &d); }
-    CHECK(same_params(&plain.est.ps, &t.est.ps), "the shipped estimator learns as without the blur, bit for bit");
-    CHECK(!same_params(&plain.critic.ps, &t.critic.ps), "the blurred critic learns something else");
-
-    int res = tc.model.res, B = tc.batch;
-    size_t n = (size_t)B * 3 * res * res;
-    float *y = malloc(sizeof(float) * n), *v = malloc(sizeof(float) * n), *yp = malloc(sizeof(float) * n),
-          *view = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
-    memcpy(y, t.g_main.y, sizeof(float) * n);
-    fill_uniform(v, n, -1, 1, 77);
-    /* the critic is piecewise linear (ReLU) and the loss a float: the step is
-     * a compromise between crossing kinks and drowning in rounding, good to
-     * about 4 %; a blur missing from the backward pass (or one pass too many)
-     * is off by far more */
-    double dot = 0, h = 0.02;
-    for (size_t i = 0; i < n; i++) dot += (double)t.dy[i] * v[i];
-    for (size_t i = 0; i < n; i++) yp[i] = y[i] + (float)h * v[i];
-    double up = age_loss_of(&t, yp, view, tmp);
-    for (size_t i = 0; i < n; i++) yp[i] = y[i] - (float)h * v[i];
-    double fd = (up - age_loss_of(&t, yp, view, tmp)) / (2 * h);
-    CHECK(fabs(fd - dot) < 0.08 * fabs(fd), "the age term's gradient through the blur matches finite differences: %.6g vs %.6g",
-          dot, fd);
-    double rough = roughness(t.dy, B * 3, res, res), rough0 = roughness(plain.dy, B * 3, res, res);
-    if (getenv("REAGE_TEST_VERBOSE")) printf("age gradient roughness: %.4g blurred, %.4g plain\n", rough, rough0);
-    CHECK(rough < 0.25 * rough0, "through the blur the age term pushes no fine texture: roughness %.3g vs %.3g", rough, rough0);
-    free(y); free(v); free(yp); free(view); free(tmp);
-    trainer_free(&plain);
-    trainer_free(&t);
-    dataset_free(&d);
-}
-
-/* The critic's own adversarial reach (critic_adv_eps): its FGSM copies go
- * that far from the photos (the copy the step leaves in xadv is the
- * critic's, made after the estimator's), the estimator's copies and so its
- * whole run stay as they were; the option needs the critic and a sane range. */
-static double farthest_copy(const Trainer *t) {
-    size_t n = (size_t)t->tc.batch * 3 * t->tc.model.res * t->tc.model.res;
-    double far = 0;
-    for (size_t i = 0; i < n; i++) far = fmax(far, fabs((double)t->xadv[i] - t->x[i]));
-    return far;
-}
-
-static void test_critic_adv_eps(void) {
-    TrainConfig tc;
-    Dataset d;
-    Err e;
-    tiny_setup(&tc, &d);
-    CHECK(refused_without_critic(&tc, "critic_adv_eps", "0.1", "--critic-adv-eps", &e), "--critic-adv-eps without a critic fails: %s",
-          e.msg);
-    tc.lambda_est_fake = 1;
-    TrainConfig bad = tc;
-    CHECK(train_config_set(&bad, "critic_adv_eps", "2", &e) == 0 && train_config_finish(&bad, &e) != 0 &&
-          strstr(e.msg, "0..0.5"), "--critic-adv-eps 2 is refused: %s", e.msg);
-    CHECK(train_option_resumable("critic_adv_eps"), "a resumed run may change the critic's reach");
-    tc.est_adv_eps = 0.02f;
-    TrainConfig robust = tc;
-    robust.critic_adv_eps = 0.1f;
-    CHECK(train_config_finish(&robust, &e) == 0, "--critic-adv-eps 0.1 with a critic: %s", e.msg);
-    Trainer plain, t;
-    trainer_init(&plain, &tc, &e);
-    trainer_init(&t, &robust, &e);
-    for (int s = 0; s < 3; s++) { trainer_step(&plain, &d); trainer_step(&t, &d); }
-    double far = farthest_copy(&t), far0 = farthest_copy(&plain);
-    CHECK(fabs(far - 0.1) < 1e-6 && fabs(far0 - 0.02) < 1e-6, "the critic's copies reach 0.1 (%.7f), without the option the estimator's 0.02 (%.7f)",
-          far, far0);
-    CHECK(same_params(&plain.est.ps, &t.est.ps), "the shipped estimator learns as without the option, bit for bit");
-    CHECK(!same_params(&plain.critic.ps, &t.critic.ps), "the critic learns something else");
-    trainer_free(&plain);
-    trainer_free(&t);
-    dataset_free(&d);
 }
 
 static int same_file(const char *a, const char *b) {
@@ -959,18 +913,16 @@ void test_training(void) {
     test_overfit();
     test_resume();
     test_lr_decay();
-    test_warm_start_and_map_fade();
+    test_warm_start();
+    test_schedule();
+    test_retired_options();
     test_warm_start_optimiser();
     test_age_margin();
     test_estimator_adversarial();
     test_penalty_terms();
-    test_tv_edge();
     test_weight_average();
     test_age_critic();
-    test_critic_blur();
-    test_critic_adv_eps();
     test_disc_reads_age();
-    test_age_core();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", dir);

@@ -65,41 +65,30 @@ for (const columns of [13, 14, 15, 16, 17]) {
 test('a changed model starts from a plain run\'s checkpoint (--init-from), and only as a new run', { skip }, () => {
   const plain = mkdtempSync(join(tmpdir(), 'reage-train-'));
   runner(plain)('--max-images', '24', '--steps', '10');
-  const film = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  const grown = mkdtempSync(join(tmpdir(), 'reage-train-'));
   const from = join(plain, 'checkpoint.bin');
-  const spawn = (...args) => spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', film, '--threads', '1',
+  const spawn = (...args) => spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', grown, '--threads', '1',
                                                  '--max-images', '24', ...args], { cwd: root });
-  const r = spawn('--gen-dec-film', '1', '--age-map-off-at', '10', '--steps', '10', '--init-from', from);
+  const r = spawn('--gen-nres', '2', '--steps', '10', '--init-from', from);
   assert.equal(r.status, 0, r.stderr.toString());
-  assert.match(r.stdout.toString(), /new: gen\.dec_film\.w, gen\.dec_film\.b\n/);
-  const header = readFileSync(join(film, 'checkpoint.bin')).subarray(0, 4096).toString('latin1');
-  assert.match(header, /gen_dec_film=1\n/);
-  assert.match(header, /age_map_off_at=10\n/);
-  const log = readFileSync(join(film, 'log.tsv'), 'utf8').trim().split('\n');
+  assert.match(r.stdout.toString(), /new: gen\.mod_mlp2\.w, gen\.mod_mlp2\.b, gen\.res1\.conv1\.w, gen\.res1\.conv2\.w\n/);
+  const header = readFileSync(join(grown, 'checkpoint.bin')).subarray(0, 4096).toString('latin1');
+  assert.match(header, /gen_nres=2\n/);
+  const log = readFileSync(join(grown, 'log.tsv'), 'utf8').trim().split('\n');
   assert.deepEqual(log.slice(1).map((l) => l.split('\t')[0]), ['10'], 'a new run: its log starts at step 10');
-  // a wider generator starts from the narrow one's weights (Net2Net), in whole multiples only
-  const wide = mkdtempSync(join(tmpdir(), 'reage-train-'));
-  const widen = (width) => spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', wide, '--threads', '1',
-                                               '--max-images', '24', '--steps', '10', '--gen-width', width, '--init-from', from], { cwd: root });
-  const w = widen('8');
-  assert.equal(w.status, 0, w.stderr.toString());
-  assert.match(w.stdout.toString(), /new: the generator widened from width 4 to 8/);
-  assert.match(readFileSync(join(wide, 'checkpoint.bin')).subarray(0, 4096).toString('latin1'), /gen_width=8\n/);
-  const odd = widen('6');
-  assert.notEqual(odd.status, 0);
-  assert.match(odd.stderr.toString(), /checkpoint\.bin: cannot widen a generator from width 4 to 6: not a whole multiple/);
-  const narrow = widen('2');
-  assert.notEqual(narrow.status, 0);
-  assert.match(narrow.stderr.toString(), /checkpoint\.bin: cannot narrow a generator from width 4 to 2: it can only be widened/);
+  // options this version no longer has are unknown to it
+  const retired = spawn('--gen-dec-film', '1', '--steps', '10', '--init-from', from);
+  assert.notEqual(retired.status, 0);
+  assert.match(retired.stderr.toString(), /unknown option --gen-dec-film/);
   for (const [args, why] of [[['--resume'], /--init-from starts a new run/],
-                             [['--init-from', join(film, 'missing.bin')], /missing\.bin/]]) {
+                             [['--init-from', join(grown, 'missing.bin')], /missing\.bin/]]) {
     const bad = spawn('--steps', '20', ...(args[0] === '--resume' ? ['--init-from', from, ...args] : args));
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr.toString(), why);
   }
 });
 
-test('--init-from starts the weight average where the checkpoint\'s was, widened or not', { skip }, () => {
+test('--init-from starts the weight average where the checkpoint\'s was', { skip }, () => {
   const plain = mkdtempSync(join(tmpdir(), 'reage-train-'));
   runner(plain)('--max-images', '24', '--steps', '10', '--ema', '0.5');
   const photo = join(data, 'images', readFileSync(join(data, 'labels.tsv'), 'utf8').split('\n')[1].split('\t')[0]);
@@ -116,25 +105,23 @@ test('--init-from starts the weight average where the checkpoint\'s was, widened
   assert.equal(live.status, 0, live.stderr.toString());
   copyFileSync(join(plain, 'live.blob'), join(plain, 'reage.blob'));
   assert.ok(!render(plain).equals(before), 'the average differs from the live weights');
-  for (const extra of [[], ['--gen-width', '8', '--widen-noise', '0.5']]) {
-    const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
-    runner(out)('--max-images', '24', '--steps', '0', '--ema', '0.5', '--init-from', join(plain, 'checkpoint.bin'), ...extra);
-    assert.ok(render(out).equals(before), `${extra.join(' ') || 'the same model'}: at step 0 its blob gives the checkpoint's average face`);
-  }
+  const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
+  runner(out)('--max-images', '24', '--steps', '0', '--ema', '0.5', '--init-from', join(plain, 'checkpoint.bin'));
+  assert.ok(render(out).equals(before), 'at step 0 its blob gives the checkpoint\'s average face');
 });
 
 test('--export-live writes the checkpoint\'s own model, whatever the command line\'s config says', { skip }, () => {
   const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
-  runner(out)('--max-images', '24', '--steps', '10', '--gen-refine', '4');
+  runner(out)('--max-images', '24', '--steps', '10', '--gen-nres', '2');
   const live = join(out, 'live.blob');
   const r = spawnSync(trainer, ['--config', 'tiny', '--out', out, '--export-live', live], { cwd: root });
   assert.equal(r.status, 0, r.stderr.toString());
   assert.match(r.stdout.toString(), /at step 10, not averaged/);
   const header = readFileSync(live).subarray(0, 1024).toString('latin1');
-  assert.match(header, /gen_refine=4\n/);
+  assert.match(header, /gen_nres=2\n/);
   assert.match(header, /gen_width=4\n/);
   // a model option that the checkpoint fixes cannot be changed on the way out
-  const bad = spawnSync(trainer, ['--config', 'tiny', '--out', out, '--export-live', live, '--gen-refine', '8'], { cwd: root });
+  const bad = spawnSync(trainer, ['--config', 'tiny', '--out', out, '--export-live', live, '--gen-nres', '3'], { cwd: root });
   assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr.toString(), /--gen-refine cannot change: .*checkpoint fixes it/);
+  assert.match(bad.stderr.toString(), /--gen-nres cannot change: .*checkpoint fixes it/);
 });

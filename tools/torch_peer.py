@@ -149,7 +149,7 @@ def bench_gen(B=8):
 
 
 def bench_step(B=8, G=6):
-    """One training step as src/trainer.c takes it (default config)."""
+    """One training step as src/trainer.c takes it (the shipped configuration)."""
     gen, disc, est = Generator(), SeedDiscriminator(128, G, width=32, pair=False), Estimator()
     opt_g = torch.optim.Adam(gen.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), 2e-4, betas=(0.5, 0.999))
