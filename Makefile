@@ -9,7 +9,7 @@ CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Isrc -Isrc/
 LDLIBS := -lm
 
 # Native sgemm: Debian's oneDNN (measured fastest here: its AVX-512 kernels;
-# OpenBLAS is pinned to Haswell kernels on this machine), else OpenBLAS (its
+# OpenBLAS is pinned to Haswell kernels on some machines), else OpenBLAS (its
 # OpenMP flavour, sharing our thread pool), else the portable blocked kernel.
 # `make bench` prints the backend it measured.
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp

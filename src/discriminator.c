@@ -29,14 +29,9 @@ int disc_build(Discriminator *d, const ModelConfig *cfg) {
         snprintf(name, sizeof(name), "conv%d.b", l);
         d->b[l] = bias_params(ps, name, oc, cin * 16);
         if (l >= 1 && l <= 3) {
-            snprintf(name, sizeof(name), "bn%d.weight", l);
-            d->bn_g[l] = vec_params(ps, name, oc, 1, INIT_ONE);
-            snprintf(name, sizeof(name), "bn%d.bias", l);
-            d->bn_b[l] = vec_params(ps, name, oc, 1, INIT_ZERO);
-            snprintf(name, sizeof(name), "bn%d.running_mean", l);
-            d->bn_rm[l] = vec_params(ps, name, oc, 0, INIT_ZERO);
-            snprintf(name, sizeof(name), "bn%d.running_var", l);
-            d->bn_rv[l] = vec_params(ps, name, oc, 0, INIT_ONE);
+            size_t bn[4];
+            batchnorm_params(ps, "", l, oc, bn);
+            d->bn_g[l] = bn[0], d->bn_b[l] = bn[1], d->bn_rm[l] = bn[2], d->bn_rv[l] = bn[3];
         }
         cin = oc;
     }

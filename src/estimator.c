@@ -19,14 +19,9 @@ int est_build(Estimator *m, const ModelConfig *cfg) {
         h = conv_out_size(h, 3, 2, 1);
         snprintf(name, sizeof(name), "est.conv%d.w", l);
         m->w[l] = conv_params(ps, name, oc, cin, 3);
-        snprintf(name, sizeof(name), "est.bn%d.weight", l);
-        m->bn_g[l] = vec_params(ps, name, oc, 1, INIT_ONE);
-        snprintf(name, sizeof(name), "est.bn%d.bias", l);
-        m->bn_b[l] = vec_params(ps, name, oc, 1, INIT_ZERO);
-        snprintf(name, sizeof(name), "est.bn%d.running_mean", l);
-        m->bn_rm[l] = vec_params(ps, name, oc, 0, INIT_ZERO);
-        snprintf(name, sizeof(name), "est.bn%d.running_var", l);
-        m->bn_rv[l] = vec_params(ps, name, oc, 0, INIT_ONE);
+        size_t bn[4];
+        batchnorm_params(ps, "est.", l, oc, bn);
+        m->bn_g[l] = bn[0], m->bn_b[l] = bn[1], m->bn_rm[l] = bn[2], m->bn_rv[l] = bn[3];
         cin = oc;
     }
     m->feat = cin;

@@ -13,7 +13,7 @@ int file_read_all(const char *path, size_t max_bytes, uint8_t **buf, size_t *len
 int file_write_atomic(const char *path, const void *buf, size_t len, Err *e);
 int dir_ensure(const char *path, Err *e);
 /* Keeps freed memory mapped: the BLAS allocates its packing buffers on every
- * call, and a fresh page costs ~11 us to fault in on this machine. Call once
+ * call, and a fresh page costs ~11 us to fault in (measured on a 2-core VM). Call once
  * at the start of a native program. */
 void memory_keep_freed(void);
 #endif

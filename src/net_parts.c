@@ -73,6 +73,16 @@ size_t vec_params(ParamSet *ps, const char *name, int n, int trainable, ParamIni
     return params_add(ps, name, 1, shape, trainable, init, 0.0f);
 }
 
+void batchnorm_params(ParamSet *ps, const char *prefix, int l, int n, size_t off[4]) {
+    static const char *const part[4] = {"weight", "bias", "running_mean", "running_var"};
+    static const ParamInit init[4] = {INIT_ONE, INIT_ZERO, INIT_ZERO, INIT_ONE};
+    char name[PARAM_NAME_MAX];
+    for (int k = 0; k < 4; k++) {
+        snprintf(name, sizeof(name), "%sbn%d.%s", prefix, l, part[k]);
+        off[k] = vec_params(ps, name, n, k < 2, init[k]);
+    }
+}
+
 double conv_flops(ConvShape s) {
     double OH = conv_out_size(s.H, s.K, s.S, s.P), OW = conv_out_size(s.W, s.K, s.S, s.P);
     return 2.0 * s.OC * s.C * s.K * s.K * OH * OW;

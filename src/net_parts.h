@@ -27,6 +27,9 @@ ConvShape conv_shape(int B, int C, int H, int OC, int K, int S, int P);
 size_t conv_params(ParamSet *ps, const char *name, int OC, int C, int K);
 size_t bias_params(ParamSet *ps, const char *name, int n, int fan_in);
 size_t vec_params(ParamSet *ps, const char *name, int n, int trainable, ParamInit init);
+/* A batch norm over n channels: PREFIXbnL.weight and .bias, and its running
+ * statistics .running_mean and .running_var (not trained); offsets in off. */
+void batchnorm_params(ParamSet *ps, const char *prefix, int l, int n, size_t off[4]);
 #define PD(ps, off) ((ps).data + (off))
 #define PG(ps, off) ((ps).grad ? (ps).grad + (off) : NULL)
 

@@ -191,7 +191,7 @@ static void bench_gen_single(void) {
 
 /* Face detection against re-aging on a 12-megapixel photo (4000x3000): a
  * gradient with the sample face pasted 1,500 pixels wide, so that the
- * detector's second look at the face is timed too. The goal is detection
+ * detector's second look at the face is timed too. Detection should take
  * at most a quarter of the re-aging time. */
 static double median_ms(double *t) {
     qsort(t, reps, sizeof(double), cmp);
