@@ -23,14 +23,14 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
 
 .PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve
-all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob
+all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -58,6 +58,17 @@ FACE_PKG_VERSION = $(shell node -p "require('./node_modules/@mediapipe/face_dete
 $(BUILD)/reage-tflite: tools/tflite_convert.c $(ENGINE) src/fileio.c $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/tflite_convert.c $(ENGINE) src/fileio.c $(LDLIBS)
 
+# The face mesh: Face Mesh's landmark network, from the pinned npm package's
+# packed assets, converted the same way (weights/facemesh.blob, committed).
+MESH_PKG := node_modules/@mediapipe/face_mesh
+MESH_DATA := $(MESH_PKG)/face_mesh_solution_packed_assets.data
+MESH_PKG_VERSION = $(shell node -p "require('./$(MESH_PKG)/package.json').version" 2>/dev/null)
+weights/facemesh.blob: $(wildcard $(MESH_DATA)) | $(BUILD)
+	@test -f $(MESH_DATA) || npm ci --no-audit --no-fund
+	$(MAKE) $(BUILD)/reage-tflite
+	node tools/packed_asset.mjs $(MESH_PKG) face_landmark.tflite $(BUILD)/face_landmark.tflite
+	$(BUILD)/reage-tflite --source "@mediapipe/face_mesh $(MESH_PKG_VERSION) face_landmark.tflite" $(BUILD)/face_landmark.tflite $@
+
 $(BUILD)/reage-template: tools/measure_template.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/measure_template.c $(NATIVE) $(LDLIBS)
 
@@ -65,11 +76,11 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 	@test -f $(FACE_TFLITE) || npm ci --no-audit --no-fund
 	$(MAKE) $(BUILD)/reage-tflite
 	$(BUILD)/reage-tflite --source "@mediapipe/face_detection $(FACE_PKG_VERSION) face_detection_short_range.tflite" $(FACE_TFLITE) $@
-	cp /usr/share/common-licenses/Apache-2.0 weights/blazeface.LICENSE
+	cp /usr/share/common-licenses/Apache-2.0 weights/mediapipe.LICENSE
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 # The committed web/reage.wasm is what the page serves and the tests load;
@@ -115,7 +126,7 @@ deps:
 	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob weights/facemesh.blob
 	$(MAKE) wasm-fresh
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/

@@ -444,6 +444,10 @@ void relu_backward(float *dinp, const float *dout, const float *inp, size_t N) {
 void leakyrelu_forward(float *out, const float *inp, float slope, size_t N) {
     PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky(out + i, inp + i, slope, N - i < CHUNK ? N - i : CHUNK);
 }
+void prelu_forward(float *out, const float *inp, const float *alpha, int B, int C, int HW) {
+    PAR for (int bc = 0; bc < B * C; bc++)
+        kernel_leaky(out + (size_t)bc * HW, inp + (size_t)bc * HW, alpha[bc % C], (size_t)HW);
+}
 void leakyrelu_backward(float *dinp, const float *dout, const float *inp,
                         float slope, size_t N) {
     PAR for (size_t i = 0; i < N; i += CHUNK) kernel_leaky_backward(dinp + i, dout + i, inp + i, slope, N - i < CHUNK ? N - i : CHUNK);

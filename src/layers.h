@@ -98,6 +98,8 @@ void film_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
 void relu_forward(float *out, const float *inp, size_t N);
 void relu_backward(float *dinp, const float *dout, const float *inp, size_t N);
 void leakyrelu_forward(float *out, const float *inp, float slope, size_t N);
+/* PReLU: leaky ReLU with a learned slope per channel, alpha [C]; forward only (the face mesh). */
+void prelu_forward(float *out, const float *inp, const float *alpha, int B, int C, int HW);
 void leakyrelu_backward(float *dinp, const float *dout, const float *inp,
                         float slope, size_t N);
 void tanh_forward(float *out, const float *inp, size_t N);

@@ -3,6 +3,8 @@
  *   reage --age 70 in.jpg out.png     re-age the face to 70
  *   reage --grid grid.png in.jpg      the face at every age group
  *   reage in.jpg                      list the faces and their estimated ages
+ *   reage --landmarks out.png in.jpg  the 468-point face mesh drawn over the photo
+ *   reage --json in.jpg               the faces and their mesh points as JSON
  *
  * Faces are found and aligned by the detector (src/facedetect.c); --box
  * places the crop by hand and --no-detect takes the centre square. */
@@ -12,6 +14,7 @@
 #include <math.h>
 #include "bundle.h"
 #include "facedetect.h"
+#include "facemesh.h"
 #include "fileio.h"
 #include "image.h"
 #include "photo.h"
@@ -28,8 +31,11 @@ static void usage(FILE *f) {
                "  --all-faces     re-age every detected face\n"
                "  --box X,Y,SIZE[,DEG]  place the square crop by hand (centre, side, rotation), no detection\n"
                "  --no-detect     use the photo's centre square (for photos that are already a face crop)\n"
+               "  --landmarks FILE draw the face mesh (468 points) of each found face over the photo\n"
+               "  --json          print the faces found and their mesh points as JSON\n"
                "  --weights FILE  weight blob (default weights/reage.blob)\n"
-               "  --detector FILE face detector blob (default weights/blazeface.blob)\n");
+               "  --detector FILE face detector blob (default weights/blazeface.blob)\n"
+               "  --mesh FILE     face mesh blob (default weights/facemesh.blob)\n");
 }
 
 static int fail(const char *msg) {
@@ -50,8 +56,11 @@ static int parse_age(const char *flag, const char *s, float *v) {
 static int parse_box(const char *s, CropBox *b) {
     float deg = 0;
     int n = sscanf(s, "%f,%f,%f,%f", &b->cx, &b->cy, &b->size, &deg);
-    if (n < 3 || !(b->size >= 8)) {
-        fprintf(stderr, "reage: --box: expected X,Y,SIZE[,DEGREES] with SIZE at least 8, got '%s'\n", s);
+    /* finite, and within reach of any photo: a box far outside samples nothing but its edge */
+    if (n < 3 || !(b->size >= 8 && b->size <= 1e6f) || !(fabsf(b->cx) <= 1e6f) || !(fabsf(b->cy) <= 1e6f) ||
+        !(fabsf(deg) <= 360)) {
+        fprintf(stderr, "reage: --box: expected X,Y,SIZE[,DEGREES], finite, with SIZE from 8 to 1000000 and "
+                        "DEGREES from -360 to 360, got '%s'\n", s);
         return -1;
     }
     b->angle = deg * PI_F / 180.0f;
@@ -94,8 +103,81 @@ static int find_faces(const char *detector, const char *in, const Photo *p, int 
     return n;
 }
 
+static int load_blob_file(const char *path, uint8_t **buf, size_t *len) {
+    Err e;
+    if (file_read_all(path, BLOB_MAX_BYTES, buf, len, &e)) return fail(e.msg);
+    return 0;
+}
+
+/* A dot of radius r in colour rgb at (x, y). */
+static void dot(Image *img, float x, float y, int r, const uint8_t *rgb) {
+    for (int dy = -r; dy <= r; dy++)
+        for (int dx = -r; dx <= r; dx++) {
+            int px = (int)lroundf(x) + dx, py = (int)lroundf(y) + dy;
+            if (dx * dx + dy * dy > r * r || px < 0 || py < 0 || px >= img->w || py >= img->h) continue;
+            memcpy(img->rgb + ((size_t)py * img->w + px) * 3, rgb, 3);
+        }
+}
+
+/* --landmarks and --json: every face found (or the one chosen), its mesh. */
+static int landmarks_main(const char *detector, const char *mesh, const char *in, const char *draw, int json, int face) {
+    Err e;
+    Image img;
+    if (image_load(in, &img, &e)) return fail(e.msg);
+    Photo p = {img.rgb, img.w, img.h, 3};
+    uint8_t *buf;
+    size_t len;
+    static FaceDetector fd;
+    static FaceMesh fm;
+    if (load_blob_file(detector, &buf, &len)) return 1;
+    if (facedet_load(&fd, buf, len, detector, &e)) return fail(e.msg);
+    free(buf);
+    if (load_blob_file(mesh, &buf, &len)) return 1;
+    if (facemesh_load(&fm, buf, len, mesh, &e)) return fail(e.msg);
+    free(buf);
+    FaceDet d[FACEDET_MAX_FACES];
+    int n = facedet_photo(&fd, &p, d, FACEDET_MAX_FACES);
+    if (face > n && n > 0) {
+        fprintf(stderr, "reage: --face %d: %s has %d face%s\n", face, in, n, n == 1 ? "" : "s");
+        return 1;
+    }
+    static FaceLandmarks lm[FACEDET_MAX_FACES];
+    if (json) printf("{\"width\": %d, \"height\": %d, \"faces\": [", img.w, img.h);
+    for (int i = 0; i < n; i++) {
+        if (face && i != face - 1) continue;
+        facemesh_photo(&fm, &p, facemesh_roi(&d[i]), &lm[i]);
+        if (json) {
+            printf("%s\n {\"detection\": %.4f, \"mesh\": %.4f, \"roi\": [%.2f, %.2f, %.2f, %.5f], \"points\": [",
+                   i && !face ? "," : "", d[i].score, lm[i].score, lm[i].roi.cx, lm[i].roi.cy, lm[i].roi.size, lm[i].roi.angle);
+            for (int k = 0; k < FACEMESH_POINTS; k++)
+                printf("%s[%.3f, %.3f, %.3f]", k ? ", " : "", lm[i].pt[k][0], lm[i].pt[k][1], lm[i].pt[k][2]);
+            printf("]}");
+        } else if (!draw) {
+            printf("face %d: detection %.2f, mesh %.2f\n", i + 1, d[i].score, lm[i].score);
+        }
+    }
+    if (json) printf("\n]}\n");
+    if (draw) {
+        static const uint8_t green[3] = {40, 230, 90};
+        for (int i = 0; i < n; i++) {
+            if (face && i != face - 1) continue;
+            int r = (int)(lm[i].roi.size / 250) > 1 ? (int)(lm[i].roi.size / 250) : 1;
+            for (int k = 0; k < FACEMESH_POINTS; k++) dot(&img, lm[i].pt[k][0] - 0.5f, lm[i].pt[k][1] - 0.5f, r, green);
+        }
+        if (image_save(draw, &img, &e)) return fail(e.msg);
+        fprintf(stderr, "wrote %s: %d face%s\n", draw, face ? 1 : n, face || n == 1 ? "" : "s");
+    }
+    facedet_free(&fd);
+    facemesh_free(&fm);
+    image_free(&img);
+    if (n == 0) return fail("no face found");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *weights = "weights/reage.blob", *detector = "weights/blazeface.blob", *grid = NULL, *in = NULL, *out = NULL;
+    const char *mesh = "weights/facemesh.blob", *landmarks = NULL;
+    int json = 0;
     float target = -1, source = -1;
     int face = 1, all_faces = 0, detect = 1, face_given = 0;
     CropBox manual = {0, 0, 0, 0};
@@ -108,6 +190,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--age") && has_value) { if (parse_age("--age", argv[++i], &target)) return 2; }
         else if (!strcmp(a, "--from") && has_value) { if (parse_age("--from", argv[++i], &source)) return 2; }
         else if (!strcmp(a, "--detector") && has_value) detector = argv[++i];
+        else if (!strcmp(a, "--mesh") && has_value) mesh = argv[++i];
+        else if (!strcmp(a, "--landmarks") && has_value) landmarks = argv[++i];
+        else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--face") && has_value) { if (parse_face(argv[++i], &face)) return 2; face_given = 1; }
         else if (!strcmp(a, "--all-faces")) all_faces = 1;
         else if (!strcmp(a, "--no-detect")) detect = 0;
@@ -118,6 +203,11 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "reage: unexpected argument '%s'\n", a); usage(stderr); return 2; }
     }
     if (!in) { usage(stderr); return 2; }
+    if (landmarks || json) {
+        if (target >= 0 || grid || out || all_faces || !detect)
+            return fail("--landmarks and --json show the faces found: not with --age, --grid, --all-faces, --box or --no-detect");
+        return landmarks_main(detector, mesh, in, landmarks, json, face_given ? face : 0);
+    }
     if (target >= 0 && !out) return fail("--age needs an output file: reage --age 70 in.jpg out.png");
     if (target < 0 && out) return fail("an output file needs --age");
     if (all_faces && face_given) return fail("--face and --all-faces exclude each other");

@@ -5,6 +5,8 @@
 #include <string.h>
 #include "bundle.h"
 #include "facedetect.h"
+#include "facemesh.h"
+#include <math.h>
 #include "kernels.h"
 #include "photo.h"
 #include "sgemm.h"
@@ -18,6 +20,8 @@ static Bundle bundle;
 static int loaded;
 static FaceDetector detector;
 static int detector_loaded;
+static FaceMesh mesh;
+static int mesh_loaded;
 static Err err;
 
 EXPORT void *reage_malloc(size_t n) { return malloc(n); }
@@ -43,6 +47,16 @@ EXPORT int reage_load_detector(const uint8_t *blob, size_t len) {
     if (detector_loaded) facedet_free(&detector);
     detector = next;
     detector_loaded = 1;
+    return 0;
+}
+
+/* The face mesh's blob (weights/facemesh.blob); same contract. */
+EXPORT int reage_load_mesh(const uint8_t *blob, size_t len) {
+    FaceMesh next;
+    if (facemesh_load(&next, blob, len, "face mesh", &err)) return -1;
+    if (mesh_loaded) facemesh_free(&mesh);
+    mesh = next;
+    mesh_loaded = 1;
     return 0;
 }
 
@@ -73,6 +87,25 @@ EXPORT int reage_detect(const uint8_t *rgba, int w, int h, float *out, int max) 
     int n = facedet_photo(&detector, &p, d, max);
     for (int i = 0; i < n; i++) facedet_to_floats(&d[i], out + (size_t)i * FACEDET_FLOATS);
     return n;
+}
+
+/* The mesh of one detected face (det: a reage_detect record of
+ * FACEDET_FLOATS floats) in a photo (rgba: w*h*4 bytes): writes
+ * FACEMESH_FLOATS floats to out (see facemesh_to_floats); returns 0, or -1. */
+EXPORT int reage_mesh_floats(void) { return FACEMESH_FLOATS; }
+EXPORT int reage_mesh(const uint8_t *rgba, int w, int h, const float *det, float *out) {
+    if (!mesh_loaded) return err_set(&err, "no face mesh loaded"), -1;
+    if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
+        return err_set(&err, "photo of %dx%d pixels is larger than %u megapixels", w, h, WASM_MAX_PIXELS >> 20), -1;
+    FaceDet d = facedet_from_floats(det);
+    CropBox roi = facemesh_roi(&d);
+    if (!(isfinite(roi.cx) && isfinite(roi.cy) && isfinite(roi.angle) && roi.size >= 1 && roi.size <= 4.0f * (w + h)))
+        return err_set(&err, "the detection's box is not a face box in a %dx%d photo", w, h), -1;
+    static FaceLandmarks lm;
+    Photo p = {(uint8_t *)rgba, w, h, 4};
+    facemesh_photo(&mesh, &p, roi, &lm);
+    facemesh_to_floats(&lm, out);
+    return 0;
 }
 
 /* rgba: w*h*4 bytes. Returns the age in years, or -1. */

@@ -1,20 +1,25 @@
-/* build/reage-parity BLOB OUT [DETECTOR PHOTO PIXELS FACES]: the native
- * engine's generator output on the input that tests/wasm.test.js gives the
- * WebAssembly build, as raw float32, so that the two can be compared; with
- * a detector and a photo, also the photo's RGBA pixels (as decoded here, so
- * that both builds see the same bytes) and the faces found in it (score,
- * box, keypoints, aligned crop: 21 float32 each). */
+/* build/reage-parity BLOB OUT [DETECTOR PHOTO PIXELS FACES [MESH MESHES]]:
+ * the native engine's generator output on the input that tests/wasm.test.js
+ * gives the WebAssembly build, as raw float32, so that the two can be
+ * compared; with a detector and a photo, also the photo's RGBA pixels (as
+ * decoded here, so that both builds see the same bytes) and the faces found
+ * in it (score, box, keypoints, aligned crop: 21 float32 each); with a mesh,
+ * each face's mesh (FACEMESH_FLOATS float32: facemesh_to_floats). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../src/bundle.h"
 #include "../src/facedetect.h"
+#include "../src/facemesh.h"
 #include "../src/image.h"
 #include "../src/fileio.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 && argc != 7) { fprintf(stderr, "usage: reage-parity BLOB OUT [DETECTOR PHOTO PIXELS FACES]\n"); return 2; }
+    if (argc != 3 && argc != 7 && argc != 9) {
+        fprintf(stderr, "usage: reage-parity BLOB OUT [DETECTOR PHOTO PIXELS FACES [MESH MESHES]]\n");
+        return 2;
+    }
     Err e;
     uint8_t *buf;
     size_t len;
@@ -34,7 +39,7 @@ int main(int argc, char **argv) {
     float age = bundle_estimate_age(&b, face);
     if (file_write_atomic(argv[2], out, sizeof(float) * n, &e)) { fprintf(stderr, "reage-parity: %s\n", e.msg); return 1; }
     printf("%.6f\n", age);
-    if (argc == 7) {
+    if (argc >= 7) {
         static FaceDetector fd;
         Image img;
         free(buf);
@@ -57,6 +62,24 @@ int main(int argc, char **argv) {
         if (file_write_atomic(argv[5], rgba, np * 4, &e) || file_write_atomic(argv[6], faces, sizeof(float) * FACEDET_FLOATS * (size_t)n, &e)) {
             fprintf(stderr, "reage-parity: %s\n", e.msg);
             return 1;
+        }
+        if (argc == 9) {
+            static FaceMesh fm;
+            static FaceLandmarks lm;
+            static float meshes[FACEDET_MAX_FACES * FACEMESH_FLOATS];
+            free(buf);
+            if (file_read_all(argv[7], 1 << 24, &buf, &len, &e) || facemesh_load(&fm, buf, len, argv[7], &e)) {
+                fprintf(stderr, "reage-parity: %s\n", e.msg);
+                return 1;
+            }
+            for (int i = 0; i < n; i++) {
+                facemesh_photo(&fm, &p, facemesh_roi(&d[i]), &lm);
+                facemesh_to_floats(&lm, meshes + (size_t)i * FACEMESH_FLOATS);
+            }
+            if (file_write_atomic(argv[8], meshes, sizeof(float) * FACEMESH_FLOATS * (size_t)n, &e)) {
+                fprintf(stderr, "reage-parity: %s\n", e.msg);
+                return 1;
+            }
         }
         printf("%d %d\n", img.w, img.h);
     }

@@ -1,11 +1,13 @@
 /* The face detector and alignment: its layers against plain references,
  * anchors, weighted NMS, the similarity fit, rotated crops, and the
  * converted BlazeFace finding test faces pasted into larger photos at known
- * places, sizes and angles. Also photo.c's softening of a change's colour. */
+ * places, sizes and angles; the converted Face Mesh on the same photos.
+ * Also photo.c's softening of a change's colour. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../src/facedetect.h"
+#include "../src/facemesh.h"
 #include "../src/fileio.h"
 #include "../src/image.h"
 #include "../src/kernels.h"
@@ -47,6 +49,15 @@ static void dwconv_reference(float *out, const float *inp, const float *w, const
 static void test_layers_of_detector(void) {
     Rng r;
     rng_seed(&r, 7);
+    /* PReLU: each channel's own slope on its negatives (odd lengths reach the kernels' tails) */
+    {
+        enum { C = 3, HW = 37 };
+        float x[C * HW], y[C * HW], alpha[C] = {0.25f, -0.5f, 1.5f}, worst = 0;
+        for (int i = 0; i < C * HW; i++) x[i] = rng_normal(&r);
+        prelu_forward(y, x, alpha, 1, C, HW);
+        for (int i = 0; i < C * HW; i++) worst = fmaxf(worst, fabsf(y[i] - (x[i] > 0 ? x[i] : alpha[i / HW] * x[i])));
+        CHECK(worst == 0, "prelu: each channel's slope (worst %g)", worst);
+    }
     static const int shapes[][4] = {{3, 9, 11, 1}, {2, 64, 64, 2}, {4, 1, 7, 1}, {5, 8, 8, 2}, {2, 7, 5, 2}, {3, 6, 13, 1}};
     for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
         int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], S = shapes[t][3];
@@ -209,9 +220,17 @@ static void test_detector_on_photos(void) {
         return;
     }
     free(buf);
+    static FaceMesh fm;
+    static FaceLandmarks lm;
+    if (file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e) ||
+        facemesh_load(&fm, buf, len, "weights/facemesh.blob", &e)) {
+        CHECK(0, "the converted face mesh loads: %s", e.msg);
+        return;
+    }
+    free(buf);
     Rng r;
     rng_seed(&r, 11);
-    /* no face: a smooth noisy background */
+    /* no face: a smooth noisy background; the mesh does not see a face in it either */
     {
         int W = 320, H = 240;
         uint8_t *bg = malloc((size_t)W * H * 3);
@@ -219,6 +238,8 @@ static void test_detector_on_photos(void) {
         Photo p = {bg, W, H, 3};
         FaceDet d[4];
         CHECK(facedet_photo(&fd, &p, d, 4) == 0, "no face is found in a faceless background");
+        facemesh_photo(&fm, &p, (CropBox){160, 120, 150, 0}, &lm);
+        CHECK(lm.score < 0.1f, "the mesh's face flag on a faceless square: %.3f", lm.score);
         free(bg);
     }
     const char *data = getenv("REAGE_TEST_DATA");
@@ -237,7 +258,7 @@ static void test_detector_on_photos(void) {
         {640, 480, 4, {190, 300, 260, -15 * PI_F / 180}, "off-centre, tilted -15 degrees"},
         {1000, 750, 3, {200, 560, 100, 10 * PI_F / 180}, "a tenth of the photo, in a corner"},
     };
-    int tried = 0, found = 0, aligned = 0, eyes_ok = 0;
+    int tried = 0, found = 0, aligned = 0, eyes_ok = 0, meshed = 0, mesh_eyes_ok = 0;
     for (size_t f = 0; f < sizeof(faces) / sizeof(faces[0]); f++) {
         char path[1024];
         snprintf(path, sizeof(path), "%s/images/%s", data, faces[f]);
@@ -270,6 +291,19 @@ static void test_detector_on_photos(void) {
             float de = fmaxf(hypotf(d[0].kp[KP_RIGHT_EYE][0] - want[KP_RIGHT_EYE][0], d[0].kp[KP_RIGHT_EYE][1] - want[KP_RIGHT_EYE][1]),
                              hypotf(d[0].kp[KP_LEFT_EYE][0] - want[KP_LEFT_EYE][0], d[0].kp[KP_LEFT_EYE][1] - want[KP_LEFT_EYE][1]));
             if (de < 0.1f * t.size) eyes_ok++;
+            /* the mesh on the detection: a face, its eyes (the mean of each eye's two corners) where the truth has them */
+            facemesh_photo(&fm, &p, facemesh_roi(&d[0]), &lm);
+            meshed += lm.score > 0.9f;
+            static const int corners[2][2] = {{33, 133}, {263, 362}}; /* the person's right eye, then left */
+            float dm = 0;
+            for (int k = 0; k < 2; k++) {
+                float ex = 0.5f * (lm.pt[corners[k][0]][0] + lm.pt[corners[k][1]][0]);
+                float ey = 0.5f * (lm.pt[corners[k][0]][1] + lm.pt[corners[k][1]][1]);
+                dm = fmaxf(dm, hypotf(ex - want[k][0], ey - want[k][1]));
+            }
+            if (dm < 0.06f * t.size) mesh_eyes_ok++;
+            else fprintf(stderr, "  %s (%s): mesh eyes off by %.3f sides (face flag %.2f)\n", faces[f], layouts[l].what,
+                         dm / t.size, lm.score);
             free(bg);
         }
         image_free(&img);
@@ -279,7 +313,10 @@ static void test_detector_on_photos(void) {
     CHECK(aligned >= tried - 1, "the aligned crop matches the pasted square (centre within 0.1 side, size within 15%%, "
                                 "angle within 8 degrees) in %d of %d", aligned, tried);
     CHECK(eyes_ok >= tried - 1, "both eye keypoints within 0.1 side of the truth in %d of %d", eyes_ok, tried);
+    CHECK(meshed == found, "the mesh's face flag is above 0.9 on every detected face: %d of %d", meshed, found);
+    CHECK(mesh_eyes_ok == found, "the mesh's eyes within 0.06 side of the truth on every face: %d of %d", mesh_eyes_ok, found);
     facedet_free(&fd);
+    facemesh_free(&fm);
 }
 
 /* The change's brightness stays as it was (to float rounding); its colour is

@@ -50,3 +50,41 @@ test('a damaged or foreign .tflite is refused and nothing is written', { skip: m
     assert.equal(existsSync(out), false, `${name}: no blob written`);
   }
 });
+
+// Face Mesh's landmark network, from the packed assets of @mediapipe/face_mesh.
+const meshPkg = join(root, 'node_modules/@mediapipe/face_mesh');
+
+function meshTflite(dir) {
+  const out = join(dir, 'face_landmark.tflite');
+  execFileSync('node', [join(root, 'tools/packed_asset.mjs'), meshPkg, 'face_landmark.tflite', out]);
+  return out;
+}
+
+test('converting the package\'s Face Mesh gives the committed blob', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'reage-tflite-'));
+  const out = join(dir, 'facemesh.blob');
+  const version = JSON.parse(readFileSync(join(meshPkg, 'package.json'), 'utf8')).version;
+  execFileSync(convert, ['--source', `@mediapipe/face_mesh ${version} face_landmark.tflite`, meshTflite(dir), out]);
+  assert.ok(readFileSync(out).equals(readFileSync(join(root, 'weights/facemesh.blob'))), 'same bytes as weights/facemesh.blob');
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8'));
+  assert.equal(lock.packages['node_modules/@mediapipe/face_mesh'].version, version, 'the lock file pins the converted version');
+});
+
+test('a Face Mesh whose layers do not wire up as the engine runs them is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'reage-tflite-'));
+  const bytes = readFileSync(meshTflite(dir));
+  // the landmark model renamed so that its walk breaks: a layer name the walk looks for no longer exists
+  const renamed = Buffer.from(bytes);
+  const at = renamed.indexOf(Buffer.from('p_re_lu_19\0'));
+  assert.ok(at > 0, 'the model names its layers');
+  renamed.write('p_re_lu_99', at);
+  const cases = { 'renamed.tflite': [renamed, /p_re_lu_19|no operator writes/] };
+  for (const [name, [data, why]] of Object.entries(cases)) {
+    const path = join(dir, name), out = join(dir, `${name}.blob`);
+    writeFileSync(path, data);
+    const r = spawnSync(convert, [path, out]);
+    assert.notEqual(r.status, 0, `${name} is refused`);
+    assert.match(r.stderr.toString(), why, `${name}: ${r.stderr}`);
+    assert.equal(existsSync(out), false, `${name}: no blob written`);
+  }
+});

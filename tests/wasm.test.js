@@ -11,6 +11,7 @@ import { ReAgeEngine } from '../web/reage.js';
 const root = new URL('..', import.meta.url).pathname;
 const blobPath = join(root, 'weights/reage.blob');
 const detectorPath = join(root, 'weights/blazeface.blob');
+const meshPath = join(root, 'weights/facemesh.blob');
 
 // A file of float32s (readFileSync may hand back a slice of a shared pool).
 function floats(path) {
@@ -170,6 +171,32 @@ test('wasm and native face detectors find the same faces', async () => {
     const worst = Math.max(...flat.map((v, k) => Math.abs(v - n[k])));
     assert.ok(worst < 1e-3, `face ${i}: max |wasm - native| = ${worst}`);
   }
+});
+
+test('wasm and native face meshes agree within 1e-3 pixels', async () => {
+  const e = await engine();
+  e.loadDetector(readFileSync(detectorPath));
+  e.loadMesh(readFileSync(meshPath));
+  const dir = mkdtempSync(join(tmpdir(), 'reage-mesh-'));
+  const [pixels, faces, meshes] = [join(dir, 'photo.rgba'), join(dir, 'faces.f32'), join(dir, 'meshes.f32')];
+  const stdout = execFileSync(join(root, 'build/reage-parity'),
+    [blobPath, join(dir, 'gen.f32'), detectorPath, join(root, 'web/sample.jpg'), pixels, faces, meshPath, meshes]).toString();
+  const [W, H] = stdout.trim().split('\n').pop().split(' ').map(Number);
+  const rgba = new Uint8ClampedArray(readFileSync(pixels));
+  const native = floats(meshes), found = e.detect(rgba, W, H);
+  const per = 5 + 3 * 468;
+  assert.equal(found.length * per, native.length, 'a mesh for every face');
+  for (let i = 0; i < found.length; i++) {
+    const m = e.mesh(rgba, W, H, found[i]), n = native.subarray(i * per, (i + 1) * per);
+    const flat = [m.score, m.roi.cx, m.roi.cy, m.roi.size, m.roi.angle, ...m.points];
+    const worst = Math.max(...flat.map((v, k) => Math.abs(v - n[k])));
+    assert.ok(m.score > 0.9, `face ${i}: the mesh sees a face (${m.score})`);
+    assert.ok(worst < 1e-3, `face ${i}: max |wasm - native| = ${worst}`);
+  }
+  // a bad mesh blob is refused and the loaded one stays
+  assert.throws(() => e.loadMesh(readFileSync(detectorPath)), /magic|mesh/i);
+  assert.ok(e.mesh(rgba, W, H, found[0]).score > 0.9, 'the earlier mesh still runs');
+  assert.throws(() => e.mesh(rgba, W, H, { ...found[0], rect: { x0: NaN, y0: 0, x1: 1, y1: 1 } }), /not a face box/);
 });
 
 test('a damaged detector blob is refused and the loaded detector stays', async () => {

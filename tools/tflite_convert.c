@@ -1,7 +1,9 @@
 /* reage-tflite: converts MediaPipe's BlazeFace short-range detector
  * (face_detection_short_range.tflite from npm's @mediapipe/face_detection)
- * into ReAge's blob format, so that the engine runs it natively and in the
- * browser without MediaPipe's runtime.
+ * and Face Mesh landmark network (face_landmark.tflite, inside npm's
+ * @mediapipe/face_mesh) into ReAge's blob format, so that the engine runs
+ * them natively and in the browser without MediaPipe's runtime. Which one a
+ * file is, its input says (128x128: the detector, 192x192: the mesh).
  *
  *   reage-tflite [--source TEXT] MODEL.tflite OUT.blob   convert
  *   reage-tflite --list MODEL.tflite                     print the operator list
@@ -21,6 +23,7 @@
 
 #include "../src/blob.h"
 #include "../src/facedetect.h"
+#include "../src/facemesh.h"
 #include "../src/fileio.h"
 
 /* ---- a bounds-checked FlatBuffer reader ---- */
@@ -92,7 +95,7 @@ static int32_t fb_vec_i32(Fb *f, size_t vec, uint32_t i) {
 /* ---- the parts of the TFLite schema we use ---- */
 
 enum { OP_ADD = 0, OP_CONCATENATION = 2, OP_CONV_2D = 3, OP_DEPTHWISE_CONV_2D = 4,
-       OP_DEQUANTIZE = 6, OP_MAX_POOL_2D = 17, OP_RELU = 19, OP_RESHAPE = 22, OP_PAD = 34 };
+       OP_DEQUANTIZE = 6, OP_MAX_POOL_2D = 17, OP_RELU = 19, OP_RESHAPE = 22, OP_PAD = 34, OP_PRELU = 54 };
 enum { TT_FLOAT32 = 0, TT_FLOAT16 = 1, TT_INT32 = 2 };
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 enum { ACT_NONE = 0, ACT_RELU = 1 };
@@ -130,6 +133,7 @@ static const char *op_name(int code) {
     case OP_RELU: return "RELU";
     case OP_RESHAPE: return "RESHAPE";
     case OP_PAD: return "PAD";
+    case OP_PRELU: return "PRELU";
     default: return "?";
     }
 }
@@ -159,6 +163,10 @@ static int tflite_parse(TfModel *m, const uint8_t *buf, size_t len, const char *
     m->input = fb_vec_i32(f, inputs, 0);
     m->noutputs = (int)fb_vec_len(f, outputs);
     for (int i = 0; i < m->noutputs; i++) m->outputs[i] = fb_vec_i32(f, outputs, (uint32_t)i);
+    if (m->input < 0 || m->input >= (int)nt) return err_set(e, "%s: the input is tensor %d of %u", path, m->input, nt);
+    for (int i = 0; i < m->noutputs; i++)
+        if (m->outputs[i] < 0 || m->outputs[i] >= (int)nt)
+            return err_set(e, "%s: output %d is tensor %d of %u", path, i, m->outputs[i], nt);
 
     for (uint32_t i = 0; i < nt; i++) {
         TfTensor *t = &m->t[i];
@@ -269,12 +277,15 @@ static void tflite_list(const TfModel *m) {
 /* The tensor whose data feeds an operator input, looking through the
  * DEQUANTIZE ops that widen the model's float16 weights. */
 static const TfTensor *weight_of(const TfModel *m, int t) {
+    if (t < 0) return NULL; /* an optional input left out */
     for (int i = 0; i < m->nops; i++)
-        if (m->op[i].code == OP_DEQUANTIZE && m->op[i].out[0] == t) return &m->t[m->op[i].in[0]];
+        if (m->op[i].code == OP_DEQUANTIZE && m->op[i].nin >= 1 && m->op[i].nout >= 1 && m->op[i].out[0] == t)
+            return m->op[i].in[0] < 0 ? NULL : &m->t[m->op[i].in[0]];
     return &m->t[t];
 }
 
 static int read_weights(const TfTensor *t, float *dst, size_t n, const char *path, Err *e) {
+    if (!t) return err_set(e, "%s: an operator lacks its weights", path);
     size_t width = t->type == TT_FLOAT32 ? 4 : t->type == TT_FLOAT16 ? 2 : 0;
     if (!width || !t->data || t->data_len != n * width)
         return err_set(e, "%s: tensor %s has no float data of %zu values", path, t->name, n);
@@ -306,6 +317,7 @@ static int convert(const TfModel *m, FaceDetector *fd, const char *path, Err *e)
             npool++;
         }
         if (o->code == OP_PAD) {
+            if (o->nin != 2 || o->nout != 1 || o->in[0] < 0 || o->in[1] < 0) { free(tmp); return err_set(e, "%s: operator %d: malformed padding", path, i); }
             const TfTensor *pads = &m->t[o->in[1]], *a = &m->t[o->in[0]], *b = &m->t[o->out[0]];
             int32_t v[8];
             if (pads->type != TT_INT32 || !pads->data || pads->data_len != sizeof(v)) { free(tmp); return err_set(e, "%s: operator %d: unexpected padding", path, i); }
@@ -318,7 +330,9 @@ static int convert(const TfModel *m, FaceDetector *fd, const char *path, Err *e)
         if (o->code != OP_CONV_2D && o->code != OP_DEPTHWISE_CONV_2D) continue;
         if (pi + 1 >= fd->ps.count) { free(tmp); return err_set(e, "%s: more convolutions than BlazeFace has", path); }
         const ParamTensor *pw = &fd->ps.t[pi], *pb = &fd->ps.t[pi + 1];
+        if (o->nin != 3 || o->in[0] < 0) { free(tmp); return err_set(e, "%s: operator %d is not a convolution with weights and bias", path, i); }
         const TfTensor *w = weight_of(m, o->in[1]), *b = weight_of(m, o->in[2]);
+        if (!w || !b) { free(tmp); return err_set(e, "%s: operator %d lacks its weights", path, i); }
         int dw = o->code == OP_DEPTHWISE_CONV_2D;
         /* what the engine runs: the stem 5x5 stride 2 "SAME", depthwise 3x3
          * "SAME" at the block's stride, everything else 1x1 (where padding
@@ -359,6 +373,151 @@ static int convert(const TfModel *m, FaceDetector *fd, const char *path, Err *e)
     return 0;
 }
 
+/* ---- the Face Mesh landmark network ---- */
+
+/* The operator writing the tensor of this name, or -1. */
+static int producer(const TfModel *m, const char *name) {
+    for (int i = 0; i < m->nops; i++)
+        if (m->op[i].code != OP_DEQUANTIZE && m->op[i].nout >= 1 && !strcmp(m->t[m->op[i].out[0]].name, name)) return i;
+    return -1;
+}
+
+/* The name of the tensor an operator reads first ("" when it reads none). */
+static const char *first_input(const TfModel *m, int op) {
+    return op >= 0 && m->op[op].nin >= 1 && m->op[op].in[0] >= 0 ? m->t[m->op[op].in[0]].name : "";
+}
+
+typedef struct {
+    const TfModel *m;
+    FaceMesh *fm;
+    float *tmp;
+    int used;       /* operators accounted for */
+    const char *path;
+    Err *e;
+} MeshCheck;
+
+/* layer_n, an operator of this code reading `from`, with its options as
+ * given (stride, padding; kernel size k), and its weights copied into the
+ * mesh's tensors (conv and depthwise: OHWI -> OIHW; PReLU: [1,1,C] -> [C]). */
+static int take_layer(MeshCheck *c, const char *layer, int n, int code, const char *from, int stride, int padding, char *out_name) {
+    const TfModel *m = c->m;
+    snprintf(out_name, 64, "%s_%d", layer, n);
+    int i = producer(m, out_name);
+    if (i < 0) return err_set(c->e, "%s: no operator writes %s", c->path, out_name);
+    const TfOp *o = &m->op[i];
+    if (o->code != code || strcmp(first_input(m, i), from) || o->act != ACT_NONE ||
+        (code != OP_PRELU && (o->stride_w != stride || o->stride_h != stride || o->padding != padding)) ||
+        (code == OP_DEPTHWISE_CONV_2D && o->depth_mult != 1) || o->nin != (code == OP_PRELU ? 2 : 3))
+        return err_set(c->e, "%s: %s is not the %s from %s that Face Mesh has there", c->path, out_name, op_name(code), from);
+    char name[PARAM_NAME_MAX];
+    for (int part = 0; part < (code == OP_PRELU ? 1 : 2); part++) {
+        snprintf(name, sizeof(name), "%s.%s", out_name, code == OP_PRELU ? "alpha" : part ? "b" : "w");
+        const ParamTensor *pt = params_find(&c->fm->ps, name);
+        const TfTensor *w = weight_of(m, o->in[1 + part]);
+        if (!pt || !w) return err_set(c->e, "%s: %s lacks its weights", c->path, out_name);
+        size_t count = 1;
+        for (int d = 0; d < w->ndim; d++) count *= (size_t)w->shape[d];
+        if (count != pt->size || (part == 0 && pt->ndim == 4 && (w->ndim != 4 || w->shape[0] != pt->shape[0] ||
+                                                                 w->shape[1] != pt->shape[2] || w->shape[3] != pt->shape[1])))
+            return err_set(c->e, "%s: %s has an unexpected shape for %s", c->path, w->name, name);
+        if (read_weights(w, c->tmp, pt->size, c->path, c->e)) return -1;
+        float *dst = c->fm->ps.data + pt->offset;
+        if (pt->ndim == 4) { /* OHWI -> OIHW */
+            int O = pt->shape[0], I = pt->shape[1], K = pt->shape[2];
+            for (int oc = 0; oc < O; oc++)
+                for (int y = 0; y < K; y++)
+                    for (int x = 0; x < K; x++)
+                        for (int ic = 0; ic < I; ic++)
+                            dst[((size_t)(oc * I + ic) * K + y) * K + x] = c->tmp[(((size_t)oc * K + y) * K + x) * I + ic];
+        } else if (pt->ndim == 3) { /* depthwise [1,3,3,C] -> [C,3,3] */
+            int C = pt->shape[0];
+            for (int ch = 0; ch < C; ch++)
+                for (int t = 0; t < 9; t++) dst[(size_t)ch * 9 + t] = c->tmp[(size_t)t * C + ch];
+        } else {
+            memcpy(dst, c->tmp, sizeof(float) * pt->size);
+        }
+    }
+    c->used++;
+    return 0;
+}
+
+/* A block reading `from`; writes the name of its output into out. The
+ * shortcut is `from` itself, or its 2x2 max pool, zero-extended in channels
+ * by a PAD where the block widens. */
+static int take_block(MeshCheck *c, const MeshBlock *k, const char *from, char *out) {
+    char dw[64], pw[64];
+    if (take_layer(c, "depthwise_conv2d", k->dw, OP_DEPTHWISE_CONV_2D, from, k->stride, PAD_SAME, dw) ||
+        take_layer(c, "conv2d", k->pw, OP_CONV_2D, dw, 1, PAD_VALID, pw))
+        return -1;
+    const TfModel *m = c->m;
+    snprintf(out, 64, "p_re_lu_%d", k->prelu);
+    int pr = producer(m, out), add = pr >= 0 && m->op[pr].in[0] >= 0 ? producer(m, first_input(m, pr)) : -1;
+    int ok = add >= 0 && m->op[add].code == OP_ADD && m->op[add].nin == 2 && m->op[add].in[0] >= 0 && m->op[add].in[1] >= 0 &&
+             m->op[add].act == ACT_NONE;
+    if (ok) {
+        const char *a = m->t[m->op[add].in[0]].name, *b = m->t[m->op[add].in[1]].name, *shortcut = !strcmp(a, pw) ? b : a;
+        ok = !strcmp(a, pw) || !strcmp(b, pw);
+        int via = producer(m, shortcut);
+        if (ok && k->cout > k->cin) { /* the channels' zero tail */
+            ok = via >= 0 && m->op[via].code == OP_PAD;
+            shortcut = first_input(m, via);
+            via = producer(m, shortcut);
+            c->used++;
+        }
+        if (ok && k->stride == 2) {
+            const TfOp *o = via >= 0 ? &m->op[via] : NULL;
+            ok = o && o->code == OP_MAX_POOL_2D && o->stride_w == 2 && o->filter_w == 2 && o->filter_h == 2 && o->padding == PAD_VALID;
+            shortcut = first_input(m, via);
+            c->used++;
+        }
+        ok = ok && !strcmp(shortcut, from);
+    }
+    if (!ok) return err_set(c->e, "%s: %s is not the residual sum of %s and %s that Face Mesh has there", c->path, out, pw, from);
+    c->used++; /* the ADD */
+    char checked[64];
+    return take_layer(c, "p_re_lu", k->prelu, OP_PRELU, first_input(m, pr), 0, 0, checked);
+}
+
+static int take_head(MeshCheck *c, const MeshHead *h, const char *from) {
+    char a[64], sq[64], sqp[64], b[64], last[64];
+    if (take_block(c, &h->first, from, a) || take_layer(c, "conv2d", h->squeeze, OP_CONV_2D, a, 1, PAD_VALID, sq) ||
+        take_layer(c, "p_re_lu", h->squeeze_prelu, OP_PRELU, sq, 0, 0, sqp) || take_block(c, &h->second, sqp, b) ||
+        take_layer(c, "conv2d", h->last, OP_CONV_2D, b, 3, PAD_VALID, last))
+        return -1;
+    for (int i = 0; i < c->m->noutputs; i++)
+        if (!strcmp(c->m->t[c->m->outputs[i]].name, last)) return 0;
+    return err_set(c->e, "%s: %s is not one of the model's outputs", c->path, last);
+}
+
+/* Walks Face Mesh's graph from the input, layer by layer as the engine
+ * runs it (facemesh.c), checking every operator's kind, wiring and options,
+ * and refuses a model with any operator the walk does not account for. */
+static int convert_mesh(const TfModel *m, FaceMesh *fm, const char *path, Err *e) {
+    const TfTensor *in = &m->t[m->input];
+    if (in->ndim != 4 || in->shape[1] != FACEMESH_RES || in->shape[2] != FACEMESH_RES || in->shape[3] != 3 ||
+        in->type != TT_FLOAT32 || m->noutputs != 2)
+        return err_set(e, "%s: not a 192x192 RGB model with two outputs", path);
+    MeshCheck c = {m, fm, malloc(sizeof(float) * 1404 * 32 * 9), 0, path, e};
+    if (!c.tmp) return err_set(e, "out of memory");
+    char stem[64], from[64], trunk_end[64], flag_from[64];
+    int rc = take_layer(&c, "conv2d", 1, OP_CONV_2D, in->name, 2, PAD_SAME, stem) ||
+             take_layer(&c, "p_re_lu", 1, OP_PRELU, stem, 0, 0, from);
+    for (int i = 0; !rc && i < FACEMESH_TRUNK; i++) {
+        char next[64];
+        rc = take_block(&c, &MESH_TRUNK[i], from, next);
+        snprintf(from, sizeof(from), "%s", next);
+        if (i + 1 == 14) snprintf(flag_from, sizeof(flag_from), "%s", from);
+    }
+    snprintf(trunk_end, sizeof(trunk_end), "%s", from);
+    rc = rc || take_head(&c, &MESH_LANDMARKS, trunk_end) || take_head(&c, &MESH_FACE_FLAG, flag_from);
+    free(c.tmp);
+    if (rc) return -1;
+    int ops = 0;
+    for (int i = 0; i < m->nops; i++) ops += m->op[i].code != OP_DEQUANTIZE;
+    if (ops != c.used) return err_set(e, "%s: %d operators, of which Face Mesh's layers account for %d", path, ops, c.used);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     Err e = {{0}};
     const char *source = "face_detection_short_range.tflite";
@@ -380,6 +539,21 @@ int main(int argc, char **argv) {
     static TfModel m;
     if (tflite_parse(&m, buf, len, in, &e)) { fprintf(stderr, "reage-tflite: %s\n", e.msg); return 1; }
     if (list) { tflite_list(&m); return 0; }
+    if (m.t[m.input].ndim == 4 && m.t[m.input].shape[1] == FACEMESH_RES) {
+        static FaceMesh fm;
+        facemesh_build(&fm);
+        if (params_alloc(&fm.ps, 0) || convert_mesh(&m, &fm, in, &e)) { fprintf(stderr, "reage-tflite: %s\n", e.msg); return 1; }
+        char config[512];
+        snprintf(config, sizeof(config), "model=face-mesh\nres=%d\npoints=%d\nsource=%s\nlicense=Apache-2.0\n",
+                 FACEMESH_RES, FACEMESH_POINTS, source);
+        BlobWriter w;
+        blobw_begin(&w, FACEMESH_MAGIC, config);
+        blobw_params(&w, "", &fm.ps, DT_F16); /* float16 in the .tflite too: nothing is lost */
+        if (blobw_save(&w, argv[a + 1], &e)) { fprintf(stderr, "reage-tflite: %s\n", e.msg); return 1; }
+        printf("reage-tflite: %s -> %s (%zu weights)\n", in, argv[a + 1], fm.ps.total);
+        free(buf);
+        return 0;
+    }
     static FaceDetector fd;
     facedet_build(&fd);
     if (params_alloc(&fd.ps, 0) || convert(&m, &fd, in, &e)) { fprintf(stderr, "reage-tflite: %s\n", e.msg); return 1; }

@@ -81,6 +81,25 @@ export class ReAgeEngine {
     return faces;
   }
 
+  // Loads the face mesh's blob (weights/facemesh.blob).
+  loadMesh(blob) {
+    this.#loadWith(this.x.reage_load_mesh, blob);
+  }
+
+  // The 468-point mesh of a face that detect() found: {score (how surely the
+  // square holds a face), roi: {cx, cy, size, angle} (the square the network
+  // saw), points: Float32Array of x, y, z in the photo's pixels}.
+  mesh(rgba, width, height, face) {
+    const per = this.x.reage_mesh_floats(), det = new Float32Array(21);
+    det.set([face.score, face.rect.x0, face.rect.y0, face.rect.x1, face.rect.y1, ...face.keypoints.flat()]);
+    const ptr = this.#put(rgba), dp = this.#put(det), out = this.x.reage_malloc(per * 4);
+    const rc = this.x.reage_mesh(ptr, width, height, dp, out);
+    const f = rc === 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + per * 4)) : null;
+    [ptr, dp, out].forEach((p) => this.x.reage_free(p));
+    if (!f) this.#fail();
+    return { score: f[0], roi: { cx: f[1], cy: f[2], size: f[3], angle: f[4] }, points: f.subarray(5) };
+  }
+
   get minAge() { return this.groups[0].lo; }
   get maxAge() { return this.groups[this.groups.length - 1].hi; }
 

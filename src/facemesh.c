@@ -1,0 +1,202 @@
+#include "facemesh.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "blob.h"
+#include "layers.h"
+
+const MeshBlock MESH_TRUNK[FACEMESH_TRUNK] = {
+    {1, 2, 2, 16, 16, 1},       {2, 3, 3, 16, 16, 1},       {3, 4, 4, 16, 32, 2},       {4, 5, 5, 32, 32, 1},
+    {5, 6, 6, 32, 32, 1},       {6, 7, 7, 32, 64, 2},       {7, 8, 8, 64, 64, 1},       {8, 9, 9, 64, 64, 1},
+    {9, 10, 10, 64, 128, 2},    {10, 11, 11, 128, 128, 1},  {11, 12, 12, 128, 128, 1},  {12, 13, 13, 128, 128, 2},
+    {13, 14, 14, 128, 128, 1},  {14, 15, 15, 128, 128, 1},  {15, 16, 16, 128, 128, 2},  {16, 17, 17, 128, 128, 1},
+};
+const MeshHead MESH_LANDMARKS = {{17, 18, 18, 128, 128, 1}, 19, 19, {18, 20, 20, 32, 32, 1}, 21, 3 * FACEMESH_POINTS};
+const MeshHead MESH_FACE_FLAG = {{23, 28, 26, 128, 128, 2}, 29, 27, {24, 30, 28, 32, 32, 1}, 31, 1};
+/* the face-flag head branches off after this many trunk blocks (6x6, 128 channels) */
+#define FLAG_FROM 14
+
+static void add(ParamSet *ps, const char *layer, int n, const char *part, int a, int b, int c, int d) {
+    char name[PARAM_NAME_MAX];
+    int shape[4] = {a, b, c, d}, nd = d ? 4 : c ? 3 : b ? 2 : 1;
+    snprintf(name, sizeof(name), "%s_%d.%s", layer, n, part);
+    params_add(ps, name, nd, shape, 1, INIT_ZERO, 0);
+}
+
+static void add_block(ParamSet *ps, const MeshBlock *k) {
+    add(ps, "depthwise_conv2d", k->dw, "w", k->cin, 3, 3, 0);
+    add(ps, "depthwise_conv2d", k->dw, "b", k->cin, 0, 0, 0);
+    add(ps, "conv2d", k->pw, "w", k->cout, k->cin, 1, 1);
+    add(ps, "conv2d", k->pw, "b", k->cout, 0, 0, 0);
+    add(ps, "p_re_lu", k->prelu, "alpha", k->cout, 0, 0, 0);
+}
+
+static void add_head(ParamSet *ps, const MeshHead *h) {
+    add_block(ps, &h->first);
+    add(ps, "conv2d", h->squeeze, "w", h->second.cin, h->first.cout, 1, 1);
+    add(ps, "conv2d", h->squeeze, "b", h->second.cin, 0, 0, 0);
+    add(ps, "p_re_lu", h->squeeze_prelu, "alpha", h->second.cin, 0, 0, 0);
+    add_block(ps, &h->second);
+    add(ps, "conv2d", h->last, "w", h->out, h->second.cout, 3, 3);
+    add(ps, "conv2d", h->last, "b", h->out, 0, 0, 0);
+}
+
+void facemesh_build(FaceMesh *m) {
+    memset(m, 0, sizeof(*m));
+    ParamSet *ps = &m->ps;
+    add(ps, "conv2d", 1, "w", 16, 3, 3, 3);
+    add(ps, "conv2d", 1, "b", 16, 0, 0, 0);
+    add(ps, "p_re_lu", 1, "alpha", 16, 0, 0, 0);
+    for (int i = 0; i < FACEMESH_TRUNK; i++) add_block(ps, &MESH_TRUNK[i]);
+    add_head(ps, &MESH_LANDMARKS);
+    add_head(ps, &MESH_FACE_FLAG);
+}
+
+/* Activations: the padded input, then ping-pong maps, the depthwise output,
+ * the pooled shortcut and the 6x6 map the face-flag head starts from. */
+#define PADDED (3 * 193 * 193)
+#define MAXMAP (16 * 96 * 96)
+#define FLAG_MAP (128 * 6 * 6)
+
+/* The largest workspace of any of the network's convolutions. */
+static size_t scratch_floats(void) {
+    size_t most = conv2d_scratch_floats((ConvShape){1, 3, 193, 193, 16, 3, 2, 0});
+    int H = 96;
+    for (int i = 0; i < FACEMESH_TRUNK; i++) {
+        H = same_out_size(H, MESH_TRUNK[i].stride);
+        size_t n = conv2d_scratch_floats((ConvShape){1, MESH_TRUNK[i].cin, H, H, MESH_TRUNK[i].cout, 1, 1, 0});
+        if (n > most) most = n;
+    }
+    const MeshHead *heads[2] = {&MESH_LANDMARKS, &MESH_FACE_FLAG};
+    for (int k = 0; k < 2; k++) {
+        size_t n = conv2d_scratch_floats((ConvShape){1, 32, 3, 3, heads[k]->out, 3, 3, 0});
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+int facemesh_load(FaceMesh *m, const uint8_t *buf, size_t len, const char *what, Err *e) {
+    facemesh_build(m);
+    static Blob b;  /* large; the mesh loads once per program */
+    if (blob_parse(&b, buf, len, FACEMESH_MAGIC, what, e)) return -1;
+    char model[64];
+    if (config_get(b.config, "model", model, sizeof(model)) || strcmp(model, "face-mesh") != 0)
+        return err_set(e, "%s: not a Face Mesh landmark blob", what);
+    if (params_alloc(&m->ps, 0)) return err_set(e, "%s: out of memory", what);
+    m->work = malloc(sizeof(float) * (PADDED + 4 * (size_t)MAXMAP + FLAG_MAP));
+    m->scratch = malloc(sizeof(float) * scratch_floats());
+    if (!m->work || !m->scratch) { facemesh_free(m); return err_set(e, "%s: out of memory", what); }
+    if (blob_read_params(&b, "", &m->ps, what, e)) { facemesh_free(m); return -1; }
+    return 0;
+}
+
+void facemesh_free(FaceMesh *m) {
+    params_free(&m->ps);
+    free(m->work);
+    free(m->scratch);
+    m->work = m->scratch = NULL;
+}
+
+static const float *param(const FaceMesh *m, const char *layer, int n, const char *part) {
+    char name[PARAM_NAME_MAX];
+    snprintf(name, sizeof(name), "%s_%d.%s", layer, n, part);
+    const ParamTensor *t = params_find(&m->ps, name);
+    return t ? m->ps.data + t->offset : NULL;
+}
+
+/* conv2d_<n> as a 1x1 convolution, bias added, then p_re_lu_<prelu> (0: none) */
+static void conv1x1_prelu(FaceMesh *m, float *out, const float *inp, int n, int prelu, int cin, int cout, int H) {
+    conv2d_forward(out, inp, param(m, "conv2d", n, "w"), param(m, "conv2d", n, "b"), m->scratch,
+                   (ConvShape){1, cin, H, H, cout, 1, 1, 0});
+    if (prelu) prelu_forward(out, out, param(m, "p_re_lu", prelu, "alpha"), 1, cout, H * H);
+}
+
+/* One block on x [cin,H,H] into y [cout,OH,OH]; dw and pool are scratch maps. */
+static int block(FaceMesh *m, const MeshBlock *k, float *y, const float *x, float *dw, float *pool, int H) {
+    int OH = same_out_size(H, k->stride);
+    size_t plane = (size_t)OH * OH;
+    dwconv3_forward(dw, x, param(m, "depthwise_conv2d", k->dw, "w"), param(m, "depthwise_conv2d", k->dw, "b"), 1,
+                    k->cin, H, H, k->stride);
+    conv1x1_prelu(m, y, dw, k->pw, 0, k->cin, k->cout, OH);
+    const float *shortcut = x;
+    if (k->stride == 2) { maxpool2_forward(pool, x, 1, k->cin, H, H); shortcut = pool; }
+    /* the shortcut is zero-extended to cout channels: only the first cin get it */
+    residual_forward(y, y, shortcut, (size_t)k->cin * plane);
+    prelu_forward(y, y, param(m, "p_re_lu", k->prelu, "alpha"), 1, k->cout, (int)plane);
+    return OH;
+}
+
+/* A head from x [first.cin,H,H] to out [h->out]; x itself is not written. */
+static void head(FaceMesh *m, const MeshHead *h, const float *x, int H, float *out) {
+    float *a = m->work + PADDED, *b = a + MAXMAP, *dw = b + MAXMAP, *pool = dw + MAXMAP;
+    H = block(m, &h->first, a, x, dw, pool, H);
+    conv1x1_prelu(m, b, a, h->squeeze, h->squeeze_prelu, h->first.cout, h->second.cin, H);
+    H = block(m, &h->second, a, b, dw, pool, H);
+    /* the last 3x3 convolution covers the whole 3x3 map */
+    conv2d_forward(out, a, param(m, "conv2d", h->last, "w"), param(m, "conv2d", h->last, "b"), m->scratch,
+                   (ConvShape){1, h->second.cout, H, H, h->out, 3, 3, 0});
+}
+
+void facemesh_forward(FaceMesh *m, const float *img, float *points, float *flag_logit) {
+    float *pad = m->work, *x = pad + PADDED, *y = x + MAXMAP, *dw = y + MAXMAP, *pool = dw + MAXMAP,
+          *flag_in = pool + MAXMAP;
+    /* TensorFlow's "SAME" 3x3 stride-2 convolution on 192 pads 0 before and 1 after */
+    zeropad_forward(pad, img, 1, 3, FACEMESH_RES, FACEMESH_RES, 0, 0, 1, 1);
+    conv2d_forward(x, pad, param(m, "conv2d", 1, "w"), param(m, "conv2d", 1, "b"), m->scratch,
+                   (ConvShape){1, 3, 193, 193, 16, 3, 2, 0});
+    int H = 96;
+    prelu_forward(x, x, param(m, "p_re_lu", 1, "alpha"), 1, 16, H * H);
+    for (int i = 0; i < FACEMESH_TRUNK; i++) {
+        H = block(m, &MESH_TRUNK[i], y, x, dw, pool, H);
+        float *t = x; x = y; y = t;
+        if (i + 1 == FLAG_FROM) memcpy(flag_in, x, sizeof(float) * 128 * H * H);
+    }
+    /* the heads reuse the trunk's maps: the trunk's output moves out of their way */
+    float trunk_out[128 * 3 * 3];
+    memcpy(trunk_out, x, sizeof(trunk_out));
+    head(m, &MESH_LANDMARKS, trunk_out, H, points);
+    head(m, &MESH_FACE_FLAG, flag_in, 6, flag_logit);
+}
+
+CropBox facemesh_roi(const FaceDet *d) {
+    CropBox b;
+    float w = d->x1 - d->x0, h = d->y1 - d->y0;
+    b.cx = 0.5f * (d->x0 + d->x1);
+    b.cy = 0.5f * (d->y0 + d->y1);
+    b.size = 1.5f * (w > h ? w : h);
+    /* level eyes: the turn from the right eye (the image's left) to the left one */
+    b.angle = atan2f(d->kp[KP_LEFT_EYE][1] - d->kp[KP_RIGHT_EYE][1], d->kp[KP_LEFT_EYE][0] - d->kp[KP_RIGHT_EYE][0]);
+    return b;
+}
+
+void facemesh_to_floats(const FaceLandmarks *l, float *o) {
+    o[0] = l->score;
+    o[1] = l->roi.cx, o[2] = l->roi.cy, o[3] = l->roi.size, o[4] = l->roi.angle;
+    memcpy(o + 5, l->pt, sizeof(l->pt));
+}
+
+FaceDet facedet_from_floats(const float *f) {
+    FaceDet d;
+    d.score = f[0];
+    d.x0 = f[1], d.y0 = f[2], d.x1 = f[3], d.y1 = f[4];
+    for (int k = 0; k < KP_COUNT; k++) d.kp[k][0] = f[5 + 2 * k], d.kp[k][1] = f[6 + 2 * k];
+    return d;
+}
+
+void facemesh_photo(FaceMesh *m, const Photo *p, CropBox roi, FaceLandmarks *out) {
+    static float img[3 * FACEMESH_RES * FACEMESH_RES];
+    float pts[3 * FACEMESH_POINTS], logit;
+    photo_sample(p, roi, FACEMESH_RES, 1, img);
+    for (size_t i = 0; i < sizeof(img) / sizeof(img[0]); i++) img[i] = 0.5f * (img[i] + 1.0f); /* [-1,1] -> [0,1] */
+    facemesh_forward(m, img, pts, &logit);
+    out->score = 1.0f / (1.0f + expf(-logit));
+    out->roi = roi;
+    float scale = roi.size / FACEMESH_RES, half = 0.5f * roi.size, ca = cosf(roi.angle), sa = sinf(roi.angle);
+    for (int k = 0; k < FACEMESH_POINTS; k++) {
+        float u = pts[3 * k] * scale - half, v = pts[3 * k + 1] * scale - half;
+        out->pt[k][0] = roi.cx + ca * u - sa * v;
+        out->pt[k][1] = roi.cy + sa * u + ca * v;
+        out->pt[k][2] = pts[3 * k + 2] * scale;
+    }
+}
