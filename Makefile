@@ -23,13 +23,13 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c
-NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/train_config.c src/trainer.c src/train_files.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c
+NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/landmark_set.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
 
-.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve
+.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
@@ -69,6 +69,20 @@ weights/facemesh.blob: $(wildcard $(MESH_DATA)) | $(BUILD)
 	node tools/packed_asset.mjs $(MESH_PKG) face_landmark.tflite $(BUILD)/face_landmark.tflite
 	$(BUILD)/reage-tflite --source "@mediapipe/face_mesh $(MESH_PKG_VERSION) face_landmark.tflite" $(BUILD)/face_landmark.tflite $@
 
+$(BUILD)/reage-landmarks: tools/landmarks.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/landmarks.c $(NATIVE) $(LDLIBS)
+
+# The face meshes of every photo of the whole UTKFace set, cached in
+# runs/landmarks/ (about 6 minutes on two cores), and the face space's mean
+# shape measured from them (src/facespace_mean.c, committed).
+MESH_DATA ?= ../shared/data/utkface
+landmarks: $(BUILD)/reage-landmarks weights/facemesh.blob
+	$(BUILD)/reage-landmarks --data $(MESH_DATA)
+
+face-space: landmarks
+	node tools/packed_asset.mjs $(MESH_PKG) geometry_pipeline_metadata_landmarks.binarypb $(BUILD)/face_geometry.binarypb
+	$(BUILD)/reage-landmarks --data $(MESH_DATA) --face-space src/facespace_mean.c --geometry $(BUILD)/face_geometry.binarypb
+
 $(BUILD)/reage-template: tools/measure_template.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/measure_template.c $(NATIVE) $(LDLIBS)
 
@@ -80,7 +94,7 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 # The committed web/reage.wasm is what the page serves and the tests load;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../src/facedetect.h"
 #include "../src/facemesh.h"
+#include "../src/facespace.h"
 #include "../src/fileio.h"
 #include "../src/image.h"
 #include "../src/kernels.h"
@@ -437,6 +438,150 @@ static void test_detail_fade(void) {
     free(px);
 }
 
+/* Whether canonical point (u, v) lies inside the mean mesh (one of its triangles). */
+static int inside_mesh(double u, double v) {
+    for (int t = 0; t < FACESPACE_TRIANGLES; t++) {
+        const float *a = FACESPACE_MEAN[FACESPACE_TRIS[t][0]], *b = FACESPACE_MEAN[FACESPACE_TRIS[t][1]],
+                    *c = FACESPACE_MEAN[FACESPACE_TRIS[t][2]];
+        double d1 = (u - b[0]) * (a[1] - b[1]) - (a[0] - b[0]) * (v - b[1]);
+        double d2 = (u - c[0]) * (b[1] - c[1]) - (b[0] - c[0]) * (v - c[1]);
+        double d3 = (u - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (v - a[1]);
+        if (!((d1 < 0 || d2 < 0 || d3 < 0) && (d1 > 0 || d2 > 0 || d3 > 0))) return 1;
+    }
+    return 0;
+}
+
+/* The face space on a test face pasted tilted into a larger photo: the
+ * warp passes through the mesh's points and its two directions invert each
+ * other; a photo warped into the face space and back is the photo inside
+ * the mesh; landmarks moved by known offsets move the pixels there and
+ * leave the far background where it was. */
+static void test_face_space(void) {
+    uint8_t *buf;
+    size_t len;
+    Err e;
+    static FaceDetector fd;
+    static FaceMesh fm;
+    static FaceLandmarks lm, moved;
+    if (file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e) || facedet_load(&fd, buf, len, "det", &e)) {
+        CHECK(0, "the detector loads: %s", e.msg);
+        return;
+    }
+    free(buf);
+    if (file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e) || facemesh_load(&fm, buf, len, "mesh", &e)) {
+        CHECK(0, "the mesh loads: %s", e.msg);
+        return;
+    }
+    free(buf);
+    const char *data = getenv("REAGE_TEST_DATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/images/45_1_3_20170104235059987.jpg.chip.jpg", data ? data : "../shared/data/utkface-part1");
+    Image img;
+    if (image_load(path, &img, &e)) { CHECK(0, "the test face loads: %s", e.msg); return; }
+    int W = 500, H = 500;
+    Rng r;
+    rng_seed(&r, 5);
+    uint8_t *bg = malloc((size_t)W * H * 3), *back = malloc((size_t)W * H * 3);
+    background(bg, W, H, 3, &r);
+    paste(bg, W, H, 3, &img, (CropBox){250, 240, 240, 18 * PI_F / 180});
+    Photo p = {bg, W, H, 3};
+    FaceDet d[4];
+    CHECK(facedet_photo(&fd, &p, d, 4) >= 1, "the pasted face is found");
+    facemesh_photo(&fm, &p, facemesh_roi(&d[0]), &lm);
+    FaceWarp w;
+    CHECK(facewarp_fit(&w, &lm) == 0, "the warp fits");
+    CropBox box = facespace_crop(&lm);
+    CHECK(fabsf(box.angle * 180 / PI_F - 18) < 4 && fabsf(box.size / 240 - 1) < 0.1f && hypotf(box.cx - 250, box.cy - 240) < 12,
+          "the crop from the mesh: centre %.0f,%.0f, side %.0f, %.1f degrees (pasted: 250,240, 240, 18)", box.cx, box.cy,
+          box.size, box.angle * 180 / PI_F);
+    /* through the points, and each way the other's inverse */
+    double worst_pass = 0, worst_inv = 0;
+    for (int k = 0; k < FACEMESH_POINTS; k++) {
+        double x, y;
+        facewarp_to_photo(&w, FACESPACE_MEAN[k][0], FACESPACE_MEAN[k][1], &x, &y);
+        worst_pass = fmax(worst_pass, hypot(x - lm.pt[k][0], y - lm.pt[k][1]));
+    }
+    for (int i = 0; i < 400; i++) {
+        double u0 = rng_uniform(&r), v0 = rng_uniform(&r), x, y, u, v;
+        (void)0;
+        facewarp_to_photo(&w, u0, v0, &x, &y);
+        facewarp_to_space(&w, x, y, &u, &v);
+        worst_inv = fmax(worst_inv, hypot(u - u0, v - v0) * box.size);
+    }
+    CHECK(worst_pass < 2, "the warp passes within 2 px of every mesh point (worst %.3g px)", worst_pass);
+    CHECK(worst_inv < 0.01, "the way back inverts the way there (worst %.3g px)", worst_inv);
+    /* a round trip at twice the face's resolution */
+    int S = 3 * (int)box.size; /* twice the face's resolution over the crop and its margins */
+    uint8_t *space = malloc((size_t)S * S * 3);
+    facewarp_photo_to_space(&w, &p, S, space);
+    memcpy(back, bg, (size_t)W * H * 3);
+    memset(back, 0, (size_t)W * H * 3);
+    Photo pb = {back, W, H, 3};
+    facewarp_space_to_photo(&w, space, S, &pb);
+    double sum = 0, worst = 0;
+    int n = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double u, v;
+            facewarp_to_space(&w, x + 0.5, y + 0.5, &u, &v);
+            if (!inside_mesh(u, v)) continue;
+            for (int c = 0; c < 3; c++) {
+                double dd = fabs((double)back[((size_t)y * W + x) * 3 + c] - bg[((size_t)y * W + x) * 3 + c]);
+                sum += dd;
+                worst = fmax(worst, dd);
+            }
+            n++;
+        }
+    CHECK(n > 10000 && sum / (3.0 * n) < 1.0, "photo -> face space -> photo inside the mesh: mean %.2f grey levels "
+          "over %d pixels (worst %.0f)", sum / (3.0 * (n ? n : 1)), n, worst);
+    /* the left eye moved by (3, -2) pixels */
+    static const int eye[] = {263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466};
+    moved = lm;
+    for (size_t i = 0; i < sizeof(eye) / sizeof(eye[0]); i++) moved.pt[eye[i]][0] += 3, moved.pt[eye[i]][1] -= 2;
+    FaceWarp w2;
+    CHECK(facewarp_fit(&w2, &moved) == 0, "the moved warp fits");
+    double x1, y1, x2, y2;
+    facewarp_to_photo(&w, FACESPACE_MEAN[374][0], FACESPACE_MEAN[374][1], &x1, &y1);
+    facewarp_to_photo(&w2, FACESPACE_MEAN[374][0], FACESPACE_MEAN[374][1], &x2, &y2);
+    CHECK(fabs(x2 - x1 - 3) < 0.3 && fabs(y2 - y1 + 2) < 0.3, "the moved eye's point moves by (%.2f, %.2f), not (3, -2)",
+          x2 - x1, y2 - y1);
+    /* the face space put back through the moved warp, against the round trip above (in `back`): the eye's
+     * pixels move, the face's far side barely, and the photo beyond the face space not at all */
+    uint8_t *moved_back = malloc((size_t)W * H * 3);
+    memcpy(moved_back, bg, (size_t)W * H * 3);
+    Photo pm = {moved_back, W, H, 3};
+    facewarp_space_to_photo(&w2, space, S, &pm);
+    memcpy(back, bg, (size_t)W * H * 3);
+    facewarp_space_to_photo(&w, space, S, &pb);
+    double at_eye = 0, far_sum = 0;
+    long changed_outside = 0, far_n = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double u, v;
+            facewarp_to_space(&w, x + 0.5, y + 0.5, &u, &v);
+            int diff = 0;
+            for (int c = 0; c < 3; c++) diff += abs(moved_back[((size_t)y * W + x) * 3 + c] - back[((size_t)y * W + x) * 3 + c]);
+            if (u < -0.3 || u > 1.3 || v < -0.3 || v > 1.3) {
+                for (int c = 0; c < 3; c++) changed_outside += moved_back[((size_t)y * W + x) * 3 + c] != bg[((size_t)y * W + x) * 3 + c];
+            } else if (hypot(x + 0.5 - x1, y + 0.5 - y1) > 0.6 * box.size) {
+                far_sum += diff / 3.0;
+                far_n++;
+            }
+            if (hypot(x + 0.5 - x1, y + 0.5 - y1) < 4) at_eye += diff;
+        }
+    CHECK(at_eye > 100, "the pixels at the moved eye change (by %.0f levels in all)", at_eye);
+    CHECK(far_n > 1000 && far_sum / far_n < 0.5, "0.6 sides from the eye and beyond they change by %.2f levels on average",
+          far_sum / (far_n ? far_n : 1));
+    CHECK(changed_outside == 0, "no photo pixel beyond the face space changes (%ld did)", changed_outside);
+    free(moved_back);
+    facewarp_free(&w);
+    facewarp_free(&w2);
+    free(space); free(bg); free(back);
+    image_free(&img);
+    facedet_free(&fd);
+    facemesh_free(&fm);
+}
+
 void test_facedetect(void) {
     test_soften_change_colour();
     test_detail_fade();
@@ -444,4 +589,5 @@ void test_facedetect(void) {
     test_nms();
     test_alignment_math();
     test_detector_on_photos();
+    test_face_space();
 }

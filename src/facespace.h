@@ -1,0 +1,62 @@
+/* The face space: a common frame in which every face's landmarks sit where
+ * the training faces' do on average, so that pixels of different faces
+ * correspond. A face is warped from its photo into the face space and back
+ * at any resolution, the photo's own included.
+ *
+ * The frame is UTKFace's aligned crop, in fractions of its side: its mean
+ * shape (FACESPACE_MEAN) is the mean of the training photos' meshes after a
+ * similarity alignment (generalised Procrustes), measured by
+ * build/reage-landmarks --face-space. Around the mesh, a ring of points
+ * beyond the crop's border, which follow the crop box, keeps the forehead,
+ * hair and background moving smoothly and the far background still.
+ *
+ * The warp is a thin-plate spline through the mesh's points and the ring
+ * (smooth everywhere: no seams between triangles), one each way; the way
+ * back is refined by Newton's method so that a round trip returns each
+ * pixel to within a hundredth of a pixel. */
+#ifndef REAGE_FACESPACE_H
+#define REAGE_FACESPACE_H
+#include "facemesh.h"
+#include "photo.h"
+
+/* The ring: points on squares of 1.5 and 2.5 times the crop's side. */
+#define FACESPACE_RING 32
+#define FACESPACE_POINTS (FACEMESH_POINTS + FACESPACE_RING)
+
+extern const float FACESPACE_MEAN[FACEMESH_POINTS][2];
+/* MediaPipe's canonical triangulation of the mesh (drawing and masks). */
+#define FACESPACE_TRIANGLES 898
+extern const unsigned short FACESPACE_TRIS[FACESPACE_TRIANGLES][3];
+
+/* Canonical positions of all points, mesh and ring, in crop fractions. */
+void facespace_points(float out[FACESPACE_POINTS][2]);
+/* The crop box that best maps the face's mesh onto the mean shape (a
+ * least-squares similarity over the points that expressions move least). */
+CropBox facespace_crop(const FaceLandmarks *l);
+
+typedef struct {
+    int n;                              /* control points */
+    double (*c)[2];                     /* canonical positions */
+    double (*p)[2];                     /* photo positions */
+    double *fw, *bw;                    /* spline weights: canonical->photo, photo->canonical; [n+3][2] each */
+    CropBox box;                        /* the face's crop (facespace_crop) */
+} FaceWarp;
+
+/* Fits the warp for a face's mesh; 0, or -1 when out of memory. */
+int facewarp_fit(FaceWarp *w, const FaceLandmarks *l);
+void facewarp_free(FaceWarp *w);
+/* Canonical (crop fractions) -> photo pixels, and back. */
+void facewarp_to_photo(const FaceWarp *w, double u, double v, double *x, double *y);
+void facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *v);
+
+/* The face space's images cover the crop square and a margin of a quarter
+ * of its side around it (the mesh's forehead reaches past the crop's top). */
+#define FACESPACE_MARGIN 0.25
+/* The photo in the face space: out [S,S,3] (rows of S RGB pixels), the
+ * crop square with its margin at S pixels a side, sampled bilinearly
+ * (edges repeat). */
+void facewarp_photo_to_space(const FaceWarp *w, const Photo *p, int S, uint8_t *out);
+/* A face-space image [S,S,3] back into the photo, over the pixels whose
+ * canonical position lies inside it; others are left alone. */
+void facewarp_space_to_photo(const FaceWarp *w, const uint8_t *space, int S, Photo *p);
+#endif
