@@ -407,8 +407,7 @@ CropBox facedet_crop(const FaceDet *f) {
     return b;
 }
 
-void facedet_to_floats(const FaceDet *f, float *o) {
-    CropBox b = facedet_crop(f);
+void facedet_to_floats(const FaceDet *f, CropBox b, float *o) {
     o[0] = f->score;
     o[1] = f->x0, o[2] = f->y0, o[3] = f->x1, o[4] = f->y1;
     for (int k = 0; k < KP_COUNT; k++) o[5 + 2 * k] = f->kp[k][0], o[6 + 2 * k] = f->kp[k][1];

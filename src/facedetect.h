@@ -70,7 +70,7 @@ int facedet_photo(FaceDetector *fd, const Photo *p, FaceDet *out, int max);
  * test read: score, box x0 y0 x1 y1, six keypoints x y, then the aligned
  * crop (facedet_crop) cx cy size angle. */
 #define FACEDET_FLOATS 21
-void facedet_to_floats(const FaceDet *f, float *out);
+void facedet_to_floats(const FaceDet *f, CropBox crop, float *out);
 
 /* Where UTKFace's aligned crops put the keypoints, as fractions of the crop
  * side (measured on the training split by tools/measure_template.c). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "blob.h"
+#include "facespace.h"
 #include "layers.h"
 
 const MeshBlock MESH_TRUNK[FACEMESH_TRUNK] = {
@@ -168,6 +169,31 @@ CropBox facemesh_roi(const FaceDet *d) {
     /* level eyes: the turn from the right eye (the image's left) to the left one */
     b.angle = atan2f(d->kp[KP_LEFT_EYE][1] - d->kp[KP_RIGHT_EYE][1], d->kp[KP_LEFT_EYE][0] - d->kp[KP_RIGHT_EYE][0]);
     return b;
+}
+
+int facemesh_confirm(FaceMesh *m, const Photo *p, FaceDet *d, int n, CropBox *crops, FaceLandmarks *lm) {
+    static FaceLandmarks one;
+    float rank[FACEDET_MAX_FACES];
+    int kept = 0;
+    for (int i = 0; i < n && i < FACEDET_MAX_FACES; i++) {
+        FaceLandmarks *l = lm ? &lm[kept] : &one;
+        facemesh_photo(m, p, facemesh_roi(&d[i]), l);
+        if (!(l->score >= FACEMESH_MIN_FLAG)) continue;
+        /* the mesh's flag is the sharper judge: a blurred crowd's face-like patch can outscore a real face in
+         * the detector; ranked by the two together, the face the mesh is sure of comes first */
+        rank[kept] = l->score * d[i].score;
+        d[kept] = d[i];
+        crops[kept++] = facespace_crop(l);
+    }
+    /* insertion sort by rank, best first, keeping the detector's order among equals */
+    for (int i = 1; i < kept; i++)
+        for (int j = i; j > 0 && rank[j] > rank[j - 1]; j--) {
+            float r = rank[j]; rank[j] = rank[j - 1]; rank[j - 1] = r;
+            FaceDet t = d[j]; d[j] = d[j - 1]; d[j - 1] = t;
+            CropBox c = crops[j]; crops[j] = crops[j - 1]; crops[j - 1] = c;
+            if (lm) { static FaceLandmarks tl; tl = lm[j]; lm[j] = lm[j - 1]; lm[j - 1] = tl; }
+        }
+    return kept;
 }
 
 void facemesh_to_floats(const FaceLandmarks *l, float *o) {

@@ -63,6 +63,14 @@ typedef struct {
 /* Runs the mesh on the square roi of a photo. */
 void facemesh_photo(FaceMesh *m, const Photo *p, CropBox roi, FaceLandmarks *out);
 
+/* The mesh's word on each detection: the ones it does not confirm as a
+ * face (its flag below FACEMESH_MIN_FLAG) are dropped, the others are
+ * ranked by flag times detection score, and each gets its crop from the mesh (facespace_crop: the
+ * similarity that puts the mesh where UTKFace's crops have it on average),
+ * and its mesh in lm (if given). Returns how many are kept. */
+#define FACEMESH_MIN_FLAG 0.5f
+int facemesh_confirm(FaceMesh *m, const Photo *p, FaceDet *d, int n, CropBox *crops, FaceLandmarks *lm);
+
 /* A mesh as FACEMESH_FLOATS floats, the form the browser and the parity
  * test read: score, roi cx cy size angle, then the points x y z. */
 #define FACEMESH_FLOATS (5 + 3 * FACEMESH_POINTS)

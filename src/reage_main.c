@@ -78,28 +78,36 @@ static int parse_face(const char *s, int *face) {
     return 0;
 }
 
-/* The crop boxes to work on: detected and aligned faces, or the one box the
- * user gave. Returns how many, or -1 (message printed). */
-static int find_faces(const char *detector, const char *in, const Photo *p, int detect, CropBox *boxes) {
+/* The crop boxes to work on: detected faces, confirmed and aligned by the
+ * face mesh, or the one box the user gave. Returns how many, or -1
+ * (message printed). */
+static int find_faces(const char *detector, const char *mesh, const char *in, const Photo *p, int detect, CropBox *boxes) {
     if (!detect) return 1;
     Err e;
     uint8_t *buf;
     size_t len;
     static FaceDetector fd;
+    static FaceMesh fm;
     if (file_read_all(detector, BLOB_MAX_BYTES, &buf, &len, &e) || facedet_load(&fd, buf, len, detector, &e)) {
+        fprintf(stderr, "reage: %s\n", e.msg);
+        return -1;
+    }
+    free(buf);
+    if (file_read_all(mesh, BLOB_MAX_BYTES, &buf, &len, &e) || facemesh_load(&fm, buf, len, mesh, &e)) {
         fprintf(stderr, "reage: %s\n", e.msg);
         return -1;
     }
     free(buf);
     FaceDet d[FACEDET_MAX_FACES];
     int n = facedet_photo(&fd, p, d, FACEDET_MAX_FACES);
+    n = facemesh_confirm(&fm, p, d, n, boxes, NULL);
     facedet_free(&fd);
+    facemesh_free(&fm);
     if (n == 0) {
         fprintf(stderr, "reage: no face found in %s; place the crop with --box X,Y,SIZE, or use --no-detect "
                         "if the photo is already a face crop\n", in);
         return -1;
     }
-    for (int i = 0; i < n; i++) boxes[i] = facedet_crop(&d[i]);
     return n;
 }
 
@@ -226,7 +234,7 @@ int main(int argc, char **argv) {
     Photo p = {img.rgb, img.w, img.h, 3};
     CropBox boxes[FACEDET_MAX_FACES];
     boxes[0] = manual.size > 0 ? manual : crop_default(img.w, img.h);
-    int nfaces = find_faces(detector, in, &p, detect, boxes);
+    int nfaces = find_faces(detector, mesh, in, &p, detect, boxes);
     if (nfaces < 0) return 1;
     if (face > nfaces) {
         fprintf(stderr, "reage: --face %d: %s has %d face%s\n", face, in, nfaces, nfaces == 1 ? "" : "s");

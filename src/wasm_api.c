@@ -75,17 +75,23 @@ static int check(int w, int h) {
 
 /* Finds the faces in a photo (rgba: w*h*4 bytes), best first: writes
  * FACEDET_FLOATS floats a face to out (see facedet_to_floats) and returns
- * how many (at most max), or -1. */
+ * how many (at most max), or -1. With the face mesh loaded, it confirms
+ * each detection (dropping what it does not see as a face) and aligns the
+ * crop; without it, the detector's keypoints align it. */
 EXPORT int reage_face_floats(void) { return FACEDET_FLOATS; }
 EXPORT int reage_detect(const uint8_t *rgba, int w, int h, float *out, int max) {
     if (!detector_loaded) return err_set(&err, "no face detector loaded"), -1;
     if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
         return err_set(&err, "photo of %dx%d pixels is larger than %u megapixels", w, h, WASM_MAX_PIXELS >> 20), -1;
+    if (max < 0) return err_set(&err, "max faces %d: must not be negative", max), -1;
     Photo p = {(uint8_t *)rgba, w, h, 4};
     FaceDet d[FACEDET_MAX_FACES];
-    if (max > FACEDET_MAX_FACES) max = FACEDET_MAX_FACES;
-    int n = facedet_photo(&detector, &p, d, max);
-    for (int i = 0; i < n; i++) facedet_to_floats(&d[i], out + (size_t)i * FACEDET_FLOATS);
+    CropBox crops[FACEDET_MAX_FACES];
+    int n = facedet_photo(&detector, &p, d, FACEDET_MAX_FACES);
+    if (mesh_loaded) n = facemesh_confirm(&mesh, &p, d, n, crops, NULL);
+    else for (int i = 0; i < n; i++) crops[i] = facedet_crop(&d[i]);
+    if (n > max) n = max;
+    for (int i = 0; i < n; i++) facedet_to_floats(&d[i], crops[i], out + (size_t)i * FACEDET_FLOATS);
     return n;
 }
 

@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
         FaceDet d[FACEDET_MAX_FACES];
         int n = facedet_photo(&fd, &p, d, FACEDET_MAX_FACES);
         float faces[FACEDET_MAX_FACES * FACEDET_FLOATS];
-        for (int i = 0; i < n; i++) facedet_to_floats(&d[i], faces + i * FACEDET_FLOATS);
+        for (int i = 0; i < n; i++) facedet_to_floats(&d[i], facedet_crop(&d[i]), faces + i * FACEDET_FLOATS);
         if (file_write_atomic(argv[5], rgba, np * 4, &e) || file_write_atomic(argv[6], faces, sizeof(float) * FACEDET_FLOATS * (size_t)n, &e)) {
             fprintf(stderr, "reage-parity: %s\n", e.msg);
             return 1;

@@ -259,7 +259,8 @@ static void test_detector_on_photos(void) {
         {640, 480, 4, {190, 300, 260, -15 * PI_F / 180}, "off-centre, tilted -15 degrees"},
         {1000, 750, 3, {200, 560, 100, 10 * PI_F / 180}, "a tenth of the photo, in a corner"},
     };
-    int tried = 0, found = 0, aligned = 0, eyes_ok = 0, meshed = 0, mesh_eyes_ok = 0;
+    int tried = 0, found = 0, aligned = 0, eyes_ok = 0, meshed = 0, mesh_eyes_ok = 0, mesh_aligned = 0;
+    double angle_err[2] = {0, 0}, centre_err[2] = {0, 0}, size_err[2] = {0, 0}; /* keypoints, mesh */
     for (size_t f = 0; f < sizeof(faces) / sizeof(faces[0]); f++) {
         char path[1024];
         snprintf(path, sizeof(path), "%s/images/%s", data, faces[f]);
@@ -303,6 +304,17 @@ static void test_detector_on_photos(void) {
                 dm = fmaxf(dm, hypotf(ex - want[k][0], ey - want[k][1]));
             }
             if (dm < 0.06f * t.size) mesh_eyes_ok++;
+            /* the crop from the mesh against the one from the keypoints */
+            CropBox mc;
+            FaceDet one = d[0];
+            if (facemesh_confirm(&fm, &p, &one, 1, &mc, NULL) == 1) {
+                float mdc = hypotf(mc.cx - t.cx, mc.cy - t.cy) / t.size, mds = mc.size / t.size;
+                float mda = fabsf(remainderf(mc.angle - t.angle, 2 * PI_F)) * 180 / PI_F;
+                if (mdc < 0.1f && mds > 0.85f && mds < 1.18f && mda < 8) mesh_aligned++;
+                angle_err[0] += da; angle_err[1] += mda;
+                centre_err[0] += dc; centre_err[1] += mdc;
+                size_err[0] += fabsf(logf(ds)); size_err[1] += fabsf(logf(mds));
+            }
             else fprintf(stderr, "  %s (%s): mesh eyes off by %.3f sides (face flag %.2f)\n", faces[f], layouts[l].what,
                          dm / t.size, lm.score);
             free(bg);
@@ -315,6 +327,15 @@ static void test_detector_on_photos(void) {
                                 "angle within 8 degrees) in %d of %d", aligned, tried);
     CHECK(eyes_ok >= tried - 1, "both eye keypoints within 0.1 side of the truth in %d of %d", eyes_ok, tried);
     CHECK(meshed == found, "the mesh's face flag is above 0.9 on every detected face: %d of %d", meshed, found);
+    fprintf(stderr, "  crops, keypoints -> mesh: angle off %.2f -> %.2f degrees, centre %.3f -> %.3f sides, log size %.3f -> %.3f\n",
+            angle_err[0] / found, angle_err[1] / found, centre_err[0] / found, centre_err[1] / found, size_err[0] / found,
+            size_err[1] / found);
+    CHECK(mesh_aligned >= aligned, "the crop from the mesh matches the pasted square in %d of %d (from the keypoints: %d)",
+          mesh_aligned, found, aligned);
+    CHECK(angle_err[1] < angle_err[0] && centre_err[1] <= centre_err[0] * 1.1 && size_err[1] <= size_err[0] * 1.1,
+          "the crop from the mesh is no worse than from the keypoints: mean angle off %.2f (keypoints %.2f) degrees, "
+          "centre %.3f (%.3f) sides, size %.3f (%.3f)", angle_err[1] / found, angle_err[0] / found, centre_err[1] / found,
+          centre_err[0] / found, size_err[1] / found, size_err[0] / found);
     CHECK(mesh_eyes_ok == found, "the mesh's eyes within 0.06 side of the truth on every face: %d of %d", mesh_eyes_ok, found);
     facedet_free(&fd);
     facemesh_free(&fm);
@@ -582,6 +603,81 @@ static void test_face_space(void) {
     facemesh_free(&fm);
 }
 
+/* A sharp face before a blurred crowd of face-like blobs (a pale oval with
+ * two dark eyes and a mouth): whatever the detector makes of the crowd, the
+ * face the mesh confirms first is the real one. */
+static void test_face_before_crowd(void) {
+    uint8_t *buf;
+    size_t len;
+    Err e;
+    static FaceDetector fd;
+    static FaceMesh fm;
+    if (file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e) || facedet_load(&fd, buf, len, "det", &e)) { CHECK(0, "detector: %s", e.msg); return; }
+    free(buf);
+    if (file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e) || facemesh_load(&fm, buf, len, "mesh", &e)) { CHECK(0, "mesh: %s", e.msg); return; }
+    free(buf);
+    const char *data = getenv("REAGE_TEST_DATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/images/29_1_1_20170103183648691.jpg.chip.jpg", data ? data : "../shared/data/utkface-part1");
+    Image img;
+    if (image_load(path, &img, &e)) { CHECK(0, "the test face loads: %s", e.msg); return; }
+    int W = 800, H = 600, crowded = 0, faces_in_crowd = 0, first_is_face = 0;
+    uint8_t *bg = malloc((size_t)W * H * 3), *tmp = malloc((size_t)W * H * 3);
+    for (int trial = 0; trial < 3; trial++) {
+        Rng r;
+        rng_seed(&r, 40 + trial);
+        background(bg, W, H, 3, &r);
+        for (int b = 0; b < 60; b++) {
+            float cx = W * rng_uniform(&r), cy = H * 0.35f + H * 0.65f * rng_uniform(&r), rw = 18 + 16 * rng_uniform(&r), rh = rw * 1.3f;
+            float tone = 150 + 80 * rng_uniform(&r);
+            for (int y = (int)(cy - rh); y < cy + rh; y++)
+                for (int x = (int)(cx - rw); x < cx + rw; x++) {
+                    if (x < 0 || y < 0 || x >= W || y >= H) continue;
+                    float u = (x - cx) / rw, v = (y - cy) / rh;
+                    if (u * u + v * v > 1) continue;
+                    int dark = hypotf(u + 0.38f, v + 0.2f) < 0.16f || hypotf(u - 0.38f, v + 0.2f) < 0.16f ||
+                               (fabsf(v - 0.45f) < 0.07f && fabsf(u) < 0.35f);
+                    for (int c = 0; c < 3; c++) bg[((size_t)y * W + x) * 3 + c] = (uint8_t)(dark ? 50 : tone - 25 * c);
+                }
+        }
+        /* the crowd out of focus: three box blurs of radius 3 */
+        for (int pass = 0; pass < 3; pass++)
+            for (int dir = 0; dir < 2; dir++) {
+                memcpy(tmp, bg, (size_t)W * H * 3);
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++)
+                        for (int c = 0; c < 3; c++) {
+                            int sum = 0, cnt = 0;
+                            for (int k = -3; k <= 3; k++) {
+                                int xx = dir ? x : x + k, yy = dir ? y + k : y;
+                                if (xx < 0 || yy < 0 || xx >= W || yy >= H) continue;
+                                sum += tmp[((size_t)yy * W + xx) * 3 + c];
+                                cnt++;
+                            }
+                            bg[((size_t)y * W + x) * 3 + c] = (uint8_t)(sum / cnt);
+                        }
+            }
+        CropBox t = {300 + 150 * trial, 200, 170, (trial - 1) * 10 * PI_F / 180};
+        paste(bg, W, H, 3, &img, t);
+        Photo p = {bg, W, H, 3};
+        FaceDet d[FACEDET_MAX_FACES];
+        CropBox crops[FACEDET_MAX_FACES];
+        int n = facedet_photo(&fd, &p, d, FACEDET_MAX_FACES);
+        crowded += n - 1;
+        int k = facemesh_confirm(&fm, &p, d, n, crops, NULL);
+        faces_in_crowd += k - 1;
+        first_is_face += k >= 1 && hypotf(crops[0].cx - t.cx, crops[0].cy - t.cy) < 0.1f * t.size;
+        fprintf(stderr, "  crowd %d: %d detections, %d confirmed by the mesh\n", trial, n, k);
+    }
+    CHECK(first_is_face == 3, "the sharp face is the first the mesh confirms before a blurred crowd, in %d of 3", first_is_face);
+    CHECK(crowded >= 3 && 2 * faces_in_crowd < crowded,
+          "the detector takes %d patches of the crowd for faces; the mesh confirms %d of them", crowded, faces_in_crowd);
+    free(bg); free(tmp);
+    image_free(&img);
+    facedet_free(&fd);
+    facemesh_free(&fm);
+}
+
 void test_facedetect(void) {
     test_soften_change_colour();
     test_detail_fade();
@@ -590,4 +686,5 @@ void test_facedetect(void) {
     test_alignment_math();
     test_detector_on_photos();
     test_face_space();
+    test_face_before_crowd();
 }

@@ -32,12 +32,13 @@ async function init() {
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw new Error('This browser does not support WebAssembly SIMD, which ReAge needs. Please use a current Chrome, Edge, Firefox or Safari.');
   }
-  const [wasm, blob, detector] = await Promise.all([
+  const [wasm, blob, detector, mesh] = await Promise.all([
     fetchBytes('reage.wasm', 'the engine'), fetchBytes('weights/reage.blob', 'the model'),
-    fetchBytes('weights/blazeface.blob', 'the face detector')]);
+    fetchBytes('weights/blazeface.blob', 'the face detector'), fetchBytes('weights/facemesh.blob', 'the face mesh')]);
   engine = await ReAgeEngine.create(wasm);
   engine.load(blob);
   engine.loadDetector(detector);
+  engine.loadMesh(mesh); // detections are confirmed and aligned by the face mesh
   postMessage({ type: 'ready', groups: engine.groups, minAge: engine.minAge, maxAge: engine.maxAge, backend: engine.backend, info: engine.info });
 }
 
