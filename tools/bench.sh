@@ -14,7 +14,7 @@ have_torch=0
 /usr/bin/python3 -c "import torch" 2>/dev/null && have_torch=1
 [ $have_torch = 1 ] || echo "# python3-torch is not installed: no PyTorch comparison (make bench installs it as root)"
 ours_all=""; peer_all=""
-if [ "$what" != web ]; then
+if [ "$what" != web ] && [ "$what" != mesh ]; then
   for r in $(seq "$rounds"); do
     o=$(build/reage-bench $what); echo "$o" | sed "s/^CASE/CASE(round $r)/"; ours_all="$ours_all$o"$'\n'
     if [ $have_torch = 1 ]; then
@@ -45,4 +45,10 @@ if [ "$what" = "" ] || [ "$what" = "web" ]; then
   else
     echo "# onnxruntime-web (npm ci) and python3-torch are needed for the browser comparison"
   fi
+fi
+
+# The face mesh: natively, and in the browser's engine against MediaPipe's own solution.
+if [ "$what" = "" ] || [ "$what" = "mesh" ]; then
+  build/reage-bench mesh | grep -v '^conv '
+  node tools/bench_mesh.mjs
 fi

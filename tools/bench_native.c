@@ -12,6 +12,7 @@
 #include "dataset.h"
 #include "conv_dnnl.h"
 #include "facedetect.h"
+#include "facemesh.h"
 #include "image.h"
 #include "photo.h"
 #include "sgemm.h"
@@ -250,6 +251,45 @@ static void bench_detect(void) {
     facedet_free(&fd);
 }
 
+/* The face mesh on the sample photo's face: the network alone (a 192x192
+ * input), and with the crop it is fed and the points projected back. */
+static void bench_mesh(void) {
+    Err e;
+    uint8_t *buf;
+    size_t len;
+    static FaceDetector fd;
+    static FaceMesh fm;
+    static FaceLandmarks lm;
+    if (file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e) || facedet_load(&fd, buf, len, "detector", &e) ||
+        (free(buf), file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e)) || facemesh_load(&fm, buf, len, "mesh", &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return;
+    }
+    free(buf);
+    Image img;
+    if (image_load("web/sample.jpg", &img, &e)) { fprintf(stderr, "%s\n", e.msg); return; }
+    Photo p = {img.rgb, img.w, img.h, 3};
+    FaceDet d[4];
+    if (facedet_photo(&fd, &p, d, 4) < 1) { fprintf(stderr, "no face in web/sample.jpg\n"); return; }
+    static float in[3 * FACEMESH_RES * FACEMESH_RES], pts[3 * FACEMESH_POINTS];
+    float flag;
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) in[i] = 0.5f + 0.4f * sinf(0.001f * (float)i);
+    double tn[64], tp[64];
+    facemesh_forward(&fm, in, pts, &flag);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_ms();
+        facemesh_forward(&fm, in, pts, &flag);
+        tn[r] = now_ms() - t0;
+        t0 = now_ms();
+        facemesh_photo(&fm, &p, facemesh_roi(&d[0]), &lm);
+        tp[r] = now_ms() - t0;
+    }
+    printf("CASE native_mesh_network ms=%.2f\nCASE native_mesh_face ms=%.2f\n", median_ms(tn), median_ms(tp));
+    image_free(&img);
+    facedet_free(&fd);
+    facemesh_free(&fm);
+}
+
 int main(int argc, char **argv) {
     memory_keep_freed();
     conv_paths_measure();
@@ -261,6 +301,7 @@ int main(int argc, char **argv) {
     if (!*only || !strcmp(only, "gen")) bench_gen();
     if (!*only || !strcmp(only, "step")) bench_step();
     if (!strcmp(only, "infer")) { bench_gen_single(); bench_detect(); }
+    if (!strcmp(only, "mesh")) bench_mesh();
     if (!strcmp(only, "blobs")) return write_blobs(argc > 2 ? argv[2] : "build");
 #ifdef REAGE_DNNL
     /* the convolution paths its first calls measured (conv_paths_measure above) */
