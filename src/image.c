@@ -1,3 +1,4 @@
+#include <math.h>
 #include "image.h"
 #include "bytes.h"
 #include "fileio.h"
@@ -146,4 +147,16 @@ void chw_to_rgb(const float *chw, int w, int h, uint8_t *rgb) {
             float v = (chw[c * n + i] + 1.0f) * 127.5f + 0.5f;
             rgb[i * 3 + c] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
         }
+}
+
+void image_draw_line(Image *img, float x0, float y0, float x1, float y1, const uint8_t rgb[3], float alpha) {
+    float len = hypotf(x1 - x0, y1 - y0);
+    int steps = (int)ceilf(len * 2) + 1;
+    for (int i = 0; i <= steps; i++) {
+        float t = (float)i / steps;
+        int x = (int)lroundf(x0 + (x1 - x0) * t - 0.5f), y = (int)lroundf(y0 + (y1 - y0) * t - 0.5f);
+        if (x < 0 || y < 0 || x >= img->w || y >= img->h) continue;
+        uint8_t *p = img->rgb + ((size_t)y * img->w + x) * 3;
+        for (int c = 0; c < 3; c++) p[c] = (uint8_t)(p[c] + (rgb[c] - p[c]) * alpha + 0.5f);
+    }
 }

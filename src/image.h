@@ -27,4 +27,6 @@ int image_resize(const Image *src, int w, int h, Image *dst);
 /* rgb (w*h*3 bytes) <-> float planes [3, h, w] in [-1, 1] */
 void rgb_to_chw(const uint8_t *rgb, int w, int h, float *chw);
 void chw_to_rgb(const float *chw, int w, int h, uint8_t *rgb);
+/* A line from (x0, y0) to (x1, y1) in pixels, blended at opacity alpha (pictures of meshes). */
+void image_draw_line(Image *img, float x0, float y0, float x1, float y1, const uint8_t rgb[3], float alpha);
 #endif

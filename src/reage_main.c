@@ -15,6 +15,7 @@
 #include "bundle.h"
 #include "facedetect.h"
 #include "facemesh.h"
+#include "facespace.h"
 #include "fileio.h"
 #include "image.h"
 #include "photo.h"
@@ -169,7 +170,13 @@ static int landmarks_main(const char *detector, const char *mesh, const char *in
         static const uint8_t green[3] = {40, 230, 90};
         for (int i = 0; i < n; i++) {
             if (face && i != face - 1) continue;
-            int r = (int)(lm[i].roi.size / 250) > 1 ? (int)(lm[i].roi.size / 250) : 1;
+            /* MediaPipe's canonical triangles, then the points */
+            for (int t = 0; t < FACESPACE_TRIANGLES; t++)
+                for (int k = 0; k < 3; k++) {
+                    const float *a = lm[i].pt[FACESPACE_TRIS[t][k]], *b = lm[i].pt[FACESPACE_TRIS[t][(k + 1) % 3]];
+                    image_draw_line(&img, a[0], a[1], b[0], b[1], green, 0.45f);
+                }
+            int r = (int)(lm[i].roi.size / 400) > 1 ? (int)(lm[i].roi.size / 400) : 1;
             for (int k = 0; k < FACEMESH_POINTS; k++) dot(&img, lm[i].pt[k][0] - 0.5f, lm[i].pt[k][1] - 0.5f, r, green);
         }
         if (image_save(draw, &img, &e)) return fail(e.msg);

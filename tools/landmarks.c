@@ -115,6 +115,28 @@ static void align_onto(double (*a)[2], const double (*b)[2]) {
     }
 }
 
+/* The mean shape drawn in its crop (with the face space's margin), side px. */
+static int draw_mean(const char *path, int side, Err *e) {
+    Image img;
+    if (image_alloc(&img, side, side)) return err_set(e, "out of memory");
+    memset(img.rgb, 255, (size_t)side * side * 3);
+    static const uint8_t ink[3] = {40, 90, 160}, frame[3] = {200, 60, 60};
+    float m = (float)FACESPACE_MARGIN, k = side / (1 + 2 * m);
+    for (int t = 0; t < FACESPACE_TRIANGLES; t++)
+        for (int j = 0; j < 3; j++) {
+            const float *a = FACESPACE_MEAN[FACESPACE_TRIS[t][j]], *b = FACESPACE_MEAN[FACESPACE_TRIS[t][(j + 1) % 3]];
+            image_draw_line(&img, (a[0] + m) * k, (a[1] + m) * k, (b[0] + m) * k, (b[1] + m) * k, ink, 0.8f);
+        }
+    /* the crop's square */
+    float lo = m * k, hi = (1 + m) * k;
+    image_draw_line(&img, lo, lo, hi, lo, frame, 1); image_draw_line(&img, hi, lo, hi, hi, frame, 1);
+    image_draw_line(&img, hi, hi, lo, hi, frame, 1); image_draw_line(&img, lo, hi, lo, lo, frame, 1);
+    int rc = image_save(path, &img, e);
+    image_free(&img);
+    if (!rc) printf("wrote %s\n", path);
+    return rc;
+}
+
 static int write_face_space(const LandmarkSet *set, const char *data, const char *geometry, const char *path, Err *e) {
     static unsigned short tris[FACESPACE_TRIANGLES][3];
     if (read_triangles(geometry, tris, e)) return -1;
@@ -164,7 +186,8 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: reage-landmarks [--data DIR] [--out FILE] [--limit N] [--detector FILE] [--mesh FILE]\n"
-                   "       reage-landmarks --face-space SRC.c --geometry FILE.binarypb [--data DIR] [--out FILE]\n");
+                   "       reage-landmarks --face-space SRC.c --geometry FILE.binarypb [--data DIR] [--out FILE]\n"
+                   "       reage-landmarks --draw-mean FILE.png    the face space's mean shape and triangles\n");
             return 0;
         }
         if (!v) { fprintf(stderr, "reage-landmarks: %s: expected a value\n", a); return 2; }
@@ -174,6 +197,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--mesh")) mesh = v;
         else if (!strcmp(a, "--face-space")) face_space = v;
         else if (!strcmp(a, "--geometry")) geometry = v;
+        else if (!strcmp(a, "--draw-mean")) { Err de; return draw_mean(v, 480, &de) ? fail(de.msg) : 0; }
         else if (!strcmp(a, "--limit")) {
             char *end;
             long n = strtol(v, &end, 10);
