@@ -210,25 +210,39 @@ static void background(uint8_t *bg, int W, int H, int ch, Rng *r) {
             }
 }
 
-static void test_detector_on_photos(void) {
+/* The committed detector and mesh, loaded once for the tests that need them. */
+static int load_detector(FaceDetector *fd) {
     uint8_t *buf;
     size_t len;
     Err e;
-    static FaceDetector fd;
-    if (file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e) ||
-        facedet_load(&fd, buf, len, "weights/blazeface.blob", &e)) {
-        CHECK(0, "the converted detector loads: %s", e.msg);
-        return;
+    int rc = file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e);
+    if (!rc) {
+        rc = facedet_load(fd, buf, len, "weights/blazeface.blob", &e);
+        free(buf);
     }
-    free(buf);
+    CHECK(rc == 0, "the converted detector loads%s%s", rc ? ": " : "", rc ? e.msg : "");
+    return rc;
+}
+
+static int load_mesh(FaceMesh *fm) {
+    uint8_t *buf;
+    size_t len;
+    Err e;
+    int rc = file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e);
+    if (!rc) {
+        rc = facemesh_load(fm, buf, len, "weights/facemesh.blob", &e);
+        free(buf);
+    }
+    CHECK(rc == 0, "the converted face mesh loads%s%s", rc ? ": " : "", rc ? e.msg : "");
+    return rc;
+}
+
+static void test_detector_on_photos(void) {
+    Err e;
+    static FaceDetector fd;
     static FaceMesh fm;
     static FaceLandmarks lm;
-    if (file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e) ||
-        facemesh_load(&fm, buf, len, "weights/facemesh.blob", &e)) {
-        CHECK(0, "the converted face mesh loads: %s", e.msg);
-        return;
-    }
-    free(buf);
+    if (load_detector(&fd) || load_mesh(&fm)) return;
     Rng r;
     rng_seed(&r, 11);
     /* no face: a smooth noisy background; the mesh does not see a face in it either */
@@ -478,22 +492,11 @@ static int inside_mesh(double u, double v) {
  * the mesh; landmarks moved by known offsets move the pixels there and
  * leave the far background where it was. */
 static void test_face_space(void) {
-    uint8_t *buf;
-    size_t len;
     Err e;
     static FaceDetector fd;
     static FaceMesh fm;
     static FaceLandmarks lm, moved;
-    if (file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e) || facedet_load(&fd, buf, len, "det", &e)) {
-        CHECK(0, "the detector loads: %s", e.msg);
-        return;
-    }
-    free(buf);
-    if (file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e) || facemesh_load(&fm, buf, len, "mesh", &e)) {
-        CHECK(0, "the mesh loads: %s", e.msg);
-        return;
-    }
-    free(buf);
+    if (load_detector(&fd) || load_mesh(&fm)) return;
     const char *data = getenv("REAGE_TEST_DATA");
     char path[1024];
     snprintf(path, sizeof(path), "%s/images/45_1_3_20170104235059987.jpg.chip.jpg", data ? data : "../shared/data/utkface-part1");
@@ -607,15 +610,10 @@ static void test_face_space(void) {
  * two dark eyes and a mouth): whatever the detector makes of the crowd, the
  * face the mesh confirms first is the real one. */
 static void test_face_before_crowd(void) {
-    uint8_t *buf;
-    size_t len;
     Err e;
     static FaceDetector fd;
     static FaceMesh fm;
-    if (file_read_all("weights/blazeface.blob", 1 << 24, &buf, &len, &e) || facedet_load(&fd, buf, len, "det", &e)) { CHECK(0, "detector: %s", e.msg); return; }
-    free(buf);
-    if (file_read_all("weights/facemesh.blob", 1 << 24, &buf, &len, &e) || facemesh_load(&fm, buf, len, "mesh", &e)) { CHECK(0, "mesh: %s", e.msg); return; }
-    free(buf);
+    if (load_detector(&fd) || load_mesh(&fm)) return;
     const char *data = getenv("REAGE_TEST_DATA");
     char path[1024];
     snprintf(path, sizeof(path), "%s/images/29_1_1_20170103183648691.jpg.chip.jpg", data ? data : "../shared/data/utkface-part1");

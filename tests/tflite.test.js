@@ -15,6 +15,20 @@ const convert = join(root, 'build/reage-tflite');
 const missing = (!existsSync(tflite) && 'npm ci has not installed @mediapipe/face_detection') ||
   (!existsSync(convert) && 'build/reage-tflite is not built');
 
+// Each case ({name: [bytes, message pattern]}) written to a file and converted:
+// refused with a message that names the file, and no blob written.
+function expectRefused(dir, cases) {
+  for (const [name, [data, why]] of Object.entries(cases)) {
+    const path = join(dir, name), out = join(dir, `${name}.blob`);
+    writeFileSync(path, data);
+    const r = spawnSync(convert, [path, out]);
+    assert.notEqual(r.status, 0, `${name} is refused`);
+    assert.match(r.stderr.toString(), why, `${name}: ${r.stderr}`);
+    assert.ok(r.stderr.toString().includes(name), 'the message names the file');
+    assert.equal(existsSync(out), false, `${name}: no blob written`);
+  }
+}
+
 test('converting the package\'s BlazeFace gives the committed blob', { skip: missing }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'reage-tflite-'));
   const out = join(dir, 'blazeface.blob');
@@ -40,15 +54,7 @@ test('a damaged or foreign .tflite is refused and nothing is written', { skip: m
     'text.tflite': [Buffer.from('not a model at all, just text'), /not a TFLite model/],
     'other.tflite': [readFileSync(join(pkg, 'face_detection_full_range.tflite')), /BlazeFace|shape|convolutions|more than a face detector/],
   };
-  for (const [name, [data, why]] of Object.entries(cases)) {
-    const path = join(dir, name), out = join(dir, `${name}.blob`);
-    writeFileSync(path, data);
-    const r = spawnSync(convert, [path, out]);
-    assert.notEqual(r.status, 0, `${name} is refused`);
-    assert.match(r.stderr.toString(), why, `${name}: ${r.stderr}`);
-    assert.ok(r.stderr.toString().includes(name), 'the message names the file');
-    assert.equal(existsSync(out), false, `${name}: no blob written`);
-  }
+  expectRefused(dir, cases);
 });
 
 // Face Mesh's landmark network, from the packed assets of @mediapipe/face_mesh.
@@ -79,12 +85,5 @@ test('a Face Mesh whose layers do not wire up as the engine runs them is refused
   assert.ok(at > 0, 'the model names its layers');
   renamed.write('p_re_lu_99', at);
   const cases = { 'renamed.tflite': [renamed, /p_re_lu_19|no operator writes/] };
-  for (const [name, [data, why]] of Object.entries(cases)) {
-    const path = join(dir, name), out = join(dir, `${name}.blob`);
-    writeFileSync(path, data);
-    const r = spawnSync(convert, [path, out]);
-    assert.notEqual(r.status, 0, `${name} is refused`);
-    assert.match(r.stderr.toString(), why, `${name}: ${r.stderr}`);
-    assert.equal(existsSync(out), false, `${name}: no blob written`);
-  }
+  expectRefused(dir, cases);
 });
