@@ -66,10 +66,28 @@ EXPORT int reage_group_lo(int g) { return loaded && g >= 0 && g < bundle.cfg.gro
 EXPORT int reage_group_hi(int g) { return loaded && g >= 0 && g < bundle.cfg.groups ? bundle.cfg.group_hi[g] : -1; }
 EXPORT const char *reage_info(void) { return loaded ? bundle.info : ""; }
 
-static int check(int w, int h) {
-    if (!loaded) return err_set(&err, "no weights loaded"), -1;
-    if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
+/* A photo's arguments: a size within the limit (each side first, so that
+ * the product cannot wrap) and a buffer of exactly w*h*4 bytes. */
+static int check_photo(size_t len, int w, int h) {
+    if (w < 1 || h < 1 || w > 65536 || h > 65536 || (uint64_t)w * (uint64_t)h > WASM_MAX_PIXELS)
         return err_set(&err, "photo of %dx%d pixels is larger than %u megapixels", w, h, WASM_MAX_PIXELS >> 20), -1;
+    if (len != (size_t)w * (size_t)h * 4)
+        return err_set(&err, "the pixels are %zu bytes, not the %dx%dx4 of the photo's size", len, w, h), -1;
+    return 0;
+}
+
+static int check(size_t len, int w, int h) {
+    if (!loaded) return err_set(&err, "no weights loaded"), -1;
+    return check_photo(len, w, h);
+}
+
+/* A crop box: finite, turned at most a full turn, at least 8 pixels and
+ * within reach of the photo (its centre at most one side outside it). */
+static int check_box(CropBox b, int w, int h) {
+    if (!(isfinite(b.cx) && isfinite(b.cy) && isfinite(b.size) && isfinite(b.angle)) || !(b.size >= 8) ||
+        b.size > 4.0f * ((float)w + h) || fabsf(b.angle) > 6.3f || b.cx < -b.size || b.cx > w + b.size ||
+        b.cy < -b.size || b.cy > h + b.size)
+        return err_set(&err, "face box (%g, %g, side %g, %g rad) is not a box in a %dx%d photo", b.cx, b.cy, b.size, b.angle, w, h), -1;
     return 0;
 }
 
@@ -79,10 +97,9 @@ static int check(int w, int h) {
  * each detection (dropping what it does not see as a face) and aligns the
  * crop; without it, the detector's keypoints align it. */
 EXPORT int reage_face_floats(void) { return FACEDET_FLOATS; }
-EXPORT int reage_detect(const uint8_t *rgba, int w, int h, float *out, int max) {
+EXPORT int reage_detect(const uint8_t *rgba, size_t len, int w, int h, float *out, int max) {
     if (!detector_loaded) return err_set(&err, "no face detector loaded"), -1;
-    if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
-        return err_set(&err, "photo of %dx%d pixels is larger than %u megapixels", w, h, WASM_MAX_PIXELS >> 20), -1;
+    if (check_photo(len, w, h)) return -1;
     if (max < 0) return err_set(&err, "max faces %d: must not be negative", max), -1;
     Photo p = {(uint8_t *)rgba, w, h, 4};
     FaceDet d[FACEDET_MAX_FACES];
@@ -99,10 +116,9 @@ EXPORT int reage_detect(const uint8_t *rgba, int w, int h, float *out, int max) 
  * FACEDET_FLOATS floats) in a photo (rgba: w*h*4 bytes): writes
  * FACEMESH_FLOATS floats to out (see facemesh_to_floats); returns 0, or -1. */
 EXPORT int reage_mesh_floats(void) { return FACEMESH_FLOATS; }
-EXPORT int reage_mesh(const uint8_t *rgba, int w, int h, const float *det, float *out) {
+EXPORT int reage_mesh(const uint8_t *rgba, size_t len, int w, int h, const float *det, float *out) {
     if (!mesh_loaded) return err_set(&err, "no face mesh loaded"), -1;
-    if (w < 1 || h < 1 || (unsigned)w * (unsigned)h > WASM_MAX_PIXELS)
-        return err_set(&err, "photo of %dx%d pixels is larger than %u megapixels", w, h, WASM_MAX_PIXELS >> 20), -1;
+    if (check_photo(len, w, h)) return -1;
     FaceDet d = facedet_from_floats(det);
     CropBox roi = facemesh_roi(&d);
     if (!(isfinite(roi.cx) && isfinite(roi.cy) && isfinite(roi.angle) && roi.size >= 1 && roi.size <= 4.0f * (w + h)))
@@ -115,17 +131,24 @@ EXPORT int reage_mesh(const uint8_t *rgba, int w, int h, const float *det, float
 }
 
 /* rgba: w*h*4 bytes. Returns the age in years, or -1. */
-EXPORT float reage_estimate_age(uint8_t *rgba, int w, int h, float cx, float cy, float size, float angle) {
-    if (check(w, h)) return -1;
-    Photo p = {rgba, w, h, 4};
+EXPORT float reage_estimate_age(uint8_t *rgba, size_t len, int w, int h, float cx, float cy, float size, float angle) {
     CropBox box = {cx, cy, size, angle};
+    if (check(len, w, h) || check_box(box, w, h)) return -1;
+    Photo p = {rgba, w, h, 4};
     return photo_estimate_age(&bundle, &p, box);
 }
 
 /* Re-ages n faces in place; faces holds 6 floats each: the crop (cx cy size
  * angle), the face's own age and the target age. Returns 0, or -1. */
-EXPORT int reage_apply(uint8_t *rgba, int w, int h, const float *faces, int n) {
-    if (check(w, h)) return -1;
+EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
+    if (check(len, w, h)) return -1;
+    if (n < 0 || n > FACEDET_MAX_FACES) return err_set(&err, "face count %d: must be 0..%d", n, FACEDET_MAX_FACES), -1;
+    for (int i = 0; i < n; i++) {
+        const float *f = faces + (size_t)i * 6;
+        if (check_box((CropBox){f[0], f[1], f[2], f[3]}, w, h)) return -1;
+        if (!(f[4] >= 0 && f[4] <= 120 && f[5] >= 0 && f[5] <= 120))
+            return err_set(&err, "face %d: ages %g -> %g: each must be 0..120 years", i + 1, f[4], f[5]), -1;
+    }
     Photo p = {rgba, w, h, 4};
     for (int i = 0; i < n; i++) {
         const float *f = faces + (size_t)i * 6;

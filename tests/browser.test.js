@@ -175,3 +175,18 @@ test('the page re-ages a dropped photo, offline and private', { skip: !existsSyn
     server.kill();
   }
 });
+
+test('the server hands out the page and the blobs it loads, and nothing else of weights/', async () => {
+  const { server, origin } = await startServer();
+  try {
+    const status = async (path) => (await fetch(origin + path)).status;
+    for (const ok of ['/', '/reage.wasm', '/weights/reage.blob', '/weights/blazeface.blob', '/weights/facemesh.blob']) {
+      assert.equal(await status(ok), 200, ok);
+    }
+    for (const no of ['/weights/checkpoint.bin', '/weights/HISTORY.md', '/weights/train-log.tsv', '/../Makefile', '/%2e%2e/Makefile']) {
+      assert.equal(await status(no), 404, no);
+    }
+  } finally {
+    server.kill();
+  }
+});

@@ -151,6 +151,29 @@ test('a photo over the size limit is refused with a message', async () => {
   assert.throws(() => e.estimateAge(new Uint8ClampedArray(4), 6000, 5000, { cx: 1, cy: 1, size: 1 }), /megapixels/);
 });
 
+test('the entry points check their arguments: sizes that wrap, short buffers, boxes and counts', async () => {
+  const e = await engine();
+  e.loadDetector(readFileSync(detectorPath));
+  const W = 64, H = 48, rgba = new Uint8ClampedArray(W * H * 4).fill(120);
+  const box = { cx: 32, cy: 24, size: 40, angle: 0 };
+  // 65536 x 65537 wraps to 65536 pixels in 32 bits; a 4-byte buffer declared 4000 x 4000
+  assert.throws(() => e.detect(new Uint8ClampedArray(4), 65536, 65537), /larger than/);
+  assert.throws(() => e.estimateAge(new Uint8ClampedArray(4), 2000, 2000, box), /bytes, not the 2000x2000x4/);
+  assert.throws(() => e.detect(rgba, W, H + 1), /bytes, not/);
+  for (const bad of [{ ...box, cx: NaN }, { ...box, size: Infinity }, { ...box, size: 2 }, { ...box, angle: 100 }, { ...box, cx: 5000 }]) {
+    assert.throws(() => e.estimateAge(rgba, W, H, bad), /not a box/, JSON.stringify(bad));
+  }
+  const before = rgba.slice();
+  assert.throws(() => e.apply(rgba, W, H, [{ box, source: 30 }, { box: { ...box, cy: NaN }, source: 30 }], 70), /not a box/);
+  assert.throws(() => e.apply(rgba, W, H, [{ box, source: -5 }], 70), /ages/);
+  assert.deepEqual(rgba, before, 'a refused request changes nothing');
+  // the raw exports: a negative face count, a negative maximum
+  const ptr = e.x.reage_malloc(rgba.byteLength);
+  assert.equal(e.x.reage_apply(ptr, rgba.byteLength, W, H, 0, -1), -1, 'a negative face count is refused');
+  assert.equal(e.x.reage_detect(ptr, rgba.byteLength, W, H, 0, -1), -1, 'a negative maximum is refused');
+  e.x.reage_free(ptr);
+});
+
 test('wasm and native face detectors find the same faces', async () => {
   const e = await engine();
   e.loadDetector(readFileSync(detectorPath));

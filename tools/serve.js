@@ -3,8 +3,11 @@
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
+// what the page loads from weights/ (not the checkpoint, logs or history)
+const WEIGHTS = new Set(['reage.blob', 'blazeface.blob', 'facemesh.blob']);
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
   '.wasm': 'application/wasm', '.blob': 'application/octet-stream', '.jpg': 'image/jpeg', '.png': 'image/png',
@@ -21,9 +24,10 @@ const HEADERS = {
   'Cache-Control': 'no-cache',
 };
 
-// /weights/... comes from the repository's weights/, everything else from web/
+// /weights/<a blob the page loads> comes from the repository's weights/, everything else from web/
 function resolve(url) {
   const path = decodeURIComponent(new URL(url, 'http://x').pathname);
+  if (path.startsWith('/weights/') && !WEIGHTS.has(path.slice(9))) return null;
   const [base, rel] = path.startsWith('/weights/') ? ['weights', path.slice(9)] : ['web', path.slice(1) || 'index.html'];
   const dir = join(root, base);
   const file = normalize(join(dir, rel));
@@ -41,7 +45,8 @@ const server = createServer((req, res) => {
     res.writeHead(404, { ...HEADERS, 'Content-Type': 'text/plain' }).end('not found\n');
   } else {
     res.writeHead(200, { ...HEADERS, 'Content-Type': TYPES[extname(file)] || 'application/octet-stream', 'Content-Length': size });
-    if (req.method === 'HEAD') res.end(); else createReadStream(file).pipe(res);
+    if (req.method === 'HEAD') res.end();
+    else createReadStream(file).on('error', () => res.destroy()).pipe(res);
   }
 });
 

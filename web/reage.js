@@ -64,7 +64,7 @@ export class ReAgeEngine {
   // the aligned crop that the re-aging uses.
   detect(rgba, width, height, max = 16) {
     const per = this.x.reage_face_floats(), ptr = this.#put(rgba), out = this.x.reage_malloc(max * per * 4);
-    const n = this.x.reage_detect(ptr, width, height, out, max);
+    const n = this.x.reage_detect(ptr, rgba.byteLength, width, height, out, max);
     const f = n > 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + n * per * 4)) : null;
     [ptr, out].forEach((p) => this.x.reage_free(p));
     if (n < 0) this.#fail();
@@ -93,7 +93,7 @@ export class ReAgeEngine {
     const per = this.x.reage_mesh_floats(), det = new Float32Array(21);
     det.set([face.score, face.rect.x0, face.rect.y0, face.rect.x1, face.rect.y1, ...face.keypoints.flat()]);
     const ptr = this.#put(rgba), dp = this.#put(det), out = this.x.reage_malloc(per * 4);
-    const rc = this.x.reage_mesh(ptr, width, height, dp, out);
+    const rc = this.x.reage_mesh(ptr, rgba.byteLength, width, height, dp, out);
     const f = rc === 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + per * 4)) : null;
     [ptr, dp, out].forEach((p) => this.x.reage_free(p));
     if (!f) this.#fail();
@@ -107,7 +107,7 @@ export class ReAgeEngine {
   // in pixels and radians (clockwise; 0 when absent).
   estimateAge(rgba, width, height, box) {
     const ptr = this.#put(rgba);
-    const age = this.x.reage_estimate_age(ptr, width, height, box.cx, box.cy, box.size, box.angle || 0);
+    const age = this.x.reage_estimate_age(ptr, rgba.byteLength, width, height, box.cx, box.cy, box.size, box.angle || 0);
     this.x.reage_free(ptr);
     if (age < 0) this.#fail();
     return age;
@@ -119,7 +119,7 @@ export class ReAgeEngine {
     const spec = new Float32Array(faces.length * 6);
     faces.forEach(({ box, source }, i) => spec.set([box.cx, box.cy, box.size, box.angle || 0, source, targetAge], i * 6));
     const ptr = this.#put(rgba), sp = this.#put(spec);
-    const rc = this.x.reage_apply(ptr, width, height, sp, faces.length);
+    const rc = this.x.reage_apply(ptr, rgba.byteLength, width, height, sp, faces.length);
     const out = rc === 0 ? new Uint8ClampedArray(this.x.memory.buffer.slice(ptr, ptr + rgba.byteLength)) : null;
     [ptr, sp].forEach((p) => this.x.reage_free(p));
     if (!out) this.#fail();
