@@ -1,7 +1,7 @@
 // build/reage-calibrate on the shipped blob with a tiny sample: the copy it
 // writes carries one non-decreasing conditioning age per group and the same
 // tensors byte for byte; bad requests get a message and write nothing.
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -12,8 +12,10 @@ const root = new URL('..', import.meta.url).pathname;
 const tool = join(root, 'build/reage-calibrate');
 const blob = join(root, 'weights/reage.blob');
 const data = process.env.REAGE_TEST_DATA || join(root, '../shared/data/utkface-part1');
-const skip = (!existsSync(tool) && 'build/reage-calibrate is not built') ||
+const missing = (!existsSync(tool) && 'build/reage-calibrate is not built') ||
              (!existsSync(join(data, 'labels.tsv')) && `no data at ${data}`);
+// a prerequisite that make test builds: missing, every test here fails (never skips)
+before(() => assert.ok(!missing, missing));
 const run = (...args) => {
   const r = spawnSync(tool, args, { cwd: root });
   return { code: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
@@ -25,7 +27,7 @@ function parts(path) {
   return { config: b.subarray(16, 16 + n).toString(), tensors: b.subarray(16 + n, b.length - 4) };
 }
 
-test('the calibrated copy adds one line and keeps the weights', { skip }, () => {
+test('the calibrated copy adds one line and keeps the weights', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'reage-cal-')), 'cal.blob');
   const r = run('--weights', blob, '--data', data, '--out', out, '--faces', '2', '--steps', '1', '--passes', '1');
   assert.equal(r.code, 0, r.err);
@@ -42,7 +44,7 @@ test('the calibrated copy adds one line and keeps the weights', { skip }, () => 
   assert.match(r.out, /wrote .*cal\.blob with age_calibration=/);
 });
 
-test('reage-calibrate refuses bad requests and writes nothing', { skip }, () => {
+test('reage-calibrate refuses bad requests and writes nothing', () => {
   const dir = mkdtempSync(join(tmpdir(), 'reage-cal-')), out = join(dir, 'cal.blob');
   const cases = [
     [['--weights', blob, '--data', data], 2, /--out are required/],

@@ -3,7 +3,7 @@
 // once, in order, and two processes resumed from one checkpoint end on the
 // same bytes (the convolution paths, chosen by timing, travel in the
 // checkpoint); a log from an older trainer gains the columns added since.
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,8 +13,10 @@ import { join } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const trainer = join(root, 'build/reage-train');
 const data = process.env.REAGE_TEST_DATA || join(root, '../shared/data/utkface-part1');
-const skip = (!existsSync(trainer) && 'build/reage-train is not built') ||
+const missing = (!existsSync(trainer) && 'build/reage-train is not built') ||
              (!existsSync(join(data, 'labels.tsv')) && `no data at ${data}`);
+// a prerequisite that make test builds: missing, every test here fails (never skips)
+before(() => assert.ok(!missing, missing));
 
 const runner = (out) => (...args) => {
   const r = spawnSync(trainer, ['--config', 'tiny', '--data', data, '--out', out, '--threads', '1', ...args],
@@ -22,7 +24,7 @@ const runner = (out) => (...args) => {
   assert.equal(r.status, 0, r.stderr.toString());
 };
 
-test('a resumed run logs each step once and repeats itself bit for bit', { skip }, () => {
+test('a resumed run logs each step once and repeats itself bit for bit', () => {
   const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
   const train = runner(out);
   train('--max-images', '24', '--steps', '20');
@@ -41,7 +43,7 @@ test('a resumed run logs each step once and repeats itself bit for bit', { skip 
 // logs lose columns from the end as the trainer ages: 13 (before ctv), 14 (before tone), 15 (before age_gap),
 // 16 (before shade), 17 (before d_age)
 for (const columns of [13, 14, 15, 16, 17]) {
-  test(`resuming a log of ${columns} columns adds the newer ones`, { skip }, () => {
+  test(`resuming a log of ${columns} columns adds the newer ones`, () => {
     const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
     const train = runner(out);
     train('--max-images', '24', '--steps', '20');
@@ -62,7 +64,7 @@ for (const columns of [13, 14, 15, 16, 17]) {
   });
 }
 
-test('a changed model starts from a plain run\'s checkpoint (--init-from), and only as a new run', { skip }, () => {
+test('a changed model starts from a plain run\'s checkpoint (--init-from), and only as a new run', () => {
   const plain = mkdtempSync(join(tmpdir(), 'reage-train-'));
   runner(plain)('--max-images', '24', '--steps', '10');
   const grown = mkdtempSync(join(tmpdir(), 'reage-train-'));
@@ -88,7 +90,7 @@ test('a changed model starts from a plain run\'s checkpoint (--init-from), and o
   }
 });
 
-test('--init-from starts the weight average where the checkpoint\'s was', { skip }, () => {
+test('--init-from starts the weight average where the checkpoint\'s was', () => {
   const plain = mkdtempSync(join(tmpdir(), 'reage-train-'));
   runner(plain)('--max-images', '24', '--steps', '10', '--ema', '0.5');
   const photo = join(data, 'images', readFileSync(join(data, 'labels.tsv'), 'utf8').split('\n')[1].split('\t')[0]);
@@ -110,7 +112,7 @@ test('--init-from starts the weight average where the checkpoint\'s was', { skip
   assert.ok(render(out).equals(before), 'at step 0 its blob gives the checkpoint\'s average face');
 });
 
-test('--export-live writes the checkpoint\'s own model, whatever the command line\'s config says', { skip }, () => {
+test('--export-live writes the checkpoint\'s own model, whatever the command line\'s config says', () => {
   const out = mkdtempSync(join(tmpdir(), 'reage-train-'));
   runner(out)('--max-images', '24', '--steps', '10', '--gen-nres', '2');
   const live = join(out, 'live.blob');
