@@ -29,7 +29,7 @@ HEADERS := $(wildcard src/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
 
-.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space
+.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space test-asan
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
@@ -144,6 +144,17 @@ test: deps
 	$(MAKE) wasm-fresh
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/
+
+# The C test suite under AddressSanitizer and UndefinedBehaviorSanitizer
+# (gcc's), with leak detection; tests/ubsan.supp names the one known
+# third-party report.
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+$(BUILD)/test_engine_asan: $(TESTS) $(NATIVE) $(HEADERS) tests/*.h | $(BUILD)
+	$(CC) $(SAN_FLAGS) $(filter-out -O3,$(CFLAGS)) -o $@ $(TESTS) $(NATIVE) $(LDLIBS)
+
+test-asan: deps $(BUILD)/test_engine_asan
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=tests/ubsan.supp \
+	  REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine_asan
 
 bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity
 	@if ! /usr/bin/python3 -c "import torch" 2>/dev/null && [ "$$(id -u)" = 0 ]; then \
