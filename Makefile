@@ -25,11 +25,11 @@ endif
 
 ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/landmark_set.c src/train_config.c src/trainer.c src/train_files.c
-HEADERS := $(wildcard src/*.h)
+HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
 
-.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space test-asan
+.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space test-asan fuzz fuzz-run
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
@@ -155,6 +155,34 @@ $(BUILD)/test_engine_asan: $(TESTS) $(NATIVE) $(HEADERS) tests/*.h | $(BUILD)
 test-asan: deps $(BUILD)/test_engine_asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=tests/ubsan.supp \
 	  REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine_asan
+
+# libFuzzer targets (clang, with AddressSanitizer and UndefinedBehaviorSanitizer):
+# image decoding, the blob readers, the .tflite reader and converters, the
+# photo pipeline, the browser's entry points. `make fuzz` builds them;
+# `make fuzz-run` runs each for FUZZ_SECONDS from its seeds (tests/fuzz/seeds/,
+# which keep every crash found as a regression), single-threaded.
+FUZZ_TARGETS := image blob tflite photo wasm_args
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer -Wno-unknown-pragmas -Isrc -Isrc/third_party $(filter -D% -I%,$(CFLAGS))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(NATIVE) src/wasm_api.c tools/tflite_convert.c $(HEADERS)
+	@mkdir -p $(BUILD)/fuzz
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang: apt-get install clang libclang-rt-14-dev"; exit 1; }
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(NATIVE) $(if $(findstring wasm_args,$@),src/wasm_api.c) $(LDLIBS)
+
+fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
+
+fuzz-run: fuzz weights/blazeface.blob weights/facemesh.blob
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$t && cp tests/fuzz/seeds/$$t/* $(BUILD)/fuzz/corpus-$$t/ 2>/dev/null; \
+	  if [ $$t = tflite ]; then cp $(FACE_TFLITE) $(BUILD)/face_landmark.tflite $(BUILD)/fuzz/corpus-$$t/ 2>/dev/null; fi; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s ..."; \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/crash-$$t- $(BUILD)/fuzz/corpus-$$t 2>&1 | \
+	    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|runtime error)" || true; \
+	  if ls $(BUILD)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz_$$t crashed: $$(ls $(BUILD)/fuzz/crash-$$t-*)"; exit 1; fi; \
+	done
 
 bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity
 	@if ! /usr/bin/python3 -c "import torch" 2>/dev/null && [ "$$(id -u)" = 0 ]; then \

@@ -7,9 +7,6 @@
 
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_PNG
-#define STBI_ONLY_BMP
-#define STBI_ONLY_GIF
-#define STBI_ONLY_TGA
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
@@ -79,18 +76,16 @@ int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, E
         return err_set(e, "%s: image is %ux%u pixels, more than the %u megapixels (%d a side) allowed",
                        what, pw, ph, IMAGE_MAX_PIXELS >> 20, IMAGE_MAX_SIDE);
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &c))
-        return err_set(e, "%s: not an image this tool can read (JPEG, PNG, BMP, GIF, TGA): %s", what, stbi_failure_reason());
+        return err_set(e, "%s: not an image this tool can read (JPEG, PNG): %s", what, stbi_failure_reason());
     if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (uint64_t)w * h > IMAGE_MAX_PIXELS)
         return err_set(e, "%s: image is %dx%d pixels, more than the %u megapixels (%d a side) allowed",
                        what, w, h, IMAGE_MAX_PIXELS >> 20, IMAGE_MAX_SIDE);
     uint8_t *px = stbi_load_from_memory(buf, (int)len, &w, &h, &c, 3);
     if (!px) return err_set(e, "%s: corrupt or truncated image: %s", what, stbi_failure_reason());
+    /* the decoder's own buffer (malloc'ed: stb_image's default allocator) becomes the image: one copy of the pixels */
     img->w = w;
     img->h = h;
-    img->rgb = malloc((size_t)w * h * 3);
-    if (!img->rgb) { stbi_image_free(px); return err_set(e, "%s: out of memory", what); }
-    memcpy(img->rgb, px, (size_t)w * h * 3);
-    stbi_image_free(px);
+    img->rgb = px;
     return 0;
 }
 

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import jpeg from 'jpeg-js';
 
 const root = new URL('..', import.meta.url).pathname;
 const cli = join(root, 'build/reage');
@@ -18,7 +19,13 @@ const run = (...args) => {
   return { code: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
 };
 
-// A plain grey 64x64 BMP: a photo with no face in it.
+// A plain grey 64x64 JPEG: a photo with no face in it.
+function greyJpeg(path) {
+  const w = 64, h = 64;
+  writeFileSync(path, jpeg.encode({ data: Buffer.alloc(w * h * 4, 128), width: w, height: h }, 90).data);
+}
+
+// The same as a BMP, a format ReAge does not read.
 function greyBmp(path) {
   const w = 64, h = 64, row = w * 3, size = 54 + row * h, b = Buffer.alloc(size, 128);
   b.write('BM', 0);
@@ -41,8 +48,9 @@ test('the CLI lists the faces it finds and re-ages the chosen one', () => {
 
 test('the CLI refuses bad requests with a message and writes nothing', () => {
   const dir = mkdtempSync(join(tmpdir(), 'reage-cli-'));
-  const out = join(dir, 'out.png'), wall = join(dir, 'wall.bmp');
-  greyBmp(wall);
+  const out = join(dir, 'out.png'), wall = join(dir, 'wall.jpg'), bmp = join(dir, 'wall.bmp');
+  greyJpeg(wall);
+  greyBmp(bmp);
   const cases = [
     [['--face', '3', '--age', '50', sample, out], 1, /--face 3: .* has 1 face/],
     [['--face', '0', sample], 2, /--face: expected a face number/],
@@ -52,7 +60,8 @@ test('the CLI refuses bad requests with a message and writes nothing', () => {
     [['--box', '100,100,1e30', '--age', '50', sample, out], 2, /--box: expected X,Y,SIZE/],
     [['--all-faces', '--face', '1', sample], 1, /exclude each other/],
     [['--box', '100,100,80', '--face', '2', sample], 1, /not with --box or --no-detect/],
-    [['--age', '50', wall, out], 1, /no face found in .*wall\.bmp.*--box/],
+    [['--age', '50', wall, out], 1, /no face found in .*wall\.jpg.*--box/],
+    [['--age', '50', bmp, out], 1, /wall\.bmp: not an image this tool can read \(JPEG, PNG\)/],
     [['--detector', join(dir, 'missing.blob'), sample], 1, /missing\.blob/],
   ];
   for (const [args, code, why] of cases) {

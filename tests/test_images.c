@@ -20,7 +20,28 @@ static size_t fake_png(uint8_t *b, uint32_t w, uint32_t h) {
     return 33;
 }
 
+/* The inputs with which fuzzing made the decoder read or write out of
+ * bounds (tests/fuzz/seeds/image/crash-*): decoded or refused, cleanly
+ * (under make test-asan, without a sanitizer's report). */
+static void test_fuzz_regressions(void) {
+    static const char *const crashes[] = {"crash-huffman-counts", "crash-bits-underrun"};
+    for (size_t i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++) {
+        char path[256];
+        snprintf(path, sizeof(path), "tests/fuzz/seeds/image/%s", crashes[i]);
+        uint8_t *buf;
+        size_t len;
+        Err e;
+        Image img;
+        if (file_read_all(path, 1 << 20, &buf, &len, &e)) { CHECK(0, "%s", e.msg); continue; }
+        int rc = image_decode(buf, len, &img, path, &e);
+        CHECK(rc != 0 ? has(e.msg, path) : img.w > 0 && img.h > 0, "%s: %s", crashes[i], rc ? e.msg : "decoded");
+        if (!rc) image_free(&img);
+        free(buf);
+    }
+}
+
 void test_images(void) {
+    test_fuzz_regressions();
     Image img, back;
     Err e;
     image_alloc(&img, 7, 5);

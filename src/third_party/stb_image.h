@@ -1,4 +1,6 @@
-/* stb_image - v2.27 - public domain image loader - http://nothings.org/stb
+/* ReAge's copy, with its own bounds checks where fuzzing found the decoder
+   reading or writing out of bounds on hostile JPEGs (each marked "ReAge:").
+   stb_image - v2.27 - public domain image loader - http://nothings.org/stb
                                   no warranty implied; use at your own risk
 
    Do this:
@@ -1984,6 +1986,10 @@ static int stbi__build_huffman(stbi__huffman *h, int *count)
 {
    int i,j,k=0;
    unsigned int code;
+   // ReAge: a table whose counts add up past 256 symbols would overrun size[] (found by fuzzing)
+   for (i=0; i < 16; ++i) k += count[i];
+   if (k > 256) return stbi__err("bad huffman table", "Corrupt JPEG");
+   k = 0;
    // build size list for each symbol (from JPEG spec)
    for (i=0; i < 16; ++i)
       for (j=0; j < count[i]; ++j)
@@ -2112,6 +2118,7 @@ stbi_inline static int stbi__jpeg_huff_decode(stbi__jpeg *j, stbi__huffman *h)
 
    // convert the huffman code to the symbol id
    c = ((j->code_buffer >> (32 - k)) & stbi__bmask[k]) + h->delta[k];
+   if (c < 0 || c >= 256) return -1; // ReAge: a corrupt table's symbol id indexes past the table (found by fuzzing)
    STBI_ASSERT((((j->code_buffer) >> (32 - h->size[c])) & stbi__bmask[h->size[c]]) == h->code[c]);
 
    // convert the id to a symbol
@@ -2130,6 +2137,7 @@ stbi_inline static int stbi__extend_receive(stbi__jpeg *j, int n)
    unsigned int k;
    int sgn;
    if (j->code_bits < n) stbi__grow_buffer_unsafe(j);
+   if (j->code_bits < n) return 0; // ReAge: the stream ran out of bits; its bit count must not go below 0 (found by fuzzing)
 
    sgn = j->code_buffer >> 31; // sign bit always in MSB; 0 if MSB clear (positive), 1 if MSB set (negative)
    k = stbi_lrot(j->code_buffer, n);
@@ -2144,6 +2152,7 @@ stbi_inline static int stbi__jpeg_get_bits(stbi__jpeg *j, int n)
 {
    unsigned int k;
    if (j->code_bits < n) stbi__grow_buffer_unsafe(j);
+   if (j->code_bits < n) return 0; // ReAge: as in stbi__extend_receive
    k = stbi_lrot(j->code_buffer, n);
    j->code_buffer = k & ~stbi__bmask[n];
    k &= stbi__bmask[n];
@@ -2155,6 +2164,7 @@ stbi_inline static int stbi__jpeg_get_bit(stbi__jpeg *j)
 {
    unsigned int k;
    if (j->code_bits < 1) stbi__grow_buffer_unsafe(j);
+   if (j->code_bits < 1) return 0; // ReAge: as in stbi__extend_receive
    k = j->code_buffer;
    j->code_buffer <<= 1;
    --j->code_bits;
