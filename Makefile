@@ -178,7 +178,7 @@ fuzz-run: fuzz weights/blazeface.blob weights/facemesh.blob
 	  mkdir -p $(BUILD)/fuzz/corpus-$$t && cp tests/fuzz/seeds/$$t/* $(BUILD)/fuzz/corpus-$$t/ 2>/dev/null; \
 	  if [ $$t = tflite ]; then cp $(FACE_TFLITE) $(BUILD)/face_landmark.tflite $(BUILD)/fuzz/corpus-$$t/ 2>/dev/null; fi; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s ..."; \
-	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=4096 -print_final_stats=1 \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=4096 -malloc_limit_mb=1024 -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/crash-$$t- $(BUILD)/fuzz/corpus-$$t 2>&1 | \
 	    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|runtime error)" || true; \
 	  if ls $(BUILD)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz_$$t crashed: $$(ls $(BUILD)/fuzz/crash-$$t-*)"; exit 1; fi; \

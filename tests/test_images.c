@@ -24,7 +24,7 @@ static size_t fake_png(uint8_t *b, uint32_t w, uint32_t h) {
  * bounds (tests/fuzz/seeds/image/crash-*): decoded or refused, cleanly
  * (under make test-asan, without a sanitizer's report). */
 static void test_fuzz_regressions(void) {
-    static const char *const crashes[] = {"crash-huffman-counts", "crash-bits-underrun", "crash-empty-idat"};
+    static const char *const crashes[] = {"crash-huffman-counts", "crash-bits-underrun", "crash-empty-idat", "oom-huge-idat"};
     for (size_t i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++) {
         char path[256];
         snprintf(path, sizeof(path), "tests/fuzz/seeds/image/%s", crashes[i]);
