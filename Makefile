@@ -159,11 +159,19 @@ test-asan: deps $(BUILD)/test_engine_asan
 # libFuzzer targets (clang, with AddressSanitizer and UndefinedBehaviorSanitizer):
 # image decoding, the blob readers, the .tflite reader and converters, the
 # photo pipeline, the browser's entry points. `make fuzz` builds them;
-# `make fuzz-run` runs each for FUZZ_SECONDS from its seeds (tests/fuzz/seeds/,
-# which keep every crash found as a regression), single-threaded.
+# `make fuzz-run` runs each from its seeds (tests/fuzz/seeds/, which keep every
+# crash found as a regression) for a fixed number of inputs from a fixed
+# random seed, about a minute each on two cores, so that a run is repeatable
+# (FUZZ_SECONDS caps each; FUZZ_SEED=0 draws a new seed).
 FUZZ_TARGETS := image blob tflite photo wasm_args
+FUZZ_RUNS_image := 250000
+FUZZ_RUNS_blob := 80000
+FUZZ_RUNS_tflite := 200000
+FUZZ_RUNS_photo := 150
+FUZZ_RUNS_wasm_args := 400
 FUZZ_CC ?= clang
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 120
+FUZZ_SEED ?= 1
 FUZZ_FLAGS := -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer -Wno-unknown-pragmas -Isrc -Isrc/third_party $(filter -D% -I%,$(CFLAGS))
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(NATIVE) src/wasm_api.c tools/tflite_convert.c $(HEADERS)
@@ -177,8 +185,10 @@ fuzz-run: fuzz weights/blazeface.blob weights/facemesh.blob
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$t && cp tests/fuzz/seeds/$$t/* $(BUILD)/fuzz/corpus-$$t/ 2>/dev/null; \
 	  if [ $$t = tflite ]; then cp $(FACE_TFLITE) $(BUILD)/face_landmark.tflite $(BUILD)/fuzz/corpus-$$t/ 2>/dev/null; fi; \
-	  echo "fuzzing $$t for $(FUZZ_SECONDS) s ..."; \
-	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=4096 -malloc_limit_mb=1024 -print_final_stats=1 \
+	  runs=$$(case $$t in image) echo $(FUZZ_RUNS_image);; blob) echo $(FUZZ_RUNS_blob);; tflite) echo $(FUZZ_RUNS_tflite);; \
+	         photo) echo $(FUZZ_RUNS_photo);; *) echo $(FUZZ_RUNS_wasm_args);; esac); \
+	  echo "fuzzing $$t: $$runs inputs (at most $(FUZZ_SECONDS) s) ..."; \
+	  $(BUILD)/fuzz/fuzz_$$t -seed=$(FUZZ_SEED) -runs=$$runs -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=4096 -malloc_limit_mb=1024 -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/crash-$$t- $(BUILD)/fuzz/corpus-$$t 2>&1 | \
 	    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|runtime error)" || true; \
 	  if ls $(BUILD)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz_$$t crashed: $$(ls $(BUILD)/fuzz/crash-$$t-*)"; exit 1; fi; \
