@@ -190,7 +190,7 @@ fuzz-run: fuzz weights/blazeface.blob weights/facemesh.blob
 	  echo "fuzzing $$t: $$runs inputs (at most $(FUZZ_SECONDS) s) ..."; \
 	  $(BUILD)/fuzz/fuzz_$$t -seed=$(FUZZ_SEED) -runs=$$runs -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=4096 -malloc_limit_mb=1024 -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/crash-$$t- $(BUILD)/fuzz/corpus-$$t 2>&1 | \
-	    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|runtime error)" || true; \
+	    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)|runtime error|deadly" || true; \
 	  if ls $(BUILD)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz_$$t crashed: $$(ls $(BUILD)/fuzz/crash-$$t-*)"; exit 1; fi; \
 	done
 

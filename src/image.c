@@ -7,6 +7,13 @@
 
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_PNG
+/* stb_image's allocations zeroed: a corrupt JPEG can make its decoder read
+ * fields of its state it never set, which then held whatever the last photo
+ * left there (fuzzing found a crash that came and went with the inputs
+ * before it) */
+#define STBI_MALLOC(size) calloc(1, (size))
+#define STBI_REALLOC(p, size) realloc((p), (size))
+#define STBI_FREE(p) free(p)
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
