@@ -79,26 +79,30 @@ static int parse_face(const char *s, int *face) {
     return 0;
 }
 
+/* The face detector and the face mesh from their blobs; 0, or -1 with the
+ * message printed. */
+static int load_face_models(const char *detector, const char *mesh, FaceDetector *fd, FaceMesh *fm) {
+    const char *path[2] = {detector, mesh};
+    for (int k = 0; k < 2; k++) {
+        Err e;
+        uint8_t *buf;
+        size_t len;
+        if (file_read_all(path[k], BLOB_MAX_BYTES, &buf, &len, &e)) { fail(e.msg); return -1; }
+        int rc = k ? facemesh_load(fm, buf, len, path[k], &e) : facedet_load(fd, buf, len, path[k], &e);
+        free(buf);
+        if (rc) { fail(e.msg); return -1; }
+    }
+    return 0;
+}
+
 /* The crop boxes to work on: detected faces, confirmed and aligned by the
  * face mesh, or the one box the user gave. Returns how many, or -1
  * (message printed). */
 static int find_faces(const char *detector, const char *mesh, const char *in, const Photo *p, int detect, CropBox *boxes) {
     if (!detect) return 1;
-    Err e;
-    uint8_t *buf;
-    size_t len;
     static FaceDetector fd;
     static FaceMesh fm;
-    if (file_read_all(detector, BLOB_MAX_BYTES, &buf, &len, &e) || facedet_load(&fd, buf, len, detector, &e)) {
-        fprintf(stderr, "reage: %s\n", e.msg);
-        return -1;
-    }
-    free(buf);
-    if (file_read_all(mesh, BLOB_MAX_BYTES, &buf, &len, &e) || facemesh_load(&fm, buf, len, mesh, &e)) {
-        fprintf(stderr, "reage: %s\n", e.msg);
-        return -1;
-    }
-    free(buf);
+    if (load_face_models(detector, mesh, &fd, &fm)) return -1;
     FaceDet d[FACEDET_MAX_FACES];
     int n = facedet_photo(&fd, p, d, FACEDET_MAX_FACES);
     n = facemesh_confirm(&fm, p, d, n, boxes, NULL);
@@ -110,12 +114,6 @@ static int find_faces(const char *detector, const char *mesh, const char *in, co
         return -1;
     }
     return n;
-}
-
-static int load_blob_file(const char *path, uint8_t **buf, size_t *len) {
-    Err e;
-    if (file_read_all(path, BLOB_MAX_BYTES, buf, len, &e)) return fail(e.msg);
-    return 0;
 }
 
 /* A dot of radius r in colour rgb at (x, y). */
@@ -134,16 +132,9 @@ static int landmarks_main(const char *detector, const char *mesh, const char *in
     Image img;
     if (image_load(in, &img, &e)) return fail(e.msg);
     Photo p = {img.rgb, img.w, img.h, 3};
-    uint8_t *buf;
-    size_t len;
     static FaceDetector fd;
     static FaceMesh fm;
-    if (load_blob_file(detector, &buf, &len)) return 1;
-    if (facedet_load(&fd, buf, len, detector, &e)) return fail(e.msg);
-    free(buf);
-    if (load_blob_file(mesh, &buf, &len)) return 1;
-    if (facemesh_load(&fm, buf, len, mesh, &e)) return fail(e.msg);
-    free(buf);
+    if (load_face_models(detector, mesh, &fd, &fm)) return 1;
     FaceDet d[FACEDET_MAX_FACES];
     int n = facedet_photo(&fd, &p, d, FACEDET_MAX_FACES);
     if (face > n && n > 0) {
