@@ -18,40 +18,41 @@ const MeshHead MESH_FACE_FLAG = {{23, 28, 26, 128, 128, 2}, 29, 27, {24, 30, 28,
 /* the face-flag head branches off after this many trunk blocks (6x6, 128 channels) */
 #define FLAG_FROM 14
 
-static void add(ParamSet *ps, const char *layer, int n, const char *part, int a, int b, int c, int d) {
+/* Registers layer n's tensor `part` (0: weights or slopes, 1: bias) under the .tflite's name. */
+static void add(FaceMesh *m, int kind, int n, int part, int a, int b, int c, int d) {
+    static const char *const layer[MESH_KINDS] = {"conv2d", "depthwise_conv2d", "p_re_lu"};
     char name[PARAM_NAME_MAX];
     int shape[4] = {a, b, c, d}, nd = d ? 4 : c ? 3 : b ? 2 : 1;
-    snprintf(name, sizeof(name), "%s_%d.%s", layer, n, part);
-    params_add(ps, name, nd, shape, 1, INIT_ZERO, 0);
+    snprintf(name, sizeof(name), "%s_%d.%s", layer[kind], n, kind == MESH_PRELU ? "alpha" : part ? "b" : "w");
+    m->at[kind][n][part] = params_add(&m->ps, name, nd, shape, 1, INIT_ZERO, 0);
 }
 
-static void add_block(ParamSet *ps, const MeshBlock *k) {
-    add(ps, "depthwise_conv2d", k->dw, "w", k->cin, 3, 3, 0);
-    add(ps, "depthwise_conv2d", k->dw, "b", k->cin, 0, 0, 0);
-    add(ps, "conv2d", k->pw, "w", k->cout, k->cin, 1, 1);
-    add(ps, "conv2d", k->pw, "b", k->cout, 0, 0, 0);
-    add(ps, "p_re_lu", k->prelu, "alpha", k->cout, 0, 0, 0);
+static void add_block(FaceMesh *m, const MeshBlock *k) {
+    add(m, MESH_DEPTHWISE, k->dw, 0, k->cin, 3, 3, 0);
+    add(m, MESH_DEPTHWISE, k->dw, 1, k->cin, 0, 0, 0);
+    add(m, MESH_CONV, k->pw, 0, k->cout, k->cin, 1, 1);
+    add(m, MESH_CONV, k->pw, 1, k->cout, 0, 0, 0);
+    add(m, MESH_PRELU, k->prelu, 0, k->cout, 0, 0, 0);
 }
 
-static void add_head(ParamSet *ps, const MeshHead *h) {
-    add_block(ps, &h->first);
-    add(ps, "conv2d", h->squeeze, "w", h->second.cin, h->first.cout, 1, 1);
-    add(ps, "conv2d", h->squeeze, "b", h->second.cin, 0, 0, 0);
-    add(ps, "p_re_lu", h->squeeze_prelu, "alpha", h->second.cin, 0, 0, 0);
-    add_block(ps, &h->second);
-    add(ps, "conv2d", h->last, "w", h->out, h->second.cout, 3, 3);
-    add(ps, "conv2d", h->last, "b", h->out, 0, 0, 0);
+static void add_head(FaceMesh *m, const MeshHead *h) {
+    add_block(m, &h->first);
+    add(m, MESH_CONV, h->squeeze, 0, h->second.cin, h->first.cout, 1, 1);
+    add(m, MESH_CONV, h->squeeze, 1, h->second.cin, 0, 0, 0);
+    add(m, MESH_PRELU, h->squeeze_prelu, 0, h->second.cin, 0, 0, 0);
+    add_block(m, &h->second);
+    add(m, MESH_CONV, h->last, 0, h->out, h->second.cout, 3, 3);
+    add(m, MESH_CONV, h->last, 1, h->out, 0, 0, 0);
 }
 
 void facemesh_build(FaceMesh *m) {
     memset(m, 0, sizeof(*m));
-    ParamSet *ps = &m->ps;
-    add(ps, "conv2d", 1, "w", 16, 3, 3, 3);
-    add(ps, "conv2d", 1, "b", 16, 0, 0, 0);
-    add(ps, "p_re_lu", 1, "alpha", 16, 0, 0, 0);
-    for (int i = 0; i < FACEMESH_TRUNK; i++) add_block(ps, &MESH_TRUNK[i]);
-    add_head(ps, &MESH_LANDMARKS);
-    add_head(ps, &MESH_FACE_FLAG);
+    add(m, MESH_CONV, 1, 0, 16, 3, 3, 3);
+    add(m, MESH_CONV, 1, 1, 16, 0, 0, 0);
+    add(m, MESH_PRELU, 1, 0, 16, 0, 0, 0);
+    for (int i = 0; i < FACEMESH_TRUNK; i++) add_block(m, &MESH_TRUNK[i]);
+    add_head(m, &MESH_LANDMARKS);
+    add_head(m, &MESH_FACE_FLAG);
 }
 
 /* Activations: the padded input, then ping-pong maps, the depthwise output,
@@ -99,32 +100,28 @@ void facemesh_free(FaceMesh *m) {
     m->work = m->scratch = NULL;
 }
 
-static const float *param(const FaceMesh *m, const char *layer, int n, const char *part) {
-    char name[PARAM_NAME_MAX];
-    snprintf(name, sizeof(name), "%s_%d.%s", layer, n, part);
-    const ParamTensor *t = params_find(&m->ps, name);
-    return t ? m->ps.data + t->offset : NULL;
-}
+/* Layer n's tensor `part` (0: weights or slopes, 1: bias), found when the mesh was built. */
+static const float *param(const FaceMesh *m, int kind, int n, int part) { return m->ps.data + m->at[kind][n][part]; }
 
 /* conv2d_<n> as a 1x1 convolution, bias added, then p_re_lu_<prelu> (0: none) */
 static void conv1x1_prelu(FaceMesh *m, float *out, const float *inp, int n, int prelu, int cin, int cout, int H) {
-    conv2d_forward(out, inp, param(m, "conv2d", n, "w"), param(m, "conv2d", n, "b"), m->scratch,
+    conv2d_forward(out, inp, param(m, MESH_CONV, n, 0), param(m, MESH_CONV, n, 1), m->scratch,
                    (ConvShape){1, cin, H, H, cout, 1, 1, 0});
-    if (prelu) prelu_forward(out, out, param(m, "p_re_lu", prelu, "alpha"), 1, cout, H * H);
+    if (prelu) prelu_forward(out, out, param(m, MESH_PRELU, prelu, 0), 1, cout, H * H);
 }
 
 /* One block on x [cin,H,H] into y [cout,OH,OH]; dw and pool are scratch maps. */
 static int block(FaceMesh *m, const MeshBlock *k, float *y, const float *x, float *dw, float *pool, int H) {
     int OH = same_out_size(H, k->stride);
     size_t plane = (size_t)OH * OH;
-    dwconv3_forward(dw, x, param(m, "depthwise_conv2d", k->dw, "w"), param(m, "depthwise_conv2d", k->dw, "b"), 1,
+    dwconv3_forward(dw, x, param(m, MESH_DEPTHWISE, k->dw, 0), param(m, MESH_DEPTHWISE, k->dw, 1), 1,
                     k->cin, H, H, k->stride);
     conv1x1_prelu(m, y, dw, k->pw, 0, k->cin, k->cout, OH);
     const float *shortcut = x;
     if (k->stride == 2) { maxpool2_forward(pool, x, 1, k->cin, H, H); shortcut = pool; }
     /* the shortcut is zero-extended to cout channels: only the first cin get it */
     residual_forward(y, y, shortcut, (size_t)k->cin * plane);
-    prelu_forward(y, y, param(m, "p_re_lu", k->prelu, "alpha"), 1, k->cout, (int)plane);
+    prelu_forward(y, y, param(m, MESH_PRELU, k->prelu, 0), 1, k->cout, (int)plane);
     return OH;
 }
 
@@ -135,7 +132,7 @@ static void head(FaceMesh *m, const MeshHead *h, const float *x, int H, float *o
     conv1x1_prelu(m, b, a, h->squeeze, h->squeeze_prelu, h->first.cout, h->second.cin, H);
     H = block(m, &h->second, a, b, dw, pool, H);
     /* the last 3x3 convolution covers the whole 3x3 map */
-    conv2d_forward(out, a, param(m, "conv2d", h->last, "w"), param(m, "conv2d", h->last, "b"), m->scratch,
+    conv2d_forward(out, a, param(m, MESH_CONV, h->last, 0), param(m, MESH_CONV, h->last, 1), m->scratch,
                    (ConvShape){1, h->second.cout, H, H, h->out, 3, 3, 0});
 }
 
@@ -144,10 +141,10 @@ void facemesh_forward(FaceMesh *m, const float *img, float *points, float *flag_
           *flag_in = pool + MAXMAP;
     /* TensorFlow's "SAME" 3x3 stride-2 convolution on 192 pads 0 before and 1 after */
     zeropad_forward(pad, img, 1, 3, FACEMESH_RES, FACEMESH_RES, 0, 0, 1, 1);
-    conv2d_forward(x, pad, param(m, "conv2d", 1, "w"), param(m, "conv2d", 1, "b"), m->scratch,
+    conv2d_forward(x, pad, param(m, MESH_CONV, 1, 0), param(m, MESH_CONV, 1, 1), m->scratch,
                    (ConvShape){1, 3, 193, 193, 16, 3, 2, 0});
     int H = 96;
-    prelu_forward(x, x, param(m, "p_re_lu", 1, "alpha"), 1, 16, H * H);
+    prelu_forward(x, x, param(m, MESH_PRELU, 1, 0), 1, 16, H * H);
     for (int i = 0; i < FACEMESH_TRUNK; i++) {
         H = block(m, &MESH_TRUNK[i], y, x, dw, pool, H);
         float *t = x; x = y; y = t;

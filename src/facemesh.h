@@ -35,8 +35,13 @@ extern const MeshBlock MESH_TRUNK[FACEMESH_TRUNK];
 typedef struct { MeshBlock first; int squeeze, squeeze_prelu; MeshBlock second; int last, out; } MeshHead;
 extern const MeshHead MESH_LANDMARKS, MESH_FACE_FLAG;
 
+/* The kinds of layer, numbered as the .tflite numbers them (up to 31). */
+enum { MESH_CONV, MESH_DEPTHWISE, MESH_PRELU, MESH_KINDS };
+#define FACEMESH_LAYERS 32
+
 typedef struct {
     ParamSet ps;
+    size_t at[MESH_KINDS][FACEMESH_LAYERS][2]; /* each layer's weights (or PReLU slopes) and bias in ps */
     float *work, *scratch;  /* activations and conv scratch, allocated once */
 } FaceMesh;
 
