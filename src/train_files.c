@@ -156,7 +156,6 @@ int trainer_load_checkpoint(Trainer *t, const char *path, Err *e) {
         if (has_set(blob, "critic.", &t->critic.ps)) {
             if (read_set(blob, "critic.", &t->critic.ps, path, e)) goto done;
         } else {
-            params_free(&t->critic.ps);
             if (trainer_start_critic(t, e)) goto done;
         }
     }
@@ -269,7 +268,6 @@ int trainer_warm_start(Trainer *t, const char *path, char *fresh, size_t n, Err 
                 carry_moments(blob, "critic.", &t->critic.ps, &file_est.ps, state[0], path, e))
                 goto done;
         } else {
-            params_free(&t->critic.ps);
             if (trainer_start_critic(t, e)) goto done;
         }
     }

@@ -74,6 +74,8 @@ void trainer_free(Trainer *t) {
 }
 
 int trainer_start_critic(Trainer *t, Err *e) {
+    if (t->has_critic) params_free(&t->critic.ps); /* started again: from the reader as it is now */
+    t->has_critic = 0;
     est_build(&t->critic, &t->tc.model);
     if (params_alloc(&t->critic.ps, 1)) return err_set(e, "out of memory for the age critic");
     t->has_critic = 1;

@@ -86,8 +86,9 @@ void trainer_free(Trainer *t);
  * the age critic start where they are first asked for, the estimators'
  * view changes with est_blur, data's draws with balance_race. */
 int trainer_follow_schedule(Trainer *t, Dataset *data, char *done, size_t n, Err *e);
-/* The age critic, started as a copy of the reader (weights and Adam's
- * state), and the generator's average, started at its weights. */
+/* The age critic, started (or started again) as a copy of the reader
+ * (weights and Adam's state), and the generator's average, started at its
+ * weights. */
 int trainer_start_critic(Trainer *t, Err *e);
 int trainer_start_average(Trainer *t, Err *e);
 Losses trainer_step(Trainer *t, const Dataset *data);
