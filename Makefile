@@ -23,13 +23,13 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/landmark_set.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
-         tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c
+         tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c tests/test_prototypes.c
 
-.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space test-asan fuzz fuzz-run
+.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
@@ -61,10 +61,10 @@ $(BUILD)/reage-tflite: tools/tflite_convert.c $(ENGINE) src/fileio.c $(HEADERS) 
 # The face mesh: Face Mesh's landmark network, from the pinned npm package's
 # packed assets, converted the same way (weights/facemesh.blob, committed).
 MESH_PKG := node_modules/@mediapipe/face_mesh
-MESH_DATA := $(MESH_PKG)/face_mesh_solution_packed_assets.data
+MESH_ASSETS := $(MESH_PKG)/face_mesh_solution_packed_assets.data
 MESH_PKG_VERSION = $(shell node -p "require('./$(MESH_PKG)/package.json').version" 2>/dev/null)
-weights/facemesh.blob: $(wildcard $(MESH_DATA)) | $(BUILD)
-	@test -f $(MESH_DATA) || npm ci --no-audit --no-fund
+weights/facemesh.blob: $(wildcard $(MESH_ASSETS)) | $(BUILD)
+	@test -f $(MESH_ASSETS) || npm ci --no-audit --no-fund
 	$(MAKE) $(BUILD)/reage-tflite
 	node tools/packed_asset.mjs $(MESH_PKG) face_landmark.tflite $(BUILD)/face_landmark.tflite
 	$(BUILD)/reage-tflite --source "@mediapipe/face_mesh $(MESH_PKG_VERSION) face_landmark.tflite" $(BUILD)/face_landmark.tflite $@
@@ -83,6 +83,16 @@ face-space: landmarks
 	node tools/packed_asset.mjs $(MESH_PKG) geometry_pipeline_metadata_landmarks.binarypb $(BUILD)/face_geometry.binarypb
 	$(BUILD)/reage-landmarks --data $(MESH_DATA) --face-space src/facespace_mean.c --geometry $(BUILD)/face_geometry.binarypb
 
+# The age prototypes (src/prototypes.h), measured from the train split of
+# MESH_DATA's photos and their cached meshes, written into PROTO_BLOB (the
+# shipped blob by default), with a picture of them in docs/.
+PROTO_BLOB ?= weights/reage.blob
+$(BUILD)/reage-prototypes: tools/prototypes.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/prototypes.c $(NATIVE) $(LDLIBS)
+
+prototypes: $(BUILD)/reage-prototypes landmarks
+	$(BUILD)/reage-prototypes --weights $(PROTO_BLOB) --data $(MESH_DATA) --out $(PROTO_BLOB) --picture docs/prototypes.png
+
 $(BUILD)/reage-template: tools/measure_template.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/measure_template.c $(NATIVE) $(LDLIBS)
 
@@ -94,7 +104,7 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 # The committed web/reage.wasm is what the page serves and the tests load;

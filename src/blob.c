@@ -121,15 +121,16 @@ uint8_t *blobw_finish(BlobWriter *w, size_t *len) {
     return b;
 }
 
+void blobw_copy(BlobWriter *w, const BlobTensor *t) {
+    put_head(w, t->name, t->name_len, t->dtype, t->ndim);
+    for (uint32_t d = 0; d < t->ndim; d++) put_u32(w, t->shape[d]);
+    put(w, t->data, t->count * (t->dtype == DT_F16 ? 2 : 4));
+}
+
 uint8_t *blob_with_config(const Blob *b, const char *config, size_t *len) {
     BlobWriter w;
     blobw_begin(&w, b->magic, config);
-    for (uint32_t i = 0; i < b->ntensors; i++) {
-        const BlobTensor *t = &b->t[i];
-        put_head(&w, t->name, t->name_len, t->dtype, t->ndim);
-        for (uint32_t d = 0; d < t->ndim; d++) put_u32(&w, t->shape[d]);
-        put(&w, t->data, t->count * (t->dtype == DT_F16 ? 2 : 4));
-    }
+    for (uint32_t i = 0; i < b->ntensors; i++) blobw_copy(&w, &b->t[i]);
     return blobw_finish(&w, len);
 }
 

@@ -39,12 +39,15 @@ void blobw_floats(BlobWriter *w, const char *name, DType dtype, int ndim,
 void blobw_u32(BlobWriter *w, const char *name, size_t n, const uint32_t *data);
 /* Every tensor of a parameter set, named prefix + tensor name. */
 void blobw_params(BlobWriter *w, const char *prefix, const ParamSet *ps, DType dtype);
+/* Another blob's tensor, bit for bit. */
+struct BlobTensor;
+void blobw_copy(BlobWriter *w, const struct BlobTensor *t);
 /* Finishes with the checksum and writes atomically; frees the buffer. */
 int blobw_save(BlobWriter *w, const char *path, Err *e);
 /* Finishes with the checksum and hands the bytes over (caller frees). */
 uint8_t *blobw_finish(BlobWriter *w, size_t *len);
 
-typedef struct {
+typedef struct BlobTensor {
     const char *name;  /* not NUL-terminated: name_len bytes */
     uint32_t name_len, dtype, ndim, shape[4];
     size_t count;

@@ -1,5 +1,6 @@
 #include "bundle.h"
 #include "calibration.h"
+#include "prototypes.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,13 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
     est_build(&b->est, &b->cfg);
     if (params_alloc(&b->gen.ps, 0) || params_alloc(&b->est.ps, 0)) { err_set(e, "%s: out of memory", what); goto done; }
     if (blob_read_params(blob, "gen.", &b->gen.ps, what, e) || blob_read_params(blob, "", &b->est.ps, what, e)) goto done;
+    Prototypes P;
+    int pr = proto_load(&P, blob, b->cfg.groups, what, e);
+    if (pr < 0) goto done;
+    if (pr == 0) {
+        if (!(b->proto = malloc(sizeof(P)))) { proto_free(&P); err_set(e, "%s: out of memory", what); goto done; }
+        *b->proto = P;
+    }
     size_t s1 = gen_scratch_floats(&b->gen, 1), s2 = est_scratch_floats(&b->est, 1);
     b->scratch = calloc(s1 > s2 ? s1 : s2, sizeof(float));
     if (!b->scratch || gen_acts_alloc(&b->gen, &b->ga, 1, 0, b->scratch) ||
@@ -73,6 +81,9 @@ void bundle_free(Bundle *b) {
     params_free(&b->est.ps);
     free(b->scratch);
     b->scratch = NULL;
+    if (b->proto) proto_free(b->proto);
+    free(b->proto);
+    b->proto = NULL;
 }
 
 float bundle_estimate_age(Bundle *b, const float *face) {

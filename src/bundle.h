@@ -15,6 +15,7 @@ typedef struct {
     char info[256];     /* free text from the blob ("trained_steps=...") */
     int calibrated;     /* the blob carries an age calibration (calibration.h) */
     float calib[MAX_GROUPS];
+    struct Prototypes *proto;   /* the blob's age prototypes (prototypes.h), NULL where it has none */
 } Bundle;
 
 /* Writes gen and est as a browser blob (float16 weights). */

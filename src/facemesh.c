@@ -193,6 +193,16 @@ int facemesh_confirm(FaceMesh *m, const Photo *p, FaceDet *d, int n, CropBox *cr
     return kept;
 }
 
+int facemesh_in_crop(FaceDetector *fd, FaceMesh *m, const Photo *p, FaceLandmarks *out) {
+    FaceDet d[4];
+    CropBox roi;
+    int found = facedet_photo(fd, p, d, 4) > 0;
+    /* undetected, the square MediaPipe would cut around a face filling the crop */
+    roi = found ? facemesh_roi(&d[0]) : (CropBox){p->w * 0.5f, p->h * 0.5f, 1.5f * (p->w > p->h ? p->w : p->h), 0};
+    facemesh_photo(m, p, roi, out);
+    return found;
+}
+
 void facemesh_to_floats(const FaceLandmarks *l, float *o) {
     o[0] = l->score;
     o[1] = l->roi.cx, o[2] = l->roi.cy, o[3] = l->roi.size, o[4] = l->roi.angle;

@@ -76,6 +76,12 @@ void facemesh_photo(FaceMesh *m, const Photo *p, CropBox roi, FaceLandmarks *out
 #define FACEMESH_MIN_FLAG 0.5f
 int facemesh_confirm(FaceMesh *m, const Photo *p, FaceDet *d, int n, CropBox *crops, FaceLandmarks *lm);
 
+/* The mesh of a photo that is already a face crop (UTKFace's aligned
+ * photos): around the detector's first face, or, where the detector finds
+ * none, around the whole crop. Returns 1 when the detector found the face;
+ * the mesh's flag (out->score) says whether the mesh did. */
+int facemesh_in_crop(FaceDetector *fd, FaceMesh *m, const Photo *p, FaceLandmarks *out);
+
 /* A mesh as FACEMESH_FLOATS floats, the form the browser and the parity
  * test read: score, roi cx cy size angle, then the points x y z. */
 #define FACEMESH_FLOATS (5 + 3 * FACEMESH_POINTS)

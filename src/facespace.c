@@ -65,6 +65,14 @@ CropBox facespace_crop(const FaceLandmarks *l) {
 
 /* ---- thin-plate splines ---- */
 
+/* The mesh's points are approximated with this smoothing: it irons out the
+ * mesh's jitter along the face's outline, where an exact fit folds the map
+ * over (on three test faces, interpolating put 0.1-0.6 % of the crop's pixels
+ * on a fold); the spline then passes within 2 pixels of the points. It also
+ * keeps points that nearly coincide (a closed mouth's lips) from making the
+ * system singular. */
+#define TPS_LAMBDA 1e-3
+
 static double tps_u(double dx, double dy) {
     double r2 = dx * dx + dy * dy;
     return r2 > 1e-20 ? r2 * log(r2) : 0.0;
@@ -112,14 +120,10 @@ static int tps_fit(const double (*src)[2], const double (*dst)[2], int n, int sm
     double *A = calloc((size_t)m * m, sizeof(double));
     double (*b)[2] = calloc((size_t)m, sizeof(*b));
     if (!A || !b) { free(A); free(b); return -1; }
-    /* 1e-3 smooths the mesh's jitter along the face's outline, where an exact fit folds the map over (on
-     * three test faces, interpolating put 0.1-0.6 % of the crop's pixels on a fold); the spline then passes
-     * within 2 pixels of the points */
-    const double lambda = 1e-3;
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < n; j++)
             A[(size_t)i * m + j] = tps_u((src[i][0] - src[j][0]) / unit, (src[i][1] - src[j][1]) / unit);
-        if (i < smoothed) A[(size_t)i * m + i] += lambda; /* the ring is met exactly */
+        if (i < smoothed) A[(size_t)i * m + i] += TPS_LAMBDA; /* the ring is met exactly */
         double row[3] = {1, src[i][0] / unit, src[i][1] / unit};
         for (int k = 0; k < 3; k++) A[(size_t)i * m + n + k] = A[(size_t)(n + k) * m + i] = row[k];
         b[i][0] = dst[i][0];
@@ -130,6 +134,79 @@ static int tps_fit(const double (*src)[2], const double (*dst)[2], int n, int sm
     free(A);
     free(b);
     return rc;
+}
+
+/* The forward spline's system depends on the canonical points alone: it is
+ * factorised once (LU with partial pivoting), and each face's fit is then two
+ * triangular solves instead of an elimination of the whole matrix. */
+static double *canon_lu;
+static int *canon_piv;
+
+static int canonical_factors(void) {
+    int rc = 0;
+    _Pragma("omp critical(facespace_canonical)")
+    if (!canon_lu) {
+        int n = FACESPACE_POINTS, m = n + 3;
+        float canon[FACESPACE_POINTS][2];
+        facespace_points(canon);
+        double *A = calloc((size_t)m * m, sizeof(double));
+        int *piv = malloc(sizeof(int) * m);
+        if (!A || !piv) rc = -1;
+        for (int i = 0; !rc && i < n; i++) {
+            for (int j = 0; j < n; j++) A[(size_t)i * m + j] = tps_u(canon[i][0] - canon[j][0], canon[i][1] - canon[j][1]);
+            if (i < FACEMESH_POINTS) A[(size_t)i * m + i] += TPS_LAMBDA;
+            double row[3] = {1, canon[i][0], canon[i][1]};
+            for (int k = 0; k < 3; k++) A[(size_t)i * m + n + k] = A[(size_t)(n + k) * m + i] = row[k];
+        }
+        for (int col = 0; !rc && col < m; col++) {
+            int p = col;
+            for (int r = col + 1; r < m; r++)
+                if (fabs(A[(size_t)r * m + col]) > fabs(A[(size_t)p * m + col])) p = r;
+            if (fabs(A[(size_t)p * m + col]) < 1e-14) { rc = -1; break; }
+            piv[col] = p;
+            if (p != col)
+                for (int c = 0; c < m; c++) {
+                    double t = A[(size_t)col * m + c];
+                    A[(size_t)col * m + c] = A[(size_t)p * m + c];
+                    A[(size_t)p * m + c] = t;
+                }
+            for (int r = col + 1; r < m; r++) {
+                double f = A[(size_t)r * m + col] /= A[(size_t)col * m + col];
+                for (int c = col + 1; c < m; c++) A[(size_t)r * m + c] -= f * A[(size_t)col * m + c];
+            }
+        }
+        if (rc) { free(A); free(piv); }
+        else { canon_piv = piv; canon_lu = A; }
+    }
+    return canon_lu ? 0 : -1;
+}
+
+/* The forward spline's weights for photo positions p: out [n+3][2]. */
+static int canonical_solve(const double (*p)[2], double *out) {
+    if (canonical_factors()) return -1;
+    int n = FACESPACE_POINTS, m = n + 3;
+    double (*b)[2] = (double (*)[2])out;
+    for (int i = 0; i < m; i++) b[i][0] = i < n ? p[i][0] : 0, b[i][1] = i < n ? p[i][1] : 0;
+    /* the factorisation swapped whole rows, its multipliers included: the swaps first, then L */
+    for (int col = 0; col < m; col++) {
+        int q = canon_piv[col];
+        if (q != col)
+            for (int d = 0; d < 2; d++) { double t = b[col][d]; b[col][d] = b[q][d]; b[q][d] = t; }
+    }
+    for (int col = 0; col < m; col++) {
+        for (int r = col + 1; r < m; r++) {
+            double f = canon_lu[(size_t)r * m + col];
+            b[r][0] -= f * b[col][0];
+            b[r][1] -= f * b[col][1];
+        }
+    }
+    for (int r = m - 1; r >= 0; r--)
+        for (int d = 0; d < 2; d++) {
+            double s = b[r][d];
+            for (int c = r + 1; c < m; c++) s -= canon_lu[(size_t)r * m + c] * b[c][d];
+            b[r][d] = s / canon_lu[(size_t)r * m + r];
+        }
+    return 0;
 }
 
 static void tps_eval(const double (*src)[2], const double *wts, int n, double unit, double x, double y, double *ox,
@@ -171,12 +248,48 @@ int facewarp_fit(FaceWarp *w, const FaceLandmarks *l) {
             w->p[k][1] = w->box.cy + sa * u + ca * v;
         }
     }
-    if (tps_fit((const double (*)[2])w->c, (const double (*)[2])w->p, n, FACEMESH_POINTS, 1.0, w->fw) ||
+    if (canonical_solve((const double (*)[2])w->p, w->fw) ||
         tps_fit((const double (*)[2])w->p, (const double (*)[2])w->c, n, FACEMESH_POINTS, w->box.size, w->bw)) {
         facewarp_free(w);
         return -1;
     }
     return 0;
+}
+
+/* Every RESHAPE_EVERY-th mesh point guides a reshaping: the shape change is
+ * smooth, and a few hundred control points would only cost time. */
+#define RESHAPE_EVERY 3
+
+int facewarp_reshape(const FaceWarp *w, const float (*shift)[2], FaceReshape *r) {
+    memset(r, 0, sizeof(*r));
+    int mesh = (FACEMESH_POINTS + RESHAPE_EVERY - 1) / RESHAPE_EVERY, n = mesh + FACESPACE_RING;
+    r->n = n;
+    r->unit = w->box.size;
+    r->src = malloc(sizeof(*r->src) * n);
+    r->wts = malloc(sizeof(double) * 2 * (n + 3));
+    double (*dst)[2] = malloc(sizeof(*dst) * n);
+    if (!r->src || !r->wts || !dst) { free(dst); facewarp_reshape_free(r); return -1; }
+    for (int i = 0; i < n; i++) {
+        int k = i < mesh ? i * RESHAPE_EVERY : FACEMESH_POINTS + (i - mesh);
+        dst[i][0] = w->p[k][0];
+        dst[i][1] = w->p[k][1];
+        r->src[i][0] = w->p[k][0] + (k < FACEMESH_POINTS ? shift[k][0] : 0);
+        r->src[i][1] = w->p[k][1] + (k < FACEMESH_POINTS ? shift[k][1] : 0);
+    }
+    int rc = tps_fit((const double (*)[2])r->src, (const double (*)[2])dst, n, mesh, r->unit, r->wts);
+    free(dst);
+    if (rc) facewarp_reshape_free(r);
+    return rc;
+}
+
+void facewarp_reshape_source(const FaceReshape *r, double x, double y, double *sx, double *sy) {
+    tps_eval((const double (*)[2])r->src, r->wts, r->n, r->unit, x, y, sx, sy);
+}
+
+void facewarp_reshape_free(FaceReshape *r) {
+    free(r->src);
+    free(r->wts);
+    memset(r, 0, sizeof(*r));
 }
 
 void facewarp_free(FaceWarp *w) {
@@ -191,15 +304,17 @@ void facewarp_to_photo(const FaceWarp *w, double u, double v, double *x, double 
     tps_eval((const double (*)[2])w->c, w->fw, w->n, 1.0, u, v, x, y);
 }
 
-void facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *v) {
+int facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *v) {
     /* the backward spline is close; Newton's method on the forward one makes it its inverse */
-    tps_eval((const double (*)[2])w->p, w->bw, w->n, w->box.size, x, y, u, v);
+    double u0, v0;
+    tps_eval((const double (*)[2])w->p, w->bw, w->n, w->box.size, x, y, &u0, &v0);
+    *u = u0, *v = v0;
     const double h = 1e-5;
     for (int it = 0; it < 12; it++) {
         double fx, fy, ax, ay, bx, by;
         facewarp_to_photo(w, *u, *v, &fx, &fy);
         double rx = x - fx, ry = y - fy;
-        if (rx * rx + ry * ry < 1e-12) break;
+        if (rx * rx + ry * ry < 1e-12) return 0;
         facewarp_to_photo(w, *u + h, *v, &ax, &ay);
         facewarp_to_photo(w, *u, *v + h, &bx, &by);
         double j00 = (ax - fx) / h, j10 = (ay - fy) / h, j01 = (bx - fx) / h, j11 = (by - fy) / h;
@@ -208,6 +323,13 @@ void facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double 
         *u += (j11 * rx - j01 * ry) / det;
         *v += (-j10 * rx + j00 * ry) / det;
     }
+    double fx, fy;
+    facewarp_to_photo(w, *u, *v, &fx, &fy);
+    if ((x - fx) * (x - fx) + (y - fy) * (y - fy) < 0.01) return 0;
+    /* where the map folds over (a face in profile, the mesh's outline jittering), no point or several map
+     * here: the smooth backward spline's answer, rather than wherever Newton's method wandered */
+    *u = u0, *v = v0;
+    return -1;
 }
 
 /* ---- images ---- */

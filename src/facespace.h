@@ -45,9 +45,25 @@ typedef struct {
 /* Fits the warp for a face's mesh; 0, or -1 when out of memory. */
 int facewarp_fit(FaceWarp *w, const FaceLandmarks *l);
 void facewarp_free(FaceWarp *w);
+/* A reshaping of the face in its photo: its mesh's points moved by shift
+ * (photo pixels), the ring left where it is. A spline from the photo
+ * reshaped back to the photo as it was, so that each output pixel finds its
+ * source without inverting a map. */
+typedef struct {
+    int n;
+    double unit;
+    double (*src)[2];   /* control points in the reshaped photo */
+    double *wts;        /* [n+3][2] */
+} FaceReshape;
+int facewarp_reshape(const FaceWarp *w, const float (*shift)[2], FaceReshape *r);
+void facewarp_reshape_source(const FaceReshape *r, double x, double y, double *sx, double *sy);
+void facewarp_reshape_free(FaceReshape *r);
 /* Canonical (crop fractions) -> photo pixels, and back. */
 void facewarp_to_photo(const FaceWarp *w, double u, double v, double *x, double *y);
-void facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *v);
+/* The way back is exact (Newton's method on the forward spline) except where
+ * the map folds over: there it returns -1 and the backward spline's smooth
+ * estimate. */
+int facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *v);
 
 /* The face space's images cover the crop square and a margin of a quarter
  * of its side around it (the mesh's forehead reaches past the crop's top). */

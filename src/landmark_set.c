@@ -13,8 +13,8 @@ int landmark_set_list(LandmarkSet *s, const char *data, int limit, Err *e) {
     if (!f) return err_set(e, "%s: cannot read (is DATA a UTKFace folder?)", path);
     int cap = 1024, n = 0;
     char (*names)[64] = malloc(sizeof(*names) * cap);
-    int *ages = malloc(sizeof(int) * cap), *test = malloc(sizeof(int) * cap);
-    while (names && ages && test && fgets(line, sizeof(line), f)) {
+    int *ages = malloc(sizeof(int) * cap), *test = malloc(sizeof(int) * cap), *race = malloc(sizeof(int) * cap);
+    while (names && ages && test && race && fgets(line, sizeof(line), f)) {
         char name[128], split[16], g[8], r[8];
         int age;
         if (sscanf(line, "%127s %d %7s %7s %15s", name, &age, g, r, split) != 5 || strlen(name) >= 64) continue;
@@ -23,25 +23,29 @@ int landmark_set_list(LandmarkSet *s, const char *data, int limit, Err *e) {
             names = realloc(names, sizeof(*names) * cap);
             ages = realloc(ages, sizeof(int) * cap);
             test = realloc(test, sizeof(int) * cap);
-            if (!names || !ages || !test) break;
+            race = realloc(race, sizeof(int) * cap);
+            if (!names || !ages || !test || !race) break;
         }
         snprintf(names[n], 64, "%s", name);
         ages[n] = age;
+        race[n] = r[0] >= '0' && r[0] <= '9' ? atoi(r) : -1;
         test[n++] = !strcmp(split, "test");
     }
     fclose(f);
-    if (!names || !ages || !test) { free(names); free(ages); free(test); return err_set(e, "out of memory"); }
-    if (n == 0) { free(names); free(ages); free(test); return err_set(e, "%s lists no photos", path); }
+    if (!names || !ages || !test || !race) { free(names); free(ages); free(test); free(race); return err_set(e, "out of memory"); }
+    if (n == 0) { free(names); free(ages); free(test); free(race); return err_set(e, "%s lists no photos", path); }
     int step = limit && n > limit ? n / limit : 1, m = 0;
     for (int i = 0; i < n && (!limit || m < limit); i += step) {
         memmove(names[m], names[i], 64);
         ages[m] = ages[i];
+        race[m] = race[i];
         test[m++] = test[i];
     }
     s->count = m;
     s->name = names;
     s->age = ages;
     s->test = test;
+    s->race = race;
     s->points = calloc((size_t)m * FACEMESH_POINTS * 3, sizeof(float));
     s->flag = calloc((size_t)m, sizeof(float));
     if (!s->points || !s->flag) { landmark_set_free(s); return err_set(e, "out of memory for %d meshes", m); }
@@ -115,6 +119,7 @@ void landmark_set_free(LandmarkSet *s) {
     free(s->name);
     free(s->age);
     free(s->test);
+    free(s->race);
     free(s->points);
     free(s->flag);
     memset(s, 0, sizeof(*s));

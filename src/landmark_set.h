@@ -15,6 +15,7 @@ typedef struct {
     int count;
     char (*name)[64];
     int *age, *test;        /* labels.tsv's age, and 1 for the test split */
+    int *race;              /* labels.tsv's race (0-4), -1 where unknown */
     float *points;          /* [count, FACEMESH_POINTS, 3]: x, y, z in the photo's pixels */
     float *flag;            /* [count]: the mesh's face flag, 0 where the photo could not be read */
     uint64_t key;           /* FNV-1a over the names */

@@ -246,16 +246,7 @@ int main(int argc, char **argv) {
             continue;
         }
         Photo p = {img.rgb, img.w, img.h, 3};
-        FaceDet d[4];
-        CropBox roi;
-        if (facedet_photo(&fd, &p, d, 4) > 0) {
-            roi = facemesh_roi(&d[0]);
-        } else {
-            /* an aligned crop: the square MediaPipe would cut around a face filling it */
-            roi = (CropBox){img.w * 0.5f, img.h * 0.5f, 1.5f * (img.w > img.h ? img.w : img.h), 0};
-            undetected++;
-        }
-        facemesh_photo(&fm, &p, roi, &lm);
+        undetected += !facemesh_in_crop(&fd, &fm, &p, &lm);
         set.flag[i] = lm.score;
         for (int k = 0; k < FACEMESH_POINTS; k++)
             for (int c = 0; c < 3; c++) set.points[((size_t)i * FACEMESH_POINTS + k) * 3 + c] = lm.pt[k][c];

@@ -5,6 +5,7 @@
 // it still the same person? The judge's models are never used in training.
 //
 // usage: node tools/eval/judge.mjs [--weights BLOB] [--data DIR] [--limit N] [--out DIR] [--faces FILE]
+//        [--method gan|prototypes]
 //        OUT/eval.json (the tables) and OUT/eval-grid.jpg, both small enough to commit; FILE (default
 //        build/eval-faces.json, not tracked: 1 MB a run) each face's true and judged age, and each output's
 import { createRequire } from 'node:module';
@@ -125,6 +126,106 @@ export function textureBands(rgb, side) {
 }
 export const TEXTURE_BANDS = ['fine', 'mid', 'coarse'];
 
+// Realism, a two-sample classifier test (Lopez-Paz & Oquab 2017): can a
+// simple classifier tell outputs taken to a group from real faces of that
+// group? Features of the face's centre (the middle half of the crop): the
+// mean colour of each cell of an 8x8 grid, the brightness detail of each
+// cell of a 4x4 grid at two scales, and the three texture bands. A logistic
+// regression, trained and tested by five-fold cross-validation on equal
+// numbers of each side: accuracy 0.5 means it cannot tell them apart. Beside
+// it, the same test of the unchanged inputs against the real faces (what
+// doing nothing scores) and of real faces against other real faces (the
+// floor: what chance and the sample's size allow).
+export function realismFeatures(rgb, side) {
+  const lo = Math.floor(side / 4), span = Math.floor(side / 2), f = [];
+  const y = new Float32Array(side * side);
+  for (let i = 0; i < side * side; i++) y[i] = (rgb[i * 3] + rgb[i * 3 + 1] + rgb[i * 3 + 2]) / 3;
+  for (const cells of [8]) {
+    for (let cy = 0; cy < cells; cy++) {
+      for (let cx = 0; cx < cells; cx++) {
+        const m = [0, 0, 0];
+        let n = 0;
+        for (let j = lo + Math.floor((cy * span) / cells); j < lo + Math.floor(((cy + 1) * span) / cells); j++) {
+          for (let i = lo + Math.floor((cx * span) / cells); i < lo + Math.floor(((cx + 1) * span) / cells); i++) {
+            for (let c = 0; c < 3; c++) m[c] += rgb[(j * side + i) * 3 + c];
+            n++;
+          }
+        }
+        f.push(...m.map((v) => v / n / 255));
+      }
+    }
+  }
+  for (const step of [1, 3]) {
+    const cells = 4;
+    for (let cy = 0; cy < cells; cy++) {
+      for (let cx = 0; cx < cells; cx++) {
+        let s = 0, n = 0;
+        for (let j = lo + Math.floor((cy * span) / cells); j < lo + Math.floor(((cy + 1) * span) / cells) - step; j++) {
+          for (let i = lo + Math.floor((cx * span) / cells); i < lo + Math.floor(((cx + 1) * span) / cells) - step; i++) {
+            s += Math.abs(y[j * side + i] - y[j * side + i + step]) + Math.abs(y[j * side + i] - y[(j + step) * side + i]);
+            n += 2;
+          }
+        }
+        f.push(s / n / 255);
+      }
+    }
+  }
+  f.push(...textureBands(rgb, side).map((v) => v / 255));
+  return f;
+}
+
+// A seeded shuffle, so that a run's folds are the same every time.
+function shuffled(n, seed) {
+  const idx = [...Array(n).keys()];
+  let s = seed >>> 0;
+  for (let i = n - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx;
+}
+
+// Cross-validated accuracy of a logistic regression (features standardised
+// on each training fold, L2 penalty) telling set a from set b, each cut to
+// the smaller one's size. null when either side has fewer than 20.
+export function twoSampleAccuracy(a, b, seed = 1) {
+  const n = Math.min(a.length, b.length);
+  if (n < 20) return null;
+  const pick = (set, sd) => shuffled(set.length, sd).slice(0, n).map((i) => set[i]);
+  const xs = [...pick(a, seed), ...pick(b, seed + 7)], ys = [...Array(n).fill(1), ...Array(n).fill(0)];
+  const order = shuffled(xs.length, seed + 13), folds = 5, d = xs[0].length;
+  let correct = 0;
+  for (let k = 0; k < folds; k++) {
+    const test = order.filter((_, i) => i % folds === k), train = order.filter((_, i) => i % folds !== k);
+    const mu = new Float64Array(d), sd = new Float64Array(d);
+    for (const i of train) for (let j = 0; j < d; j++) mu[j] += xs[i][j] / train.length;
+    for (const i of train) for (let j = 0; j < d; j++) sd[j] += (xs[i][j] - mu[j]) ** 2 / train.length;
+    for (let j = 0; j < d; j++) sd[j] = Math.sqrt(sd[j]) + 1e-6;
+    const z = (x) => x.map((v, j) => (v - mu[j]) / sd[j]);
+    const zt = train.map((i) => z(xs[i]));
+    const w = new Float64Array(d + 1), lambda = 0.01, rate = 0.1;
+    for (let it = 0; it < 300; it++) {
+      const g = new Float64Array(d + 1);
+      zt.forEach((x, r) => {
+        let t = w[d];
+        for (let j = 0; j < d; j++) t += w[j] * x[j];
+        const err = 1 / (1 + Math.exp(-t)) - ys[train[r]];
+        for (let j = 0; j < d; j++) g[j] += err * x[j];
+        g[d] += err;
+      });
+      for (let j = 0; j <= d; j++) w[j] -= rate * (g[j] / zt.length + (j < d ? lambda * w[j] : 0));
+    }
+    for (const i of test) {
+      const x = z(xs[i]);
+      let t = w[d];
+      for (let j = 0; j < d; j++) t += w[j] * x[j];
+      if ((t > 0 ? 1 : 0) === ys[i]) correct++;
+    }
+  }
+  return correct / (2 * n);
+}
+
 const mean = (xs) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
 const within = (age, [lo, hi]) => age >= lo && age < hi + 1;
 const groupOf = (age, ages) => ages.findIndex(([lo, hi]) => age >= lo && age <= hi);
@@ -149,6 +250,18 @@ export function summarize(faces, ages) {
       real_mean_age: mean(real),
       real_in_group: mean(real.map((a) => (within(a, [lo, hi]) ? 1 : 0))),
       real_count: real.length,
+    };
+  });
+  // realism: outputs of inputs from other groups, the unchanged inputs, and real against real (two halves)
+  groups.forEach((r, g) => {
+    const real = faces.filter((f) => groupOf(f.trueAge, ages) === g && f.features);
+    const others = faces.filter((f) => groupOf(f.trueAge, ages) !== g && f.features);
+    const outs = others.map((f) => f.outputs[g].features).filter((v) => v);
+    const order = shuffled(real.length, 5), half = Math.floor(real.length / 2);
+    r.realism = {
+      outputs: twoSampleAccuracy(outs, real.map((f) => f.features)),
+      inputs: twoSampleAccuracy(others.map((f) => f.features), real.map((f) => f.features)),
+      real: twoSampleAccuracy(order.slice(0, half).map((i) => real[i].features), order.slice(half).map((i) => real[i].features)),
     };
   });
   const dists = [];
@@ -190,6 +303,9 @@ export function table(s) {
   lines.push('', '| target group | ' + TEXTURE_BANDS.map((b) => `${b} detail: outputs / real faces (ratio)`).join(' | ') + ' |',
     '| --- |' + ' --- |'.repeat(TEXTURE_BANDS.length));
   for (const g of s.groups) lines.push(`| ${g.group} | ${TEXTURE_BANDS.map((_, b) => t(g.outputs_texture[b], g.real_texture[b])).join(' | ')} |`);
+  const acc = (v) => (v == null ? '-' : v.toFixed(2));
+  lines.push('', '| target group | realism: outputs vs real faces | unchanged inputs vs real faces | real vs real (floor) |', '| --- | --- | --- | --- |');
+  for (const g of s.groups) if (g.realism) lines.push(`| ${g.group} | ${acc(g.realism.outputs)} | ${acc(g.realism.inputs)} | ${acc(g.realism.real)} |`);
   const i = s.identity;
   lines.push('', `Identity, adult inputs (${ADULT}+) to adult groups: mean descriptor distance ${i.mean_distance.toFixed(3)}, ` +
     `${pct(i.under_0_6)} under 0.6, ${pct(i.under_0_5)} under 0.5 (${i.pairs} pairs, ${s.faces} test faces).`);
@@ -203,6 +319,7 @@ async function main() {
   const out = arg('--out', join(root, 'weights'));
   const facesFile = arg('--faces', join(root, 'build', 'eval-faces.json'));
   const limit = arg('--limit', '0');
+  const method = arg('--method', null);
   mkdirSync(out, { recursive: true });
   mkdirSync(dirname(facesFile), { recursive: true });
   if (!existsSync(join(root, 'build/reage-render'))) {
@@ -211,7 +328,7 @@ async function main() {
   }
   const judge = await loadJudge();
   const render = spawn(join(root, 'build/reage-render'),
-    ['--weights', weights, '--data', data, '--limit', limit, '--grid', join(out, 'eval-grid.jpg')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    ['--weights', weights, '--data', data, '--limit', limit, '--grid', join(out, 'eval-grid.jpg'), ...(method ? ['--method', method] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let buf = Buffer.alloc(0), header = null, recordBytes = 0;
   const faces = [];
   const t0 = Date.now();
@@ -230,7 +347,7 @@ async function main() {
       const trueAge = rec.readInt32LE(4), side = header.side, px = side * side * 3, at = 20 + 4 * header.groups;
       const image = (k) => new Uint8Array(rec.buffer.slice(rec.byteOffset + at + k * px, rec.byteOffset + at + (k + 1) * px));
       const input = image(0);
-      const face = { trueAge, inputAge: await judge.age(input, side, side), bands: textureBands(input, side), outputs: [] };
+      const face = { trueAge, inputAge: await judge.age(input, side, side), bands: textureBands(input, side), features: realismFeatures(input, side), outputs: [] };
       const inputDesc = trueAge >= ADULT ? await judge.descriptor(input, side, side) : null;
       for (let g = 0; g < header.groups; g++) {
         const img = image(g + 1);
@@ -241,6 +358,7 @@ async function main() {
           patch: darkestPatch(input, img, side),
           speckle: colourSpeckle(input, img, side),
           bands: textureBands(img, side),
+          features: realismFeatures(img, side),
           distance: adult ? judge.distance(inputDesc, await judge.descriptor(img, side, side)) : null,
         });
       }
@@ -253,9 +371,11 @@ async function main() {
   const summary = summarize(faces, header.ages);
   // a path inside the checkout is recorded from its root, so that the committed report names no machine's folders
   const shown = weights.startsWith(root) ? weights.slice(root.length) : weights;
-  const report = { date: new Date().toISOString(), weights: shown, limit: Number(limit), calibration: header.calibration ?? null, ...summary };
+  const report = { date: new Date().toISOString(), weights: shown, method: method ?? 'shipped', limit: Number(limit), calibration: header.calibration ?? null, ...summary };
   writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(facesFile, JSON.stringify({ weights: shown, ages: header.ages, faces }) + '\n');
+  // the realism features stay out of the per-face file (about 200 numbers an image)
+  const slim = faces.map(({ features, outputs, ...f }) => ({ ...f, outputs: outputs.map(({ features: _, ...o }) => o) }));
+  writeFileSync(facesFile, JSON.stringify({ weights: shown, ages: header.ages, faces: slim }) + '\n');
   console.log(table(summary));
   console.log(`\nwrote ${join(out, 'eval.json')} and eval-grid.jpg there, and ${facesFile}`);
 }

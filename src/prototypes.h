@@ -1,0 +1,117 @@
+/* Age prototypes and the transform that ages a face with them (Rowland &
+ * Perrett 1995; Tiddeman, Burt & Perrett 2001).
+ *
+ * A prototype is what the faces of one age group have in common, measured in
+ * the face space (facespace.h), where every face's landmarks sit at the mean
+ * shape so that pixels of different faces correspond:
+ *   - its mean shape: the 468 mesh points in crop fractions;
+ *   - its mean colour, low-pass (the pyramid's level PROTO_BANDS, 32 px);
+ *   - for each of PROTO_BANDS octaves of brightness detail (the finest at
+ *     the face space's 256-px pixel), the mean local amplitude of the detail,
+ *     and the texture-enhanced mean band: the group's mean detail rescaled to
+ *     that amplitude, which brings back the lines that plain averaging
+ *     washes out.
+ * Each group's faces are weighted so that every ethnicity counts alike: the
+ * data's oldest group is mostly white, and an unbalanced prototype would turn
+ * every face paler as it aged.
+ *
+ * The transform takes a face from its own age to a target by the difference
+ * of the two ages' prototypes (ages between group centres interpolate): the
+ * mesh moves by the shape difference and the photo is warped at its own
+ * resolution; the low-pass colour difference is added; each octave of the
+ * photo's own detail is scaled by the amplitude ratio (lines deepen where old
+ * faces have them, skin smooths where children's is smooth), and where the
+ * photo lacks the detail to scale, the texture-enhanced band difference
+ * supplies it. The hair and the face's border get the colour change through a
+ * soft mask. No pixel is painted free: every change is a prototype's. */
+#ifndef REAGE_PROTOTYPES_H
+#define REAGE_PROTOTYPES_H
+#include "blob.h"
+#include "errors.h"
+#include "facemesh.h"
+#include "model.h"
+#include "photo.h"
+
+#define PROTO_SIDE 256
+#define PROTO_BANDS 3
+#define PROTO_COLOUR_SIDE (PROTO_SIDE >> PROTO_BANDS)
+#define PROTO_STRENGTH_KEY "proto_strength"
+
+typedef struct Prototypes {
+    int groups;
+    float *shape;                 /* [G][468][2] mean mesh, crop fractions */
+    float *colour;                /* [G][3][32][32] mean low-pass colour, 0..255 */
+    float *amp[PROTO_BANDS];      /* [G][(S>>(k+1))^2] mean local amplitude of band k */
+    float *tex[PROTO_BANDS];      /* [G][(S>>k)^2] texture-enhanced mean of band k */
+    /* how far past the plain prototype difference each target group is taken
+     * (1: the difference; more exaggerates it, as Burt & Perrett found older
+     * faces need) */
+    float strength[MAX_GROUPS];
+    float *mem;
+} Prototypes;
+
+/* Floats in each of band k's planes and amplitude planes, per group. */
+static inline int proto_band_side(int k) { return PROTO_SIDE >> k; }
+static inline int proto_amp_side(int k) { return PROTO_SIDE >> (k + 1); }
+
+int proto_alloc(Prototypes *P, int groups);
+void proto_free(Prototypes *P);
+/* The prototypes a blob carries (tensors proto.*), checked against its
+ * groups; returns 1 when the blob has none, 0 when loaded, -1 on error. */
+int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *e);
+void proto_write(BlobWriter *w, const Prototypes *P);
+/* "1.2,1.5,..." into P->strength, one value per group. */
+int proto_parse_strength(Prototypes *P, const char *text, Err *e);
+void proto_strength_text(const Prototypes *P, char *buf, size_t n);
+
+/* ---- building ---- */
+
+/* One face's measurements in the face space at PROTO_SIDE. */
+typedef struct {
+    float shape[FACEMESH_POINTS][2];
+    float colour[3 * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE];
+    float *band[PROTO_BANDS], *amp[PROTO_BANDS];
+    float *mem;
+} FaceStats;
+int face_stats_alloc(FaceStats *s);
+void face_stats_free(FaceStats *s);
+/* Measures the face whose mesh is l; -1 when out of memory. */
+int face_stats_measure(FaceStats *s, const Photo *p, const FaceLandmarks *l);
+
+/* Weighted sums per group, merged and turned into prototypes at the end. */
+typedef struct {
+    int groups;
+    double wsum[MAX_GROUPS];
+    double *sum;                  /* every group's sums, laid out as Prototypes' planes */
+    size_t per_group;
+} ProtoSums;
+int proto_sums_alloc(ProtoSums *s, int groups);
+void proto_sums_free(ProtoSums *s);
+void proto_sums_add(ProtoSums *s, int group, double weight, const FaceStats *f);
+void proto_sums_merge(ProtoSums *into, const ProtoSums *from);
+/* Means, then each band's texture-enhanced mean; P allocated by the caller. */
+void proto_sums_finish(const ProtoSums *s, Prototypes *P);
+
+/* ---- the transform ---- */
+
+/* The change from one age to another as prototypes give it (the structured
+ * change a generator may refine): the mesh's displacement, the low-pass
+ * colour change, and per band a gain on the photo's own detail, the target's
+ * amplitude, and the detail to add where the photo has too little. */
+typedef struct {
+    float shape[FACEMESH_POINTS][2];                  /* crop fractions */
+    float colour[3 * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE];
+    float *gain[PROTO_BANDS], *target_amp[PROTO_BANDS], *inject[PROTO_BANDS];
+    float *mem;
+} FaceChange;
+int face_change_alloc(FaceChange *c);
+void face_change_free(FaceChange *c);
+/* The prototypes' change from source_age to target_age (years). */
+void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age, float target_age, FaceChange *c);
+/* Applies a change to the face whose mesh is l, in place, at the photo's own
+ * resolution. 0, or -1 when out of memory (the photo is then unchanged). */
+int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l);
+/* Both: re-ages the face from source_age to target_age in place. */
+int proto_reage(const Prototypes *P, const ModelConfig *cfg, Photo *p, const FaceLandmarks *l, float source_age,
+                float target_age);
+#endif

@@ -1,0 +1,312 @@
+/* The image pyramid, the age prototypes (sums, blob, refusals) and the
+ * transform that ages a face with them, on real photos. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../src/blob.h"
+#include "../src/facedetect.h"
+#include "../src/facemesh.h"
+#include "../src/facespace.h"
+#include "../src/fileio.h"
+#include "../src/image.h"
+#include "../src/prototypes.h"
+#include "../src/pyramid.h"
+#include "../src/rng.h"
+#include "check.h"
+
+static void test_pyramid(void) {
+    enum { W = 64 };
+    static float g[W * W], g1[W * W / 4], band[W * W], back[W * W], amp[W * W / 4];
+    Rng r;
+    rng_seed(&r, 3);
+    for (int i = 0; i < W * W; i++) g[i] = 7.0f;
+    pyr_reduce(g, W, W, g1);
+    float worst = 0;
+    for (int i = 0; i < W * W / 4; i++) worst = fmaxf(worst, fabsf(g1[i] - 7.0f));
+    CHECK(worst < 1e-5f, "reducing a flat plane keeps it flat (off by %g)", worst);
+    for (int i = 0; i < W * W; i++) g[i] = 100 * rng_uniform(&r);
+    pyr_reduce(g, W, W, g1);
+    pyr_band(g, g1, W, W, band);
+    pyr_resize(g1, W / 2, W / 2, back, W, W);
+    worst = 0;
+    for (int i = 0; i < W * W; i++) worst = fmaxf(worst, fabsf(band[i] + back[i] - g[i]));
+    CHECK(worst < 1e-4f, "a band and the coarser level brought up restore the image (off by %g)", worst);
+    /* a ramp is reduced onto the coarse grid's own centres: no half-pixel shift */
+    for (int y = 0; y < W; y++)
+        for (int x = 0; x < W; x++) g[y * W + x] = (float)x;
+    pyr_reduce(g, W, W, g1);
+    worst = 0;
+    for (int y = 2; y < W / 2 - 2; y++)
+        for (int x = 2; x < W / 2 - 2; x++) worst = fmaxf(worst, fabsf(g1[y * W / 2 + x] - (2 * x + 0.5f)));
+    CHECK(worst < 1e-4f, "a reduced ramp sits on the coarse pixels' centres (off by %g)", worst);
+    /* a checkerboard of +-a is all finest detail: its local amplitude is a */
+    for (int y = 0; y < W; y++)
+        for (int x = 0; x < W; x++) band[y * W + x] = (x + y) % 2 ? 5.0f : -5.0f;
+    pyr_amplitude(band, W, W, amp);
+    CHECK(fabsf(amp[10 * W / 2 + 10] - 5.0f) < 1e-4f, "a +-5 checkerboard's amplitude is 5 (%g)", amp[10 * W / 2 + 10]);
+}
+
+static void fill_stats(FaceStats *s, float shape, float colour, float detail) {
+    for (int k = 0; k < FACEMESH_POINTS; k++) s->shape[k][0] = s->shape[k][1] = shape;
+    for (int i = 0; i < 3 * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE; i++) s->colour[i] = colour;
+    for (int k = 0; k < PROTO_BANDS; k++) {
+        int b = proto_band_side(k), a = proto_amp_side(k);
+        for (int y = 0; y < b; y++)
+            for (int x = 0; x < b; x++) s->band[k][y * b + x] = (x + y) % 2 ? detail : -detail;
+        for (int i = 0; i < a * a; i++) s->amp[k][i] = fabsf(detail);
+    }
+}
+
+static void test_prototype_sums(void) {
+    ProtoSums sums;
+    FaceStats a, b;
+    Prototypes P;
+    if (proto_sums_alloc(&sums, 2) || face_stats_alloc(&a) || face_stats_alloc(&b) || proto_alloc(&P, 2)) {
+        CHECK(0, "out of memory");
+        return;
+    }
+    /* group 0: two faces weighted 3:1; group 1: detail of opposite phase, which averages away */
+    fill_stats(&a, 0.2f, 100, 4);
+    fill_stats(&b, 0.6f, 200, -4);
+    proto_sums_add(&sums, 0, 3, &a);
+    proto_sums_add(&sums, 0, 1, &b);
+    proto_sums_add(&sums, 1, 1, &a);
+    proto_sums_add(&sums, 1, 1, &b);
+    proto_sums_finish(&sums, &P);
+    CHECK(fabsf(P.shape[0] - 0.3f) < 1e-5f && fabsf(P.colour[5] - 125) < 1e-3f, "weighted means: shape %g (0.3), colour %g (125)",
+          P.shape[0], P.colour[5]);
+    int b0 = proto_band_side(0);
+    float t0 = P.tex[0][20 * b0 + 20], t1 = P.tex[0][(size_t)b0 * b0 + 20 * b0 + 20];
+    /* group 0's mean detail is +-2 where its faces hold +-4: enhanced back to 4 */
+    CHECK(fabsf(fabsf(t0) - 4) < 0.2f, "the texture-enhanced band restores the faces' amplitude: %g (4)", t0);
+    CHECK(fabsf(t1) < 1e-3f, "detail that cancels out is not invented: %g", t1);
+    proto_free(&P);
+    face_stats_free(&a);
+    face_stats_free(&b);
+    proto_sums_free(&sums);
+}
+
+static void test_prototype_blob(void) {
+    Prototypes P, Q;
+    Err e;
+    if (proto_alloc(&P, 3)) return;
+    Rng r;
+    rng_seed(&r, 9);
+    for (size_t i = 0; i < (size_t)(P.tex[PROTO_BANDS - 1] - P.mem) + (size_t)3 * proto_band_side(PROTO_BANDS - 1) * proto_band_side(PROTO_BANDS - 1); i++)
+        P.mem[i] = 50 * rng_uniform(&r);
+    P.strength[2] = 1.5f;
+    char strength[128], config[256];
+    proto_strength_text(&P, strength, sizeof(strength));
+    snprintf(config, sizeof(config), "%s=%s\n", PROTO_STRENGTH_KEY, strength);
+    BlobWriter w;
+    blobw_begin(&w, BLOB_MAGIC, config);
+    proto_write(&w, &P);
+    size_t len;
+    uint8_t *buf = blobw_finish(&w, &len);
+    static Blob b;
+    int rc = blob_parse(&b, buf, len, BLOB_MAGIC, "t.blob", &e) || proto_load(&Q, &b, 3, "t.blob", &e);
+    CHECK(rc == 0, "prototypes load back: %s", rc ? e.msg : "");
+    if (!rc) {
+        float worst = 0;
+        for (int i = 0; i < 3 * FACEMESH_POINTS * 2; i++) worst = fmaxf(worst, fabsf(Q.shape[i] - P.shape[i]));
+        CHECK(worst == 0, "the mean shapes are kept exactly");
+        CHECK(fabsf(Q.tex[1][77] - P.tex[1][77]) < 0.05f && Q.strength[2] == 1.5f, "bands within float16, strength kept");
+        proto_free(&Q);
+    }
+    CHECK(proto_load(&Q, &b, 4, "t.blob", &e) < 0 && strstr(e.msg, "t.blob"), "prototypes for other groups are refused: %s", e.msg);
+    free(buf);
+    /* a value no mean of photos can have, under a valid checksum */
+    P.colour[10] = NAN;
+    blobw_begin(&w, BLOB_MAGIC, config);
+    proto_write(&w, &P);
+    buf = blobw_finish(&w, &len);
+    rc = blob_parse(&b, buf, len, BLOB_MAGIC, "t.blob", &e);
+    CHECK(rc == 0 && proto_load(&Q, &b, 3, "t.blob", &e) < 0 && strstr(e.msg, "impossible"), "a NaN in the prototypes is refused: %s", e.msg);
+    free(buf);
+    P.colour[10] = 1;
+    blobw_begin(&w, BLOB_MAGIC, "proto_strength=1,2\n");
+    proto_write(&w, &P);
+    buf = blobw_finish(&w, &len);
+    rc = blob_parse(&b, buf, len, BLOB_MAGIC, "t.blob", &e);
+    CHECK(rc == 0 && proto_load(&Q, &b, 3, "t.blob", &e) < 0 && strstr(e.msg, "strength"), "a short strength list is refused: %s", e.msg);
+    free(buf);
+    blobw_begin(&w, BLOB_MAGIC, "");
+    int shape[3] = {3, FACEMESH_POINTS, 2};
+    blobw_floats(&w, "proto.shape", DT_F32, 3, shape, P.shape);
+    buf = blobw_finish(&w, &len);
+    rc = blob_parse(&b, buf, len, BLOB_MAGIC, "t.blob", &e);
+    CHECK(rc == 0 && proto_load(&Q, &b, 3, "t.blob", &e) < 0, "prototypes missing a part are refused: %s", e.msg);
+    free(buf);
+    CHECK(proto_parse_strength(&P, "1,1,nan", &e) < 0 && proto_parse_strength(&P, "1,1,9", &e) < 0 &&
+              proto_parse_strength(&P, "1,1,1,1", &e) < 0 && proto_parse_strength(&P, "0.5,1,2", &e) == 0,
+          "strength lists are checked");
+    proto_free(&P);
+}
+
+/* ---- the transform on real photos ---- */
+
+static const char *data_dir(void) {
+    const char *d = getenv("REAGE_TEST_DATA");
+    return d ? d : "../shared/data/utkface-part1";
+}
+
+static int mesh_of(FaceDetector *fd, FaceMesh *fm, const Photo *p, FaceLandmarks *lm) {
+    facemesh_in_crop(fd, fm, p, lm);
+    return lm->score >= FACEMESH_MIN_FLAG ? 0 : -1;
+}
+
+/* Prototypes of three groups from a few train photos each (the shipped ones
+ * take thousands; a handful is enough to check the transform's properties). */
+static int small_prototypes(FaceDetector *fd, FaceMesh *fm, ModelConfig *cfg, Prototypes *P) {
+    Err e;
+    memset(cfg, 0, sizeof(*cfg));
+    if (parse_groups(cfg, "0-12,13-44,45+", &e)) return -1;
+    char path[1200], line[512];
+    snprintf(path, sizeof(path), "%s/labels.tsv", data_dir());
+    FILE *f = fopen(path, "r");
+    if (!f) { CHECK(0, "%s is readable", path); return -1; }
+    ProtoSums sums;
+    FaceStats st;
+    if (proto_sums_alloc(&sums, 3) || face_stats_alloc(&st) || proto_alloc(P, 3)) { fclose(f); return -1; }
+    int have[3] = {0, 0, 0};
+    static FaceLandmarks lm;
+    while (fgets(line, sizeof(line), f) && (have[0] < 8 || have[1] < 8 || have[2] < 8)) {
+        char name[256], split[16], gs[8], rs[8];
+        int age;
+        if (sscanf(line, "%255s %d %7s %7s %15s", name, &age, gs, rs, split) != 5 || strcmp(split, "train")) continue;
+        int g = age_to_group(cfg, age);
+        if (have[g] >= 8 || (g == 2 && age < 60)) continue;
+        Image img;
+        snprintf(path, sizeof(path), "%s/images/%s", data_dir(), name);
+        if (image_load(path, &img, &e)) continue;
+        Photo p = {img.rgb, img.w, img.h, 3};
+        if (!mesh_of(fd, fm, &p, &lm) && !face_stats_measure(&st, &p, &lm)) {
+            proto_sums_add(&sums, g, 1, &st);
+            have[g]++;
+        }
+        image_free(&img);
+    }
+    fclose(f);
+    CHECK(have[0] == 8 && have[1] == 8 && have[2] == 8, "eight train faces a group (%d %d %d)", have[0], have[1], have[2]);
+    proto_sums_finish(&sums, P);
+    proto_sums_free(&sums);
+    face_stats_free(&st);
+    return have[0] == 8 && have[1] == 8 && have[2] == 8 ? 0 : -1;
+}
+
+/* Mean absolute brightness detail (pixel less its 3x3 mean) over a square. */
+static double fine_detail(const Photo *p, int x0, int y0, int side) {
+    double s = 0;
+    for (int y = y0; y < y0 + side; y++)
+        for (int x = x0; x < x0 + side; x++) {
+            double c = 0, m = 0;
+            for (int k = 0; k < 3; k++) c += p->px[((size_t)y * p->w + x) * 3 + k];
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++)
+                    for (int k = 0; k < 3; k++) m += p->px[((size_t)(y + dy) * p->w + x + dx) * 3 + k];
+            s += fabs(c / 3 - m / 27);
+        }
+    return s / ((double)side * side);
+}
+
+static int load_models(FaceDetector *fd, FaceMesh *fm) {
+    const char *path[2] = {"weights/blazeface.blob", "weights/facemesh.blob"};
+    for (int k = 0; k < 2; k++) {
+        uint8_t *buf;
+        size_t len;
+        Err e;
+        int rc = file_read_all(path[k], 1 << 24, &buf, &len, &e);
+        if (!rc) rc = k ? facemesh_load(fm, buf, len, path[k], &e) : facedet_load(fd, buf, len, path[k], &e);
+        if (!rc) free(buf);
+        CHECK(rc == 0, "%s loads%s%s", path[k], rc ? ": " : "", rc ? e.msg : "");
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static void test_prototype_transform(void) {
+    static FaceDetector fd;
+    static FaceMesh fm;
+    static FaceLandmarks lm, lm2;
+    ModelConfig cfg;
+    Prototypes P;
+    Err e;
+    if (load_models(&fd, &fm) || small_prototypes(&fd, &fm, &cfg, &P)) return;
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/images/29_1_1_20170103183648691.jpg.chip.jpg", data_dir());
+    Image img;
+    if (image_load(path, &img, &e)) { CHECK(0, "%s", e.msg); proto_free(&P); return; }
+    /* the face on a wider canvas of flat grey, so that the untouched surroundings can be checked */
+    int W = 400, H = 360, ox = 100, oy = 80;
+    size_t bytes = (size_t)W * H * 3;
+    uint8_t *canvas = malloc(bytes), *out = malloc(bytes);
+    memset(canvas, 128, bytes);
+    for (int y = 0; y < img.h; y++) memcpy(canvas + ((size_t)(y + oy) * W + ox) * 3, img.rgb + (size_t)y * img.w * 3, (size_t)img.w * 3);
+    Photo p = {canvas, W, H, 3}, q = {out, W, H, 3};
+    FaceDet d[4];
+    int found = facedet_photo(&fd, &p, d, 4);
+    CHECK(found >= 1, "the face is found on the canvas");
+    if (found < 1) goto done;
+    facemesh_photo(&fm, &p, facemesh_roi(&d[0]), &lm);
+    memcpy(out, canvas, bytes);
+    CHECK(proto_reage(&P, &cfg, &q, &lm, 29, 29) == 0 && !memcmp(out, canvas, bytes),
+          "taken to its own age, the photo is unchanged to the byte");
+    memcpy(out, canvas, bytes);
+    proto_reage(&P, &cfg, &q, &lm, 29, 75);
+    size_t changed = 0, far = 0;
+    double face_change = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = ((size_t)y * W + x) * 3;
+            int diff = abs(out[i] - canvas[i]) + abs(out[i + 1] - canvas[i + 1]) + abs(out[i + 2] - canvas[i + 2]);
+            changed += diff > 0;
+            /* more than a face-space margin from the crop (side about 190 around the face's centre) */
+            if (diff && (abs(x - (ox + 100)) > 190 || abs(y - (oy + 100)) > 190)) far++;
+            if (abs(x - (ox + 100)) < 40 && abs(y - (oy + 100)) < 40) face_change += diff / 3.0;
+        }
+    CHECK(changed > 5000 && far == 0, "ageing changes the face (%zu pixels) and nothing far from it (%zu)", changed, far);
+    CHECK(face_change / 6400 > 2, "the face's centre changes by %.1f levels", face_change / 6400);
+    /* lines deepen going old, skin smooths going young (the cheeks and the forehead) */
+    double before = fine_detail(&p, ox + 60, oy + 60, 80), older = fine_detail(&q, ox + 60, oy + 60, 80);
+    memcpy(out, canvas, bytes);
+    proto_reage(&P, &cfg, &q, &lm, 29, 4);
+    double younger = fine_detail(&q, ox + 60, oy + 60, 80);
+    CHECK(older > before * 1.05 && younger < before * 0.99, "fine detail: %.2f as it is, %.2f at 75, %.2f at 4", before, older,
+          younger);
+    /* at the photo's own resolution: twice the pixels, the same change (compared back at the first size) */
+    {
+        Image big, small, src = {W, H, canvas};
+        image_resize(&src, 2 * W, 2 * H, &big);
+        Photo pb = {big.rgb, big.w, big.h, 3};
+        if (facedet_photo(&fd, &pb, d, 4) >= 1) {
+            facemesh_photo(&fm, &pb, facemesh_roi(&d[0]), &lm2);
+            proto_reage(&P, &cfg, &pb, &lm2, 29, 75);
+            image_resize(&big, W, H, &small);
+            memcpy(out, canvas, bytes);
+            proto_reage(&P, &cfg, &q, &lm, 29, 75);
+            double diff = 0;
+            for (int y = oy + 40; y < oy + 160; y++)
+                for (int x = ox + 40; x < ox + 160; x++)
+                    for (int k = 0; k < 3; k++) diff += abs(small.rgb[((size_t)y * W + x) * 3 + k] - out[((size_t)y * W + x) * 3 + k]);
+            diff /= 120.0 * 120 * 3;
+            CHECK(diff < 4, "the change at twice the resolution matches the change at one (mean %.2f levels apart)", diff);
+            image_free(&small);
+        } else {
+            CHECK(0, "the face is found at twice the size");
+        }
+        image_free(&big);
+    }
+done:
+    free(canvas);
+    free(out);
+    image_free(&img);
+    proto_free(&P);
+}
+
+void test_prototypes(void) {
+    test_pyramid();
+    test_prototype_sums();
+    test_prototype_blob();
+    test_prototype_transform();
+}
