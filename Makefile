@@ -23,7 +23,7 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/landmark_set.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
@@ -85,13 +85,14 @@ face-space: landmarks
 
 # The age prototypes (src/prototypes.h), measured from the train split of
 # MESH_DATA's photos and their cached meshes, written into PROTO_BLOB (the
-# shipped blob by default), with a picture of them in docs/.
+# shipped blob by default; its strengths are kept), with a picture of them in
+# build/prototypes.png.
 PROTO_BLOB ?= weights/reage.blob
 $(BUILD)/reage-prototypes: tools/prototypes.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/prototypes.c $(NATIVE) $(LDLIBS)
 
 prototypes: $(BUILD)/reage-prototypes landmarks
-	$(BUILD)/reage-prototypes --weights $(PROTO_BLOB) --data $(MESH_DATA) --out $(PROTO_BLOB) --picture docs/prototypes.png
+	$(BUILD)/reage-prototypes --weights $(PROTO_BLOB) --data $(MESH_DATA) --out $(PROTO_BLOB) --picture build/prototypes.png
 
 $(BUILD)/reage-template: tools/measure_template.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/measure_template.c $(NATIVE) $(LDLIBS)
@@ -104,7 +105,7 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 # The committed web/reage.wasm is what the page serves and the tests load;
@@ -209,10 +210,12 @@ bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch) >/dev/null; fi
 	tools/bench.sh
 
-# The shipped weights judged by an external model (tools/eval/judge.mjs):
+# The shipped weights judged by an external model (tools/eval/judge.mjs), on
+# the test split of the whole UTKFace set:
 # prints the table, writes weights/eval.json, weights/eval-faces.json (per face) and weights/eval-grid.jpg.
+EVAL_DATA ?= ../shared/data/utkface
 eval: deps $(BUILD)/reage-render
-	node tools/eval/judge.mjs --data $(DATA)
+	node tools/eval/judge.mjs --data $(EVAL_DATA)
 
 # The shipped model's recipe from scratch (its option schedule included);
 # `build/reage-train --out runs/shipped --resume` continues it.

@@ -259,6 +259,11 @@ void face_change_free(FaceChange *c) {
 /* The largest change of a band's amplitude either way: beyond it a photo's own
  * noise (JPEG blocks, sensor grain) would be amplified into grain. */
 #define GAIN_LIMIT 3.0f
+/* The detail is exaggerated less than the shape and the colour: past this,
+ * a face taken to 60+ holds more wrinkles and shading than real faces of
+ * that age (texture by scale up to 1.3 times theirs), while the judged age
+ * rises mostly with the shape and the colour. */
+#define DETAIL_STRENGTH_MAX 1.8f
 
 void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age, float target_age, FaceChange *c) {
     int G = P->groups;
@@ -274,12 +279,13 @@ void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age,
         for (int i = 0; i < SHAPE_FLOATS; i++) c->shape[i / 2][i % 2] += d * P->shape[(size_t)g * SHAPE_FLOATS + i];
         for (int i = 0; i < COLOUR_FLOATS; i++) c->colour[i] += d * P->colour[(size_t)g * COLOUR_FLOATS + i];
     }
+    float detail = strength < DETAIL_STRENGTH_MAX ? strength : DETAIL_STRENGTH_MAX;
     for (int k = 0; k < PROTO_BANDS; k++) {
         size_t na = amp_floats(k), nb = band_floats(k);
         for (size_t i = 0; i < na; i++) {
             float as = 0, at = 0;
             for (int g = 0; g < G; g++) as += ws[g] * P->amp[k][g * na + i], at += wt[g] * P->amp[k][g * na + i];
-            float gain = powf((at + 0.05f) / (as + 0.05f), strength);
+            float gain = powf((at + 0.05f) / (as + 0.05f), detail);
             gain = gain > GAIN_LIMIT ? GAIN_LIMIT : gain < 1 / GAIN_LIMIT ? 1 / GAIN_LIMIT : gain;
             c->gain[k][i] = gain;
             c->target_amp[k][i] = as * gain;
@@ -287,7 +293,7 @@ void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age,
         for (size_t i = 0; i < nb; i++) {
             float d = 0;
             for (int g = 0; g < G; g++) d += (wt[g] - ws[g]) * P->tex[k][g * nb + i];
-            c->inject[k][i] = d * strength;
+            c->inject[k][i] = d * detail;
         }
     }
 }
@@ -341,6 +347,46 @@ static void make_hull_dist(void) {
         }
 }
 
+/* The openings of the eyes and the mouth (MediaPipe's inner contours): no
+ * prototype's colour or detail belongs inside them. Children's eyes show
+ * more iris within the same outline, so the averages darken an adult's
+ * whites into dark holes; teeth and tongue show in some photos and not in
+ * others. A signed distance (crop fractions, negative inside), finer than
+ * the hull's grid. */
+static const unsigned short OPENINGS[3][20] = {
+    {33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246},
+    {263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466},
+    {78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191},
+};
+static const int OPENING_POINTS[3] = {16, 16, 20};
+#define OPENING_SIDE 192
+static float opening_dist[OPENING_SIDE * OPENING_SIDE];
+
+static void make_opening_dist(void) {
+    for (int i = 0; i < OPENING_SIDE; i++)
+        for (int j = 0; j < OPENING_SIDE; j++) {
+            double q[2] = {-FACESPACE_MARGIN + (j + 0.5) / OPENING_SIDE * (1 + 2 * FACESPACE_MARGIN),
+                           -FACESPACE_MARGIN + (i + 0.5) / OPENING_SIDE * (1 + 2 * FACESPACE_MARGIN)};
+            double best = 1e30;
+            for (int o = 0; o < 3; o++) {
+                int n = OPENING_POINTS[o], inside = 0;
+                double near = 1e30;
+                for (int e = 0; e < n; e++) {
+                    const float *a = FACESPACE_MEAN[OPENINGS[o][e]], *b = FACESPACE_MEAN[OPENINGS[o][(e + 1) % n]];
+                    /* crossing count (any polygon), and the distance to the edge */
+                    if ((a[1] > q[1]) != (b[1] > q[1]) && q[0] < a[0] + (q[1] - a[1]) * (b[0] - a[0]) / (b[1] - a[1])) inside = !inside;
+                    double dx = b[0] - a[0], dy = b[1] - a[1], len2 = dx * dx + dy * dy;
+                    double t = len2 > 0 ? ((q[0] - a[0]) * dx + (q[1] - a[1]) * dy) / len2 : 0;
+                    t = t < 0 ? 0 : t > 1 ? 1 : t;
+                    double ex = a[0] + t * dx - q[0], ey = a[1] + t * dy - q[1];
+                    near = fmin(near, sqrt(ex * ex + ey * ey));
+                }
+                best = fmin(best, inside ? -near : near);
+            }
+            opening_dist[i * OPENING_SIDE + j] = (float)best;
+        }
+}
+
 static float smoothstep(float e0, float e1, float x) {
     float t = (x - e0) / (e1 - e0);
     t = t < 0 ? 0 : t > 1 ? 1 : t;
@@ -354,11 +400,14 @@ static void mask_at(double u, double v, float *detail, float *colour, float *sha
     float span = 1 + 2 * FACESPACE_MARGIN;
     float d = pyr_sample(hull_dist, MASK_SIDE, MASK_SIDE, (float)((u + FACESPACE_MARGIN) / span * MASK_SIDE),
                          (float)((v + FACESPACE_MARGIN) / span * MASK_SIDE));
-    *detail = smoothstep(0.03f, -0.03f, d);
-    /* the colour change reaches into the hair above and beside the face, not down the neck, where the
-     * face space stretches whatever lies below the chin (and past the photo's edge) */
-    float reach = 0.06f + 0.16f * smoothstep(0.85f, 0.6f, (float)v);
-    *colour = smoothstep(reach, 0.02f, d);
+    float o = pyr_sample(opening_dist, OPENING_SIDE, OPENING_SIDE, (float)((u + FACESPACE_MARGIN) / span * OPENING_SIDE),
+                         (float)((v + FACESPACE_MARGIN) / span * OPENING_SIDE));
+    float open = smoothstep(-0.004f, 0.012f, o);
+    *detail = smoothstep(0.03f, -0.03f, d) * open;
+    /* the colour change reaches into the hair above the face and at its temples, not beside the cheeks
+     * and down the neck, where the background or whatever lies below the chin shows */
+    float reach = 0.05f + 0.17f * smoothstep(0.45f, 0.25f, (float)v);
+    *colour = smoothstep(reach, 0.02f, d) * open;
     float edge = (float)fmin(fmin(u + FACESPACE_MARGIN, 1 + FACESPACE_MARGIN - u), fmin(v + FACESPACE_MARGIN, 1 + FACESPACE_MARGIN - v));
     *shape = smoothstep(0.0f, 0.12f, edge);
 }
@@ -458,7 +507,7 @@ enum { M_U, M_V, M_X, M_Y, M_OK, M_R, M_G, M_B, M_DW, M_FIELDS };
 
 int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
     _Pragma("omp critical(prototypes_mask)")
-    if (!hull_ready) { make_hull_dist(); hull_ready = 1; }
+    if (!hull_ready) { make_hull_dist(); make_opening_dist(); hull_ready = 1; }
     FaceWarp w;
     FaceReshape rs;
     if (facewarp_fit(&w, l)) return -1;
@@ -531,17 +580,17 @@ int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
             mask_at(u, v, &md, &mc, &ms);
             change_at(c, fold, u, v, rgb, &dw);
             int inside = u >= lo && u <= hi && v >= lo && v <= hi;
-            /* where the face's map folds over, the face-space position is only roughly right: no change
-             * there, or neighbouring pixels would take their change from far apart */
-            int ok = inside && !folded;
+            /* where the face's map folds over, the face-space position is only roughly right: the colour
+             * change (low-pass) is taken there all the same, the detail not, or neighbouring pixels would
+             * take their detail from far apart */
             double *m = map[gi * GW + gj];
             m[M_U] = u, m[M_V] = v, m[M_OK] = inside;
             m[M_X] = x + inside * ms * (sx - x), m[M_Y] = y + inside * ms * (sy - y);
-            for (int ch = 0; ch < 3; ch++) m[M_R + ch] = ok * rgb[ch];
-            m[M_DW] = ok * dw;
+            for (int ch = 0; ch < 3; ch++) m[M_R + ch] = inside * rgb[ch];
+            m[M_DW] = inside && !folded ? dw : 0;
         }
     /* near a fold-over, neighbouring grid points can land far apart in the face space (a step of the grid
-     * should move about step / side there): no change where it moves four times that */
+     * should move about step / side there): no detail change where it moves four times that */
     {
         double expect = step / w.box.size * 4;
         unsigned char *bad = calloc((size_t)GW * GH, 1);
@@ -557,10 +606,7 @@ int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
                 }
             }
         for (int q = 0; q < GW * GH; q++)
-            if (bad[q]) {
-                double *m = map[q];
-                m[M_R] = m[M_G] = m[M_B] = m[M_DW] = 0;
-            }
+            if (bad[q]) map[q][M_DW] = 0;
         free(bad);
     }
     /* the colour change is a low-pass field: a pass of [1 2 1] over the grid keeps a point the map got

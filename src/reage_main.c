@@ -15,6 +15,7 @@
 #include "bundle.h"
 #include "facedetect.h"
 #include "facemesh.h"
+#include "pipeline.h"
 #include "facespace.h"
 #include "fileio.h"
 #include "image.h"
@@ -98,16 +99,11 @@ static int load_face_models(const char *detector, const char *mesh, FaceDetector
 /* The crop boxes to work on: detected faces, confirmed and aligned by the
  * face mesh, or the one box the user gave. Returns how many, or -1
  * (message printed). */
-static int find_faces(const char *detector, const char *mesh, const char *in, const Photo *p, int detect, CropBox *boxes) {
+static int find_faces(FaceDetector *fd, FaceMesh *fm, const char *in, const Photo *p, int detect, CropBox *boxes) {
     if (!detect) return 1;
-    static FaceDetector fd;
-    static FaceMesh fm;
-    if (load_face_models(detector, mesh, &fd, &fm)) return -1;
     FaceDet d[FACEDET_MAX_FACES];
-    int n = facedet_photo(&fd, p, d, FACEDET_MAX_FACES);
-    n = facemesh_confirm(&fm, p, d, n, boxes, NULL);
-    facedet_free(&fd);
-    facemesh_free(&fm);
+    int n = facedet_photo(fd, p, d, FACEDET_MAX_FACES);
+    n = facemesh_confirm(fm, p, d, n, boxes, NULL);
     if (n == 0) {
         fprintf(stderr, "reage: no face found in %s; place the crop with --box X,Y,SIZE, or use --no-detect "
                         "if the photo is already a face crop\n", in);
@@ -232,7 +228,11 @@ int main(int argc, char **argv) {
     Photo p = {img.rgb, img.w, img.h, 3};
     CropBox boxes[FACEDET_MAX_FACES];
     boxes[0] = manual.size > 0 ? manual : crop_default(img.w, img.h);
-    int nfaces = find_faces(detector, mesh, in, &p, detect, boxes);
+    /* the detector finds the faces; the mesh confirms them and, where the blob carries age prototypes, guides them */
+    static FaceDetector fd;
+    static FaceMesh fm;
+    if (load_face_models(detector, mesh, &fd, &fm)) return 1;
+    int nfaces = find_faces(&fd, &fm, in, &p, detect, boxes);
     if (nfaces < 0) return 1;
     if (face > nfaces) {
         fprintf(stderr, "reage: --face %d: %s has %d face%s\n", face, in, nfaces, nfaces == 1 ? "" : "s");
@@ -277,12 +277,15 @@ int main(int argc, char **argv) {
         image_free(&g);
     }
     if (target >= 0) {
-        for (int i = first; i <= last; i++) photo_reage(&b, &p, boxes[i], source >= 0 ? source : ages[i], target);
+        for (int i = first; i <= last; i++)
+            if (pipeline_reage(&b, &fm, &p, boxes[i], source >= 0 ? source : ages[i], target) < 0) return fail("out of memory");
         if (image_save(out, &img, &e)) return fail(e.msg);
         if (first == last) printf("wrote %s: %.0f -> %.0f years\n", out, from, target);
         else printf("wrote %s: %d faces -> %.0f years\n", out, last - first + 1, target);
     }
     image_free(&img);
     bundle_free(&b);
+    facedet_free(&fd);
+    facemesh_free(&fm);
     return 0;
 }

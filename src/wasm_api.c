@@ -9,6 +9,7 @@
 #include <math.h>
 #include "kernels.h"
 #include "photo.h"
+#include "pipeline.h"
 #include "sgemm.h"
 
 #define EXPORT __attribute__((visibility("default"), used))
@@ -138,8 +139,10 @@ EXPORT float reage_estimate_age(uint8_t *rgba, size_t len, int w, int h, float c
     return photo_estimate_age(&bundle, &p, box);
 }
 
-/* Re-ages n faces in place; faces holds 6 floats each: the crop (cx cy size
- * angle), the face's own age and the target age. Returns 0, or -1. */
+/* Re-ages n faces in place (src/pipeline.h: the age prototypes on the face
+ * mesh where the weights carry them and the mesh is loaded); faces holds 6
+ * floats each: the crop (cx cy size angle), the face's own age and the
+ * target age. Returns 0, or -1. */
 EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
     if (check(len, w, h)) return -1;
     if (n < 0 || n > FACEDET_MAX_FACES) return err_set(&err, "face count %d: must be 0..%d", n, FACEDET_MAX_FACES), -1;
@@ -153,7 +156,8 @@ EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *fac
     for (int i = 0; i < n; i++) {
         const float *f = faces + (size_t)i * 6;
         CropBox box = {f[0], f[1], f[2], f[3]};
-        photo_reage(&bundle, &p, box, f[4], f[5]);
+        if (pipeline_reage(&bundle, mesh_loaded ? &mesh : NULL, &p, box, f[4], f[5]) < 0)
+            return err_set(&err, "out of memory re-aging face %d", i + 1), -1;
     }
     return 0;
 }

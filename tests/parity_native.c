@@ -4,7 +4,11 @@
  * compared; with a detector and a photo, also the photo's RGBA pixels (as
  * decoded here, so that both builds see the same bytes) and the faces found
  * in it (score, box, keypoints, aligned crop: 21 float32 each); with a mesh,
- * each face's mesh (FACEMESH_FLOATS float32: facemesh_to_floats). */
+ * each face's mesh (FACEMESH_FLOATS float32: facemesh_to_floats).
+ *
+ * build/reage-parity --pipeline BLOB DETECTOR MESH PHOTO PIXELS OUT: the
+ * photo's RGBA pixels, and the same with its first face re-aged by the
+ * shipped pipeline (src/pipeline.h) from 30 to 75 years. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +18,42 @@
 #include "../src/facemesh.h"
 #include "../src/image.h"
 #include "../src/fileio.h"
+#include "../src/pipeline.h"
+
+static int pipeline_main(char **argv) {
+    Err e;
+    uint8_t *buf;
+    size_t len;
+    static Bundle b;
+    static FaceDetector fd;
+    static FaceMesh fm;
+    Image img;
+    const char *what = argv[0];
+    int rc = file_read_all(argv[0], 1 << 26, &buf, &len, &e) || bundle_load(&b, buf, len, NULL, argv[0], &e);
+    if (!rc) free(buf), what = argv[1], rc = file_read_all(argv[1], 1 << 24, &buf, &len, &e) || facedet_load(&fd, buf, len, argv[1], &e);
+    if (!rc) free(buf), what = argv[2], rc = file_read_all(argv[2], 1 << 24, &buf, &len, &e) || facemesh_load(&fm, buf, len, argv[2], &e);
+    if (!rc) free(buf), rc = image_load(argv[3], &img, &e);
+    if (rc) { fprintf(stderr, "reage-parity: %s (%s)\n", e.msg, what); return 1; }
+    size_t np = (size_t)img.w * img.h;
+    uint8_t *rgba = malloc(np * 4);
+    for (size_t i = 0; i < np; i++) {
+        memcpy(rgba + 4 * i, img.rgb + 3 * i, 3);
+        rgba[4 * i + 3] = 255;
+    }
+    if (file_write_atomic(argv[4], rgba, np * 4, &e)) { fprintf(stderr, "reage-parity: %s\n", e.msg); return 1; }
+    Photo p = {rgba, img.w, img.h, 4};
+    FaceDet d[FACEDET_MAX_FACES];
+    CropBox crops[FACEDET_MAX_FACES];
+    int n = facemesh_confirm(&fm, &p, d, facedet_photo(&fd, &p, d, FACEDET_MAX_FACES), crops, NULL);
+    if (n < 1) { fprintf(stderr, "reage-parity: no face in %s\n", argv[3]); return 1; }
+    int by = pipeline_reage(&b, &fm, &p, crops[0], 30, 75);
+    if (file_write_atomic(argv[5], rgba, np * 4, &e)) { fprintf(stderr, "reage-parity: %s\n", e.msg); return 1; }
+    printf("%d %d %s\n", img.w, img.h, by == REAGED_BY_PROTOTYPES ? "prototypes" : "generator");
+    return 0;
+}
 
 int main(int argc, char **argv) {
+    if (argc == 8 && !strcmp(argv[1], "--pipeline")) return pipeline_main(argv + 2);
     if (argc != 3 && argc != 7 && argc != 9) {
         fprintf(stderr, "usage: reage-parity BLOB OUT [DETECTOR PHOTO PIXELS FACES [MESH MESHES]]\n");
         return 2;

@@ -222,6 +222,32 @@ test('wasm and native face meshes agree within 1e-3 pixels', async () => {
   assert.throws(() => e.mesh(rgba, W, H, { ...found[0], rect: { x0: NaN, y0: 0, x1: 1, y1: 1 } }), /not a face box/);
 });
 
+// The shipped pipeline (the age prototypes on the face mesh), wasm against native: the same bytes
+// within a level where rounding parts.
+test('wasm and native re-age a photo alike through the shipped pipeline', async () => {
+  const e = await engine();
+  e.loadDetector(readFileSync(detectorPath));
+  e.loadMesh(readFileSync(meshPath));
+  const dir = mkdtempSync(join(tmpdir(), 'reage-pipeline-'));
+  const [pixels, aged] = [join(dir, 'photo.rgba'), join(dir, 'aged.rgba')];
+  const stdout = execFileSync(join(root, 'build/reage-parity'),
+    ['--pipeline', blobPath, detectorPath, meshPath, join(root, 'web/sample.jpg'), pixels, aged]).toString();
+  const [W, H, by] = stdout.trim().split(' ');
+  assert.equal(by, 'prototypes', 'the shipped weights carry age prototypes and the mesh finds the sample face');
+  const rgba = new Uint8ClampedArray(readFileSync(pixels)), native = new Uint8ClampedArray(readFileSync(aged));
+  const [face] = e.detect(rgba, Number(W), Number(H));
+  const ours = e.apply(rgba, Number(W), Number(H), [{ box: face.box, source: 30 }], 75);
+  let worst = 0, sum = 0, changed = 0;
+  for (let i = 0; i < ours.length; i++) {
+    const d = Math.abs(ours[i] - native[i]);
+    worst = Math.max(worst, d);
+    sum += d;
+    changed += ours[i] !== rgba[i];
+  }
+  assert.ok(changed > 1000, `the face changed (${changed} values)`);
+  assert.ok(worst <= 2 && sum / ours.length < 0.05, `max |wasm - native| = ${worst}, mean ${sum / ours.length}`);
+});
+
 test('a damaged detector blob is refused and the loaded detector stays', async () => {
   const e = await engine();
   const bytes = new Uint8Array(readFileSync(detectorPath));

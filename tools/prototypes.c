@@ -5,7 +5,8 @@
  *          [--data DIR] [--landmarks FILE] [--strength S0,S1,...] [--picture OUT.png]
  * With --data, the prototypes are measured from DIR's train split (its
  * meshes from FILE, build/reage-landmarks' cache); without it, IN's own
- * prototypes are kept and only the strength is set. --picture draws each
+ * prototypes are kept and only the strength is set (measured afresh, they
+ * keep IN's strengths unless --strength is given). --picture draws each
  * group's texture-enhanced prototype in the face space. */
 #include <math.h>
 #include <stdio.h>
@@ -168,6 +169,9 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    /* measured afresh, the prototypes keep the strengths the blob had */
+    char kept[256];
+    if (data && !strength && !config_get(blob->config, PROTO_STRENGTH_KEY, kept, sizeof(kept))) strength = kept;
     if (strength && proto_parse_strength(&P, strength, &e)) { fprintf(stderr, "reage-prototypes: %s\n", e.msg); return 1; }
     /* the config without its old strength, then the new one */
     char config[4096], text[256];

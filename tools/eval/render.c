@@ -11,17 +11,16 @@
  *                then G+1 images of SxSx3 bytes (the input, then each group)
  *
  * The pipeline is the shipped one: the age prototypes' transform where the
- * blob carries prototypes (on the face mesh the engine finds in the crop),
- * else the generator; --method prototypes or gan picks one to compare.
+ * blob carries prototypes (src/pipeline.h: on the face mesh found in the
+ * crop), else the generator; --method prototypes or gan picks one to compare.
  *
  * usage: reage-render --weights BLOB --data DIR [--limit N] [--grid OUT.png] [--method M] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bundle.h"
-#include "facedetect.h"
 #include "facemesh.h"
-#include "prototypes.h"
+#include "pipeline.h"
 #include "fileio.h"
 #include "image.h"
 #include "photo.h"
@@ -107,18 +106,13 @@ int main(int argc, char **argv) {
     }
     int use_proto = method ? !strcmp(method, "prototypes") : b.proto != NULL;
     if (use_proto && !b.proto) { fprintf(stderr, "reage-render: %s carries no age prototypes\n", weights); return 1; }
-    static FaceDetector fd;
     static FaceMesh fm;
     if (use_proto) {
-        const char *path[2] = {"weights/blazeface.blob", "weights/facemesh.blob"};
-        for (int k = 0; k < 2; k++) {
-            if (file_read_all(path[k], 64u << 20, &buf, &len, &e) ||
-                (k ? facemesh_load(&fm, buf, len, path[k], &e) : facedet_load(&fd, buf, len, path[k], &e))) {
-                fprintf(stderr, "reage-render: %s\n", e.msg);
-                return 1;
-            }
-            free(buf);
+        if (file_read_all("weights/facemesh.blob", 64u << 20, &buf, &len, &e) || facemesh_load(&fm, buf, len, "weights/facemesh.blob", &e)) {
+            fprintf(stderr, "reage-render: %s\n", e.msg);
+            return 1;
         }
+        free(buf);
     }
     int no_mesh = 0;
     int G = b.cfg.groups, count = limit > 0 && limit < n ? limit : n;
@@ -150,19 +144,13 @@ int main(int argc, char **argv) {
         Photo p = {img.rgb, SIDE, SIDE, 3};
         CropBox box = crop_default(SIDE, SIDE);
         float est = photo_estimate_age(&b, &p, box);
-        static FaceLandmarks lm;
-        if (use_proto) {
-            facemesh_in_crop(&fd, &fm, &p, &lm);
-            if (!(lm.score >= FACEMESH_MIN_FLAG)) no_mesh++;
-        }
         memcpy(rec, img.rgb, px);
         for (int g = 0; g < G; g++) {
             uint8_t *out = rec + px * (g + 1);
             memcpy(out, img.rgb, px);
             Photo q = {out, SIDE, SIDE, 3};
-            /* a face the mesh does not find is left as it is, as the page and the CLI leave it */
             if (!use_proto) photo_reage(&b, &q, box, est, group_center(&b.cfg, g));
-            else if (lm.score >= FACEMESH_MIN_FLAG) proto_reage(b.proto, &b.cfg, &q, &lm, est, group_center(&b.cfg, g));
+            else no_mesh += pipeline_reage(&b, &fm, &q, box, est, group_center(&b.cfg, g)) == REAGED_BY_GENERATOR && g == 0;
             own[g] = photo_estimate_age(&b, &q, box);
         }
         if (in_grid >= 0 && grid)
@@ -180,7 +168,7 @@ int main(int argc, char **argv) {
         image_free(&img);
     }
     fflush(stdout);
-    if (no_mesh) fprintf(stderr, "reage-render: the face mesh found no face in %d photos (left unchanged)\n", no_mesh);
+    if (no_mesh) fprintf(stderr, "reage-render: the face mesh found no face in %d photos (re-aged by the generator)\n", no_mesh);
     if (grid && image_save(grid, &sheet, &e)) { fprintf(stderr, "reage-render: %s\n", e.msg); return 1; }
     free(rec);
     free(chosen);

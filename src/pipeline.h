@@ -1,0 +1,22 @@
+/* The shipped re-aging of one face in a photo: one code path for the page,
+ * the CLI and the evaluation. */
+#ifndef REAGE_PIPELINE_H
+#define REAGE_PIPELINE_H
+#include "bundle.h"
+#include "facemesh.h"
+#include "photo.h"
+
+/* How much larger than a face's crop box the square is that the mesh sees
+ * (MediaPipe's square around a detection is about 1.4 times the crop that
+ * facespace_crop finds from the mesh, on UTKFace's photos). */
+#define PIPELINE_MESH_ROI 1.4f
+
+typedef enum { REAGED_BY_GENERATOR = 0, REAGED_BY_PROTOTYPES = 1 } ReagedBy;
+
+/* Re-ages the face in the crop box from source_age to target_age (years),
+ * in place. Where the blob carries age prototypes and the mesh (m, may be
+ * NULL) finds the face in the box, the prototypes' transform on the mesh;
+ * else the generator. Returns which, or -1 when out of memory (the photo
+ * is then unchanged). */
+int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_age, float target_age);
+#endif
