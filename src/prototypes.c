@@ -147,17 +147,25 @@ int face_stats_measure(FaceStats *s, const Photo *p, const FaceLandmarks *l) {
         pyr_amplitude(s->band[k], side, side, s->amp[k]);
         memcpy(g, g1, sizeof(float) * (side / 2) * (side / 2));
     }
-    for (int c = 0; c < 3; c++) {
+    /* the colour over the photo's own pixels: UTKFace pads crops that reach past a photo's edge with black,
+     * which would otherwise darken the prototypes' margins by how often a group's photos were padded */
+    const int CS = PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE;
+    for (int c = 0; c <= 3; c++) {
         float *a = rgb, *b = rgb + n;
-        for (size_t i = 0; i < n; i++) a[i] = space[i * 3 + c];
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *px = space + i * 3;
+            float valid = px[0] > 8 || px[1] > 8 || px[2] > 8;
+            a[i] = c < 3 ? valid * px[c] : valid;
+        }
         for (int k = 0; k < PROTO_BANDS; k++) {
             int side = S >> k;
             pyr_reduce(a, side, side, b);
             float *t = a; a = b; b = t;
         }
-        memcpy(s->colour + (size_t)c * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE, a,
-               sizeof(float) * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE);
+        memcpy(c < 3 ? s->colour + (size_t)c * CS : s->cover, a, sizeof(float) * CS);
     }
+    for (int i = 0; i < CS; i++)
+        for (int c = 0; c < 3; c++) s->colour[c * CS + i] = s->cover[i] > 1e-3f ? s->colour[c * CS + i] / s->cover[i] : 0;
     rc = 0;
     facewarp_free(&w);
 done:
@@ -172,7 +180,7 @@ done:
 int proto_sums_alloc(ProtoSums *s, int groups) {
     memset(s, 0, sizeof(*s));
     s->groups = groups;
-    s->per_group = group_floats();
+    s->per_group = group_floats() + PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE; /* and the colour's coverage */
     s->sum = calloc(s->per_group * groups, sizeof(double));
     return s->sum ? 0 : -1;
 }
@@ -186,11 +194,13 @@ void proto_sums_add(ProtoSums *s, int group, double weight, const FaceStats *f) 
     double *d = s->sum + s->per_group * group;
     s->wsum[group] += weight;
     for (int i = 0; i < SHAPE_FLOATS; i++) *d++ += weight * f->shape[i / 2][i % 2];
-    for (int i = 0; i < COLOUR_FLOATS; i++) *d++ += weight * f->colour[i];
+    const int CS = PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE;
+    for (int i = 0; i < COLOUR_FLOATS; i++) *d++ += weight * f->cover[i % CS] * f->colour[i];
     for (int k = 0; k < PROTO_BANDS; k++)
         for (size_t i = 0; i < amp_floats(k); i++) *d++ += weight * f->amp[k][i];
     for (int k = 0; k < PROTO_BANDS; k++)
         for (size_t i = 0; i < band_floats(k); i++) *d++ += weight * f->band[k][i];
+    for (int i = 0; i < CS; i++) *d++ += weight * f->cover[i];
 }
 
 void proto_sums_merge(ProtoSums *into, const ProtoSums *from) {
@@ -208,7 +218,11 @@ void proto_sums_finish(const ProtoSums *s, Prototypes *P) {
         const double *d = s->sum + s->per_group * g;
         double inv = s->wsum[g] > 0 ? 1.0 / s->wsum[g] : 0;
         for (int i = 0; i < SHAPE_FLOATS; i++) P->shape[(size_t)g * SHAPE_FLOATS + i] = (float)(*d++ * inv);
-        for (int i = 0; i < COLOUR_FLOATS; i++) P->colour[(size_t)g * COLOUR_FLOATS + i] = (float)(*d++ * inv);
+        /* the colour is weighted by its coverage too (the sums' last plane) */
+        const int CS = PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE;
+        const double *cover = s->sum + s->per_group * g + group_floats();
+        for (int i = 0; i < COLOUR_FLOATS; i++, d++)
+            P->colour[(size_t)g * COLOUR_FLOATS + i] = cover[i % CS] > 1e-9 ? (float)(*d / cover[i % CS]) : 0.0f;
         for (int k = 0; k < PROTO_BANDS; k++)
             for (size_t i = 0; i < amp_floats(k); i++) P->amp[k][g * amp_floats(k) + i] = (float)(*d++ * inv);
         for (int k = 0; k < PROTO_BANDS; k++) {
@@ -264,6 +278,10 @@ void face_change_free(FaceChange *c) {
  * that age (texture by scale up to 1.3 times theirs), while the judged age
  * rises mostly with the shape and the colour. */
 #define DETAIL_STRENGTH_MAX 1.8f
+/* The low-pass colour likewise: exaggerated further, the averages' shading
+ * (eye bags, the jaw's shadow) and whatever lies beside a face in most
+ * photos of a group turn into blotches on a real photo. */
+#define COLOUR_STRENGTH_MAX 1.5f
 
 void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age, float target_age, FaceChange *c) {
     int G = P->groups;
@@ -273,11 +291,12 @@ void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age,
     for (int g = 0; g < G; g++) strength += wt[g] * P->strength[g];
     memset(c->shape, 0, sizeof(c->shape));
     memset(c->colour, 0, sizeof(c->colour));
+    float colour = strength < COLOUR_STRENGTH_MAX ? strength : COLOUR_STRENGTH_MAX;
     for (int g = 0; g < G; g++) {
-        float d = (wt[g] - ws[g]) * strength;
+        float d = wt[g] - ws[g];
         if (d == 0) continue;
-        for (int i = 0; i < SHAPE_FLOATS; i++) c->shape[i / 2][i % 2] += d * P->shape[(size_t)g * SHAPE_FLOATS + i];
-        for (int i = 0; i < COLOUR_FLOATS; i++) c->colour[i] += d * P->colour[(size_t)g * COLOUR_FLOATS + i];
+        for (int i = 0; i < SHAPE_FLOATS; i++) c->shape[i / 2][i % 2] += d * strength * P->shape[(size_t)g * SHAPE_FLOATS + i];
+        for (int i = 0; i < COLOUR_FLOATS; i++) c->colour[i] += d * colour * P->colour[(size_t)g * COLOUR_FLOATS + i];
     }
     float detail = strength < DETAIL_STRENGTH_MAX ? strength : DETAIL_STRENGTH_MAX;
     for (int k = 0; k < PROTO_BANDS; k++) {
@@ -348,43 +367,37 @@ static void make_hull_dist(void) {
 }
 
 /* The openings of the eyes and the mouth (MediaPipe's inner contours): no
- * prototype's colour or detail belongs inside them. Children's eyes show
+ * prototype's colour or detail belongs inside them (children's eyes show
  * more iris within the same outline, so the averages darken an adult's
- * whites into dark holes; teeth and tongue show in some photos and not in
- * others. A signed distance (crop fractions, negative inside), finer than
- * the hull's grid. */
+ * whites into dark holes; teeth show in some photos and not in others).
+ * Measured on the face's own mesh in its photo: in the face space an open
+ * mouth is squeezed into the mean shape's closed one. */
 static const unsigned short OPENINGS[3][20] = {
     {33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246},
     {263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466},
     {78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191},
 };
 static const int OPENING_POINTS[3] = {16, 16, 20};
-#define OPENING_SIDE 192
-static float opening_dist[OPENING_SIDE * OPENING_SIDE];
 
-static void make_opening_dist(void) {
-    for (int i = 0; i < OPENING_SIDE; i++)
-        for (int j = 0; j < OPENING_SIDE; j++) {
-            double q[2] = {-FACESPACE_MARGIN + (j + 0.5) / OPENING_SIDE * (1 + 2 * FACESPACE_MARGIN),
-                           -FACESPACE_MARGIN + (i + 0.5) / OPENING_SIDE * (1 + 2 * FACESPACE_MARGIN)};
-            double best = 1e30;
-            for (int o = 0; o < 3; o++) {
-                int n = OPENING_POINTS[o], inside = 0;
-                double near = 1e30;
-                for (int e = 0; e < n; e++) {
-                    const float *a = FACESPACE_MEAN[OPENINGS[o][e]], *b = FACESPACE_MEAN[OPENINGS[o][(e + 1) % n]];
-                    /* crossing count (any polygon), and the distance to the edge */
-                    if ((a[1] > q[1]) != (b[1] > q[1]) && q[0] < a[0] + (q[1] - a[1]) * (b[0] - a[0]) / (b[1] - a[1])) inside = !inside;
-                    double dx = b[0] - a[0], dy = b[1] - a[1], len2 = dx * dx + dy * dy;
-                    double t = len2 > 0 ? ((q[0] - a[0]) * dx + (q[1] - a[1]) * dy) / len2 : 0;
-                    t = t < 0 ? 0 : t > 1 ? 1 : t;
-                    double ex = a[0] + t * dx - q[0], ey = a[1] + t * dy - q[1];
-                    near = fmin(near, sqrt(ex * ex + ey * ey));
-                }
-                best = fmin(best, inside ? -near : near);
-            }
-            opening_dist[i * OPENING_SIDE + j] = (float)best;
+/* Signed distance (photo pixels, negative inside) from (x, y) to the nearest opening of mesh l. */
+static double opening_distance(const FaceLandmarks *l, double x, double y) {
+    double best = 1e30;
+    for (int o = 0; o < 3; o++) {
+        int n = OPENING_POINTS[o], inside = 0;
+        double near = 1e30;
+        for (int e = 0; e < n; e++) {
+            const float *a = l->pt[OPENINGS[o][e]], *b = l->pt[OPENINGS[o][(e + 1) % n]];
+            /* crossing count (any polygon), and the distance to the edge */
+            if ((a[1] > y) != (b[1] > y) && x < a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1])) inside = !inside;
+            double dx = b[0] - a[0], dy = b[1] - a[1], len2 = dx * dx + dy * dy;
+            double t = len2 > 0 ? ((x - a[0]) * dx + (y - a[1]) * dy) / len2 : 0;
+            t = t < 0 ? 0 : t > 1 ? 1 : t;
+            double ex = a[0] + t * dx - x, ey = a[1] + t * dy - y;
+            near = fmin(near, sqrt(ex * ex + ey * ey));
         }
+        best = fmin(best, inside ? -near : near);
+    }
+    return best;
 }
 
 static float smoothstep(float e0, float e1, float x) {
@@ -400,14 +413,11 @@ static void mask_at(double u, double v, float *detail, float *colour, float *sha
     float span = 1 + 2 * FACESPACE_MARGIN;
     float d = pyr_sample(hull_dist, MASK_SIDE, MASK_SIDE, (float)((u + FACESPACE_MARGIN) / span * MASK_SIDE),
                          (float)((v + FACESPACE_MARGIN) / span * MASK_SIDE));
-    float o = pyr_sample(opening_dist, OPENING_SIDE, OPENING_SIDE, (float)((u + FACESPACE_MARGIN) / span * OPENING_SIDE),
-                         (float)((v + FACESPACE_MARGIN) / span * OPENING_SIDE));
-    float open = smoothstep(-0.004f, 0.012f, o);
-    *detail = smoothstep(0.03f, -0.03f, d) * open;
+    *detail = smoothstep(0.03f, -0.03f, d);
     /* the colour change reaches into the hair above the face and at its temples, not beside the cheeks
      * and down the neck, where the background or whatever lies below the chin shows */
     float reach = 0.05f + 0.17f * smoothstep(0.45f, 0.25f, (float)v);
-    *colour = smoothstep(reach, 0.02f, d) * open;
+    *colour = smoothstep(reach, 0.02f, d);
     float edge = (float)fmin(fmin(u + FACESPACE_MARGIN, 1 + FACESPACE_MARGIN - u), fmin(v + FACESPACE_MARGIN, 1 + FACESPACE_MARGIN - v));
     *shape = smoothstep(0.0f, 0.12f, edge);
 }
@@ -507,7 +517,7 @@ enum { M_U, M_V, M_X, M_Y, M_OK, M_R, M_G, M_B, M_DW, M_FIELDS };
 
 int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
     _Pragma("omp critical(prototypes_mask)")
-    if (!hull_ready) { make_hull_dist(); make_opening_dist(); hull_ready = 1; }
+    if (!hull_ready) { make_hull_dist(); hull_ready = 1; }
     FaceWarp w;
     FaceReshape rs;
     if (facewarp_fit(&w, l)) return -1;
@@ -583,6 +593,10 @@ int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
             /* where the face's map folds over, the face-space position is only roughly right: the colour
              * change (low-pass) is taken there all the same, the detail not, or neighbouring pixels would
              * take their detail from far apart */
+            /* out of the eyes' and the mouth's openings, by a hundredth of the face */
+            float open = smoothstep(-0.003f, 0.012f, (float)(opening_distance(l, sx, sy) / w.box.size));
+            for (int ch = 0; ch < 3; ch++) rgb[ch] *= open;
+            dw *= open;
             double *m = map[gi * GW + gj];
             m[M_U] = u, m[M_V] = v, m[M_OK] = inside;
             m[M_X] = x + inside * ms * (sx - x), m[M_Y] = y + inside * ms * (sy - y);

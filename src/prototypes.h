@@ -69,7 +69,8 @@ void proto_strength_text(const Prototypes *P, char *buf, size_t n);
 /* One face's measurements in the face space at PROTO_SIDE. */
 typedef struct {
     float shape[FACEMESH_POINTS][2];
-    float colour[3 * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE];
+    float colour[3 * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE];   /* the mean over the photo's own pixels */
+    float cover[PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE];         /* the share of those: not padding */
     float *band[PROTO_BANDS], *amp[PROTO_BANDS];
     float *mem;
 } FaceStats;

@@ -50,6 +50,7 @@ static void test_pyramid(void) {
 static void fill_stats(FaceStats *s, float shape, float colour, float detail) {
     for (int k = 0; k < FACEMESH_POINTS; k++) s->shape[k][0] = s->shape[k][1] = shape;
     for (int i = 0; i < 3 * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE; i++) s->colour[i] = colour;
+    for (int i = 0; i < PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE; i++) s->cover[i] = 1;
     for (int k = 0; k < PROTO_BANDS; k++) {
         int b = proto_band_side(k), a = proto_amp_side(k);
         for (int y = 0; y < b; y++)
@@ -73,9 +74,17 @@ static void test_prototype_sums(void) {
     proto_sums_add(&sums, 0, 1, &b);
     proto_sums_add(&sums, 1, 1, &a);
     proto_sums_add(&sums, 1, 1, &b);
+    /* a face whose photo did not reach pixel 5 (padding): it counts everywhere else, not there */
+    FaceStats pad;
+    if (face_stats_alloc(&pad)) return;
+    fill_stats(&pad, 0.3f, 0, 4);
+    pad.cover[5] = 0;
+    proto_sums_add(&sums, 0, 4, &pad);
     proto_sums_finish(&sums, &P);
-    CHECK(fabsf(P.shape[0] - 0.3f) < 1e-5f && fabsf(P.colour[5] - 125) < 1e-3f, "weighted means: shape %g (0.3), colour %g (125)",
-          P.shape[0], P.colour[5]);
+    CHECK(fabsf(P.colour[5] - 125) < 1e-3f && fabsf(P.colour[6] - 62.5f) < 1e-3f,
+          "padding counts nowhere in the colour: %g (125) where it was, %g (62.5) elsewhere", P.colour[5], P.colour[6]);
+    face_stats_free(&pad);
+    CHECK(fabsf(P.shape[0] - 0.3f) < 1e-5f, "weighted means: shape %g (0.3)", P.shape[0]);
     int b0 = proto_band_side(0);
     float t0 = P.tex[0][20 * b0 + 20], t1 = P.tex[0][(size_t)b0 * b0 + 20 * b0 + 20];
     /* group 0's mean detail is +-2 where its faces hold +-4: enhanced back to 4 */
