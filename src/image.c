@@ -72,6 +72,72 @@ static int peek_size(const uint8_t *b, size_t len, uint32_t *w, uint32_t *h) {
     return 0;
 }
 
+int jpeg_orientation(const uint8_t *b, size_t len) {
+    if (len < 4 || b[0] != 0xFF || b[1] != 0xD8) return 1;
+    for (size_t i = 2; i + 4 <= len;) {
+        if (b[i] != 0xFF) return 1;
+        uint8_t m = b[i + 1];
+        if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) { i += 2; continue; }
+        if (m == 0xDA || m == 0xD9) return 1; /* the image data: no EXIF before it */
+        size_t seg = be16(b + i + 2);
+        if (seg < 2 || i + 2 + seg > len) return 1;
+        const uint8_t *p = b + i + 4;
+        size_t n = seg - 2;
+        if (m == 0xE1 && n >= 14 && !memcmp(p, "Exif\0\0", 6)) {
+            const uint8_t *t = p + 6;
+            size_t tn = n - 6;
+            int le = t[0] == 'I' && t[1] == 'I';
+            if (!le && !(t[0] == 'M' && t[1] == 'M')) return 1;
+#define U16(q) (le ? (uint32_t)(q)[0] | (uint32_t)(q)[1] << 8 : be16(q))
+#define U32(q) (le ? U16(q) | U16((q) + 2) << 16 : be32(q))
+            if (U16(t + 2) != 42) return 1;
+            size_t ifd = U32(t + 4);
+            if (ifd > tn || tn - ifd < 2) return 1;
+            size_t count = U16(t + ifd);
+            for (size_t k = 0; k < count; k++) {
+                size_t at = ifd + 2 + 12 * k;
+                if (at > tn || tn - at < 12) return 1;
+                if (U16(t + at) == 0x0112 && U16(t + at + 2) == 3) {
+                    uint32_t v = U16(t + at + 8);
+                    return v >= 1 && v <= 8 ? (int)v : 1;
+                }
+            }
+#undef U16
+#undef U32
+            return 1;
+        }
+        i += 2 + seg;
+    }
+    return 1;
+}
+
+int image_orient(Image *img, int orientation) {
+    if (orientation <= 1 || orientation > 8) return 0;
+    int w = img->w, h = img->h, swap = orientation >= 5, W = swap ? h : w, H = swap ? w : h;
+    uint8_t *out = malloc((size_t)w * h * 3);
+    if (!out) return -1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            /* where display pixel (x, y) is stored */
+            int sx, sy;
+            switch (orientation) {
+            case 2: sx = w - 1 - x, sy = y; break;
+            case 3: sx = w - 1 - x, sy = h - 1 - y; break;
+            case 4: sx = x, sy = h - 1 - y; break;
+            case 5: sx = y, sy = x; break;
+            case 6: sx = y, sy = h - 1 - x; break;
+            case 7: sx = w - 1 - y, sy = h - 1 - x; break;
+            default: sx = w - 1 - y, sy = x; break; /* 8 */
+            }
+            memcpy(out + ((size_t)y * W + x) * 3, img->rgb + ((size_t)sy * w + sx) * 3, 3);
+        }
+    free(img->rgb);
+    img->rgb = out;
+    img->w = W;
+    img->h = H;
+    return 0;
+}
+
 int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, Err *e) {
     memset(img, 0, sizeof(*img));
     if (len == 0) return err_set(e, "%s: empty file", what);
@@ -93,6 +159,11 @@ int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, E
     img->w = w;
     img->h = h;
     img->rgb = px;
+    /* a phone's photo taken upright is often stored sideways, with an EXIF tag saying how to turn it */
+    if (image_orient(img, jpeg_orientation(buf, len))) {
+        image_free(img);
+        return err_set(e, "%s: out of memory turning the photo upright", what);
+    }
     return 0;
 }
 

@@ -16,7 +16,14 @@ typedef struct {
     uint8_t *rgb;
 } Image;
 
+/* Decodes a JPEG or PNG into RGB, turned upright as a JPEG's EXIF
+ * orientation tag says. */
 int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, Err *e);
+/* A JPEG's EXIF orientation (1-8: how the stored pixels are to be turned
+ * or mirrored for display), 1 when it has none or is not a JPEG. */
+int jpeg_orientation(const uint8_t *buf, size_t len);
+/* Turns the image as orientation says (EXIF's eight values); -1 when out of memory. */
+int image_orient(Image *img, int orientation);
 int image_load(const char *path, Image *img, Err *e);
 /* PNG, or JPEG when the path ends in .jpg/.jpeg; written atomically. */
 int image_save(const char *path, const Image *img, Err *e);

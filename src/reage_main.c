@@ -253,27 +253,26 @@ int main(int argc, char **argv) {
     float from = source >= 0 ? source : ages[first];
     CropBox box = boxes[first];
     if (grid) {
-        int R = b.cfg.res, G = b.cfg.groups;
+        /* the face's box at each group's centre age, through the shipped pipeline */
+        int R = 200, G = b.cfg.groups;
         Image g;
         if (image_alloc(&g, R * (G + 1), R)) return fail("out of memory");
-        float *face = malloc(sizeof(float) * 3 * R * R), *y = malloc(sizeof(float) * 3 * R * R), gw[MAX_GROUPS];
-        uint8_t *tile = malloc((size_t)3 * R * R);
-        photo_crop(&p, box, R, face);
+        float *face = malloc(sizeof(float) * 3 * R * R);
+        uint8_t *tile = malloc((size_t)3 * R * R), *copy = malloc((size_t)img.w * img.h * 3);
+        if (!face || !tile || !copy) return fail("out of memory");
         for (int col = 0; col <= G; col++) {
-            if (col == 0) memcpy(y, face, sizeof(float) * 3 * R * R);
-            else {
-                memset(gw, 0, sizeof(gw));
-                gw[col - 1] = 1;
-                bundle_reage(&b, face, gw, y);
-            }
-            chw_to_rgb(y, R, R, tile);
+            memcpy(copy, img.rgb, (size_t)img.w * img.h * 3);
+            Photo q = {copy, img.w, img.h, 3};
+            if (col > 0 && pipeline_reage(&b, &fm, &q, box, from, group_center(&b.cfg, col - 1)) < 0) return fail("out of memory");
+            photo_crop(&q, box, R, face);
+            chw_to_rgb(face, R, R, tile);
             for (int r = 0; r < R; r++) memcpy(g.rgb + ((size_t)r * g.w + (size_t)col * R) * 3, tile + (size_t)r * R * 3, (size_t)R * 3);
         }
         if (image_save(grid, &g, &e)) return fail(e.msg);
         printf("wrote %s: input, then ages", grid);
         for (int k = 0; k < G; k++) printf(" %d-%d", b.cfg.group_lo[k], b.cfg.group_hi[k] >= 120 ? 120 : b.cfg.group_hi[k]);
         printf("\n");
-        free(face); free(y); free(tile);
+        free(face); free(tile); free(copy);
         image_free(&g);
     }
     if (target >= 0) {

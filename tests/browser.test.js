@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { sidewaysJpeg } from './exif.js';
 import { chromium } from 'playwright-core';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -150,6 +151,15 @@ test('the page re-ages a dropped photo, offline and private', async () => {
     a2 = await pixels(page, 'after');
     [l, r] = diffs(b2, a2, 640, 300, left);
     assert.ok(l > 0 && r > 0, 'both faces changed');
+
+    // a phone's photo stored sideways with an EXIF orientation: shown, found and re-aged upright
+    const phone = sidewaysJpeg(readFileSync(join(root, 'web/sample.jpg')));
+    const results3 = Number(await page.evaluate(() => document.body.dataset.results));
+    await dropFile(page, phone.bytes, 'phone.jpg', 'image/jpeg');
+    await page.waitForFunction((n) => Number(document.body.dataset.results) > n && document.getElementById('status').hidden, results3, { timeout: 60000 });
+    const shown = await page.evaluate(() => { const c = document.getElementById('after'); return [c.width, c.height]; });
+    assert.deepEqual(shown, [phone.width, phone.height], 'the photo is shown upright');
+    assert.equal(await page.evaluate(() => document.body.dataset.faces), '1', 'the face is found upright');
 
     // no face: a message and the hand-placed box
     await page.evaluate(() => { document.body.dataset.faces = ''; });

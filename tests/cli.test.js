@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
+import { sidewaysJpeg } from './exif.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const cli = join(root, 'build/reage');
@@ -44,6 +45,24 @@ test('the CLI lists the faces it finds and re-ages the chosen one', () => {
   assert.equal(aged.code, 0, aged.err);
   assert.match(aged.out, /wrote .*old\.png: \d+ -> 75 years/);
   assert.deepEqual([...readFileSync(out).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG');
+});
+
+test('a photo stored sideways with an EXIF orientation is read upright', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'reage-cli-'));
+  const { bytes, width, height } = sidewaysJpeg(readFileSync(sample));
+  const photo = join(dir, 'phone.jpg'), out = join(dir, 'aged.png');
+  writeFileSync(photo, bytes);
+  const list = run(photo);
+  assert.equal(list.code, 0, list.err);
+  // upright, the face sits near the top of the taller picture, level
+  const m = list.out.match(/^face 1: centre (\d+),(\d+), side \d+, rotated (-?[\d.]+) degrees/m);
+  assert.ok(m, list.out);
+  assert.ok(Math.abs(Number(m[3])) < 15, `the face is level (${m[3]} degrees)`);
+  assert.ok(Number(m[2]) < height / 2 && Math.abs(Number(m[1]) - width / 2) < width / 4, `the face is where it stands upright (${m[1]},${m[2]})`);
+  const aged = run('--age', '60', photo, out);
+  assert.equal(aged.code, 0, aged.err);
+  const png = readFileSync(out);
+  assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [width, height], 'the output is upright');
 });
 
 test('the CLI refuses bad requests with a message and writes nothing', () => {

@@ -40,8 +40,74 @@ static void test_fuzz_regressions(void) {
     }
 }
 
+/* A JPEG's bytes with an EXIF segment holding orientation v (little- or
+ * big-endian) put after its start marker; out must hold len + 64. */
+static size_t with_orientation(const uint8_t *jpg, size_t len, int v, int big_endian, uint8_t *out) {
+    uint8_t tiff_le[] = {'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, (uint8_t)v, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t tiff_be[] = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, (uint8_t)v, 0, 0, 0, 0, 0, 0};
+    const uint8_t *tiff = big_endian ? tiff_be : tiff_le;
+    size_t tn = sizeof(tiff_le), seg = 2 + 6 + tn, n = 0;
+    out[n++] = 0xFF, out[n++] = 0xD8, out[n++] = 0xFF, out[n++] = 0xE1;
+    out[n++] = (uint8_t)(seg >> 8), out[n++] = (uint8_t)seg;
+    memcpy(out + n, "Exif\0\0", 6), n += 6;
+    memcpy(out + n, tiff, tn), n += tn;
+    memcpy(out + n, jpg + 2, len - 2);
+    return n + len - 2;
+}
+
+/* Every EXIF orientation turns the stored pixels upright: a 4x2 grid of
+ * coloured blocks, stored as each of the eight turns would store it. */
+static void test_exif_orientation(void) {
+    enum { B = 16, GW = 4, GH = 2 };
+    static const uint8_t colour[GW * GH][3] = {{220, 30, 30}, {30, 220, 30}, {30, 30, 220}, {220, 220, 30},
+                                               {30, 220, 220}, {220, 30, 220}, {240, 240, 240}, {20, 20, 20}};
+    Image up;
+    Err e;
+    image_alloc(&up, GW * B, GH * B);
+    for (int y = 0; y < GH * B; y++)
+        for (int x = 0; x < GW * B; x++) memcpy(up.rgb + ((size_t)y * up.w + x) * 3, colour[(y / B) * GW + x / B], 3);
+    char path[] = "/tmp/reage-exif-XXXXXX";
+    close(mkstemp(path));
+    char jpg[64];
+    snprintf(jpg, sizeof(jpg), "%s.jpg", path);
+    for (int v = 1; v <= 8; v++) {
+        /* store the upright grid as a camera with orientation v would: the inverse turn */
+        static const int inverse[9] = {0, 1, 2, 3, 4, 5, 8, 7, 6};
+        Image stored = {up.w, up.h, malloc((size_t)up.w * up.h * 3)};
+        memcpy(stored.rgb, up.rgb, (size_t)up.w * up.h * 3);
+        image_orient(&stored, inverse[v]);
+        uint8_t *bytes, *tagged;
+        size_t len;
+        if (image_save(jpg, &stored, &e) || file_read_all(jpg, 1 << 20, &bytes, &len, &e)) { CHECK(0, "%s", e.msg); return; }
+        tagged = malloc(len + 64);
+        size_t n = with_orientation(bytes, len, v, v % 2, tagged);
+        CHECK(jpeg_orientation(tagged, n) == v, "orientation %d is read (%s-endian)", v, v % 2 ? "big" : "little");
+        Image got;
+        int rc = image_decode(tagged, n, &got, "tagged.jpg", &e);
+        int worst = 0;
+        if (!rc && got.w == up.w && got.h == up.h)
+            for (int k = 0; k < GW * GH; k++) {
+                const uint8_t *px = got.rgb + ((size_t)((k / GW) * B + B / 2) * got.w + (k % GW) * B + B / 2) * 3;
+                for (int c = 0; c < 3; c++) worst = abs(px[c] - colour[k][c]) > worst ? abs(px[c] - colour[k][c]) : worst;
+            }
+        CHECK(!rc && got.w == up.w && got.h == up.h && worst < 24, "orientation %d: decoded upright (%dx%d, worst block %d levels)",
+              v, got.w, got.h, worst);
+        if (!rc) image_free(&got);
+        /* damaged EXIF (its directory's offset past the segment): read as no tag, the photo as stored */
+        memset(tagged + 6 + 6 + 4, 0xFF, 4);
+        CHECK(jpeg_orientation(tagged, n) == 1, "a damaged EXIF block reads as upright");
+        free(tagged);
+        free(bytes);
+        image_free(&stored);
+    }
+    image_free(&up);
+    unlink(jpg);
+    unlink(path);
+}
+
 void test_images(void) {
     test_fuzz_regressions();
+    test_exif_orientation();
     Image img, back;
     Err e;
     image_alloc(&img, 7, 5);

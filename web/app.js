@@ -99,7 +99,8 @@ async function loadFile(file) {
   const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
   let bitmap;
   try {
-    bitmap = await createImageBitmap(file);
+    // turned upright as its EXIF orientation says (the default in today's browsers, asked for all the same)
+    bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
   } catch {
     return message(looksLikeImage(head)
       ? `“${file.name}” looks like an image but could not be decoded: it may be corrupt or cut short.`
