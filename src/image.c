@@ -34,13 +34,15 @@
 int image_alloc(Image *img, int w, int h) {
     img->w = w;
     img->h = h;
+    img->alpha = NULL;
     img->rgb = malloc((size_t)w * h * 3);
     return img->rgb ? 0 : -1;
 }
 
 void image_free(Image *img) {
     free(img->rgb);
-    img->rgb = NULL;
+    free(img->alpha);
+    img->rgb = img->alpha = NULL;
     img->w = img->h = 0;
 }
 
@@ -133,6 +135,14 @@ int image_orient(Image *img, int orientation) {
         }
     free(img->rgb);
     img->rgb = out;
+    if (img->alpha) { /* JPEGs have none; kept right all the same */
+        Image a = {w, h, malloc((size_t)w * h * 3), NULL};
+        if (!a.rgb) return -1;
+        for (size_t i = 0; i < (size_t)w * h; i++) memset(a.rgb + i * 3, img->alpha[i], 3);
+        if (image_orient(&a, orientation)) { free(a.rgb); return -1; }
+        for (size_t i = 0; i < (size_t)w * h; i++) img->alpha[i] = a.rgb[i * 3];
+        free(a.rgb);
+    }
     img->w = W;
     img->h = H;
     return 0;
@@ -153,8 +163,30 @@ int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, E
     if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (uint64_t)w * h > IMAGE_MAX_PIXELS)
         return err_set(e, "%s: image is %dx%d pixels, more than the %u megapixels (%d a side) allowed",
                        what, w, h, IMAGE_MAX_PIXELS >> 20, IMAGE_MAX_SIDE);
-    uint8_t *px = stbi_load_from_memory(buf, (int)len, &w, &h, &c, 3);
+    int has_alpha = c == 2 || c == 4;
+    uint8_t *px = stbi_load_from_memory(buf, (int)len, &w, &h, &c, has_alpha ? 4 : 3);
     if (!px) return err_set(e, "%s: corrupt or truncated image: %s", what, stbi_failure_reason());
+    if (has_alpha) {
+        /* the colour composited on white, so that the detector and the networks see a transparent
+         * background as white rather than whatever colour hides under it; the alpha kept apart */
+        size_t n = (size_t)w * h;
+        uint8_t *rgb = malloc(n * 3), *alpha = malloc(n);
+        if (!rgb || !alpha) { free(rgb); free(alpha); stbi_image_free(px); return err_set(e, "%s: out of memory", what); }
+        int opaque = 1;
+        for (size_t i = 0; i < n; i++) {
+            unsigned a = px[i * 4 + 3];
+            alpha[i] = (uint8_t)a;
+            opaque &= a == 255;
+            for (int k = 0; k < 3; k++) rgb[i * 3 + k] = (uint8_t)((px[i * 4 + k] * a + 255 * (255 - a) + 127) / 255);
+        }
+        stbi_image_free(px);
+        if (opaque) { free(alpha); alpha = NULL; }
+        img->w = w;
+        img->h = h;
+        img->rgb = rgb;
+        img->alpha = alpha;
+        return 0;
+    }
     /* the decoder's own buffer (malloc'ed: stb_image's default allocator) becomes the image: one copy of the pixels */
     img->w = w;
     img->h = h;
@@ -192,9 +224,20 @@ static int ends_with(const char *s, const char *suffix) {
 
 int image_save(const char *path, const Image *img, Err *e) {
     Bytes m = {0};
-    int ok = ends_with(path, ".jpg") || ends_with(path, ".jpeg")
-                 ? stbi_write_jpg_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, 95)
-                 : stbi_write_png_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, img->w * 3);
+    int ok, jpeg = ends_with(path, ".jpg") || ends_with(path, ".jpeg");
+    if (!jpeg && img->alpha) {
+        /* the transparency back beside the (re-aged) colour */
+        size_t n = (size_t)img->w * img->h;
+        uint8_t *rgba = malloc(n * 4);
+        if (!rgba) return err_set(e, "%s: out of memory", path);
+        for (size_t i = 0; i < n; i++) memcpy(rgba + i * 4, img->rgb + i * 3, 3), rgba[i * 4 + 3] = img->alpha[i];
+        ok = stbi_write_png_to_func(mem_write, &m, img->w, img->h, 4, rgba, img->w * 4);
+        free(rgba);
+    } else {
+        /* a JPEG of a transparent photo: its colour is already on white */
+        ok = jpeg ? stbi_write_jpg_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, 95)
+                  : stbi_write_png_to_func(mem_write, &m, img->w, img->h, 3, img->rgb, img->w * 3);
+    }
     if (!ok || m.failed) { free(m.buf); return err_set(e, "%s: could not encode the image", path); }
     int rc = file_write_atomic(path, m.buf, m.len, e);
     free(m.buf);

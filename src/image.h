@@ -14,6 +14,9 @@
 typedef struct {
     int w, h;          /* RGB, 3 bytes a pixel, rows top to bottom */
     uint8_t *rgb;
+    /* a PNG's transparency, one byte a pixel (NULL when opaque); rgb then
+     * holds the photo composited on white, as the engine is to see it */
+    uint8_t *alpha;
 } Image;
 
 /* Decodes a JPEG or PNG into RGB, turned upright as a JPEG's EXIF
@@ -25,7 +28,8 @@ int jpeg_orientation(const uint8_t *buf, size_t len);
 /* Turns the image as orientation says (EXIF's eight values); -1 when out of memory. */
 int image_orient(Image *img, int orientation);
 int image_load(const char *path, Image *img, Err *e);
-/* PNG, or JPEG when the path ends in .jpg/.jpeg; written atomically. */
+/* PNG (with the image's transparency, if it has one), or JPEG when the
+ * path ends in .jpg/.jpeg (on white); written atomically. */
 int image_save(const char *path, const Image *img, Err *e);
 int image_alloc(Image *img, int w, int h);
 void image_free(Image *img);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import jpeg from 'jpeg-js';
 import { sidewaysJpeg } from './exif.js';
 import { chromium } from 'playwright-core';
 
@@ -38,9 +39,11 @@ async function dropFile(page, bytes, name, type, scene = null) {
     if (scene) {
       const face = await createImageBitmap(blob);
       const c = new OffscreenCanvas(scene.width, scene.height), g = c.getContext('2d');
-      const grad = g.createLinearGradient(0, 0, scene.width, scene.height);
-      grad.addColorStop(0, '#3a6'); grad.addColorStop(1, '#a53');
-      g.fillStyle = grad; g.fillRect(0, 0, scene.width, scene.height);
+      if (!scene.transparent) {
+        const grad = g.createLinearGradient(0, 0, scene.width, scene.height);
+        grad.addColorStop(0, '#3a6'); grad.addColorStop(1, '#a53');
+        g.fillStyle = grad; g.fillRect(0, 0, scene.width, scene.height);
+      }
       for (const [x, y, side] of scene.places) g.drawImage(face, x, y, side, side);
       blob = await c.convertToBlob({ type: 'image/png' });
     }
@@ -160,6 +163,21 @@ test('the page re-ages a dropped photo, offline and private', async () => {
     const shown = await page.evaluate(() => { const c = document.getElementById('after'); return [c.width, c.height]; });
     assert.deepEqual(shown, [phone.width, phone.height], 'the photo is shown upright');
     assert.equal(await page.evaluate(() => document.body.dataset.faces), '1', 'the face is found upright');
+
+    // a face on a transparent background: found, re-aged, kept transparent in the PNG and put on white in the JPEG
+    const results4 = Number(await page.evaluate(() => document.body.dataset.results));
+    await dropFile(page, face, 'cutout.png', 'image/png', { width: 360, height: 300, places: [[80, 40, 200]], transparent: true });
+    await page.waitForFunction((n) => Number(document.body.dataset.results) > n && document.getElementById('status').hidden, results4, { timeout: 60000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.faces), '1', 'the face on a transparent background is found');
+    await oldest(page);
+    const corner = await page.evaluate(() => [...document.getElementById('after').getContext('2d').getImageData(5, 5, 1, 1).data]);
+    assert.equal(corner[3], 0, 'the re-aged photo keeps its transparency');
+    const [jpegDownload] = await Promise.all([page.waitForEvent('download'), page.click('#downloadJpeg')]);
+    const flat = join(root, 'build/browser-download.jpg');
+    await jpegDownload.saveAs(flat);
+    const decoded = jpeg.decode(readFileSync(flat), { useTArray: true });
+    assert.ok(decoded.data[0] > 245 && decoded.data[1] > 245 && decoded.data[2] > 245,
+      `the JPEG puts the transparent background on white (${decoded.data.subarray(0, 3).join(', ')})`);
 
     // no face: a message and the hand-placed box
     await page.evaluate(() => { document.body.dataset.faces = ''; });

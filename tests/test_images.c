@@ -73,7 +73,7 @@ static void test_exif_orientation(void) {
     for (int v = 1; v <= 8; v++) {
         /* store the upright grid as a camera with orientation v would: the inverse turn */
         static const int inverse[9] = {0, 1, 2, 3, 4, 5, 8, 7, 6};
-        Image stored = {up.w, up.h, malloc((size_t)up.w * up.h * 3)};
+        Image stored = {up.w, up.h, malloc((size_t)up.w * up.h * 3), NULL};
         memcpy(stored.rgb, up.rgb, (size_t)up.w * up.h * 3);
         image_orient(&stored, inverse[v]);
         uint8_t *bytes, *tagged;
@@ -105,9 +105,50 @@ static void test_exif_orientation(void) {
     unlink(path);
 }
 
+/* A transparent PNG: the engine sees its transparent pixels as white, and a
+ * PNG written back keeps the transparency. */
+static void test_transparency(void) {
+    Image img, back, again;
+    Err e;
+    image_alloc(&img, 8, 4);
+    img.alpha = malloc(32);
+    for (int i = 0; i < 32; i++) {
+        img.rgb[i * 3] = 200, img.rgb[i * 3 + 1] = 10, img.rgb[i * 3 + 2] = 10;
+        img.alpha[i] = (uint8_t)(i % 8 < 2 ? 0 : i % 8 < 4 ? 128 : 255);
+    }
+    char path[] = "/tmp/reage-alpha-XXXXXX";
+    close(mkstemp(path));
+    char png[64], png2[64];
+    snprintf(png, sizeof(png), "%s.png", path);
+    snprintf(png2, sizeof(png2), "%s-2.png", path);
+    int rc = image_save(png, &img, &e) || image_load(png, &back, &e);
+    CHECK(!rc && back.alpha, "a transparent PNG loads with its transparency: %s", rc ? e.msg : "");
+    if (rc || !back.alpha) return;
+    CHECK(back.alpha[0] == 0 && back.alpha[2] == 128 && back.alpha[4] == 255, "alpha read: %d %d %d", back.alpha[0], back.alpha[2],
+          back.alpha[4]);
+    const uint8_t *clear = back.rgb, *half = back.rgb + 2 * 3, *solid = back.rgb + 4 * 3;
+    CHECK(clear[0] == 255 && clear[1] == 255 && clear[2] == 255, "a transparent pixel reads as white (%d %d %d)", clear[0], clear[1], clear[2]);
+    CHECK(abs(half[0] - 228) <= 1 && abs(half[1] - 132) <= 1 && solid[0] == 200 && solid[1] == 10,
+          "half-transparent pixels are composited on white (%d %d), opaque ones kept (%d %d)", half[0], half[1], solid[0], solid[1]);
+    CHECK(image_save(png2, &back, &e) == 0 && image_load(png2, &again, &e) == 0 && again.alpha && again.alpha[0] == 0 &&
+              again.alpha[2] == 128 && again.alpha[31] == 255,
+          "written back as PNG, the transparency stays");
+    image_free(&again);
+    /* an alpha channel that is opaque throughout is no transparency */
+    memset(img.alpha, 255, 32);
+    CHECK(image_save(png, &img, &e) == 0 && image_load(png, &again, &e) == 0 && again.alpha == NULL, "an opaque alpha channel is dropped");
+    image_free(&again);
+    image_free(&back);
+    image_free(&img);
+    unlink(png);
+    unlink(png2);
+    unlink(path);
+}
+
 void test_images(void) {
     test_fuzz_regressions();
     test_exif_orientation();
+    test_transparency();
     Image img, back;
     Err e;
     image_alloc(&img, 7, 5);

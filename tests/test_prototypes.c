@@ -285,7 +285,7 @@ static void test_prototype_transform(void) {
           younger);
     /* at the photo's own resolution: twice the pixels, the same change (compared back at the first size) */
     {
-        Image big, small, src = {W, H, canvas};
+        Image big, small, src = {W, H, canvas, NULL};
         image_resize(&src, 2 * W, 2 * H, &big);
         Photo pb = {big.rgb, big.w, big.h, 3};
         if (facedet_photo(&fd, &pb, d, 4) >= 1) {

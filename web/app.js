@@ -136,6 +136,12 @@ async function loadFile(file) {
 function sendPhoto() {
   const { width, height } = state.photo;
   const rgba = $('before').getContext('2d').getImageData(0, 0, width, height).data;
+  // a transparent photo's colour composited on white for the engine, so that the detector sees a
+  // transparent background as white; the alpha itself goes through unchanged
+  for (let i = 3; i < rgba.length; i += 4) {
+    const a = rgba[i];
+    if (a < 255) for (let k = i - 3; k < i; k++) rgba[k] = (rgba[k] * a + 255 * (255 - a) + 127) / 255;
+  }
   state.request++;
   status('Finding faces…');
   worker.postMessage({ type: 'photo', id: state.request, rgba: rgba.buffer, width, height, box: current().box }, [rgba.buffer]);
@@ -278,7 +284,19 @@ $('showCrop').addEventListener('change', (e) => $('stage').classList.toggle('bar
 $('another').addEventListener('click', () => { show($('work'), false); show($('drop'), true); state.photo = null; message(''); });
 
 function download(type) {
-  $('after').toBlob((blob) => {
+  // a JPEG has no transparency: the photo goes on white (a canvas would put it on black)
+  let canvas = $('after');
+  if (type === 'image/jpeg') {
+    const flat = document.createElement('canvas');
+    flat.width = canvas.width;
+    flat.height = canvas.height;
+    const g = flat.getContext('2d');
+    g.fillStyle = '#fff';
+    g.fillRect(0, 0, flat.width, flat.height);
+    g.drawImage(canvas, 0, 0);
+    canvas = flat;
+  }
+  canvas.toBlob((blob) => {
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
     a.download = `${state.photo.name}-age-${state.target}.${type === 'image/png' ? 'png' : 'jpg'}`;
