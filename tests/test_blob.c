@@ -176,7 +176,105 @@ static void test_atomic_write(void) {
     remove(path);
 }
 
+/* Raw blob bytes: header, config, the tensors' records as given (already
+ * laid out), and a checksum that matches, so that only the structure is wrong. */
+static uint8_t *raw_blob(uint32_t ntensors, const uint8_t *records, size_t rlen, size_t *len) {
+    const char *config = "res=8\n";
+    uint32_t v = BLOB_VERSION, clen = (uint32_t)strlen(config);
+    *len = 8 + 4 + 4 + clen + 4 + rlen + 4;
+    uint8_t *b = malloc(*len), *p = b;
+    memcpy(p, BLOB_MAGIC, 8), p += 8;
+    memcpy(p, &v, 4), p += 4;
+    memcpy(p, &clen, 4), p += 4;
+    memcpy(p, config, clen), p += clen;
+    memcpy(p, &ntensors, 4), p += 4;
+    memcpy(p, records, rlen), p += rlen;
+    uint32_t crc = crc32_bytes(b, *len - 4, 0);
+    memcpy(p, &crc, 4);
+    return b;
+}
+
+/* A tensor's record: name, dtype, dims, then `data` bytes of zeros. */
+static size_t record(uint8_t *out, const char *name, uint32_t dtype, uint32_t ndim, const uint32_t *dims, size_t data) {
+    uint32_t nl = (uint32_t)strlen(name);
+    size_t n = 0;
+    memcpy(out + n, &nl, 4), n += 4;
+    memcpy(out + n, name, nl), n += nl;
+    memcpy(out + n, &dtype, 4), n += 4;
+    memcpy(out + n, &ndim, 4), n += 4;
+    memcpy(out + n, dims, 4 * ndim), n += 4 * ndim;
+    memset(out + n, 0, data), n += data;
+    return n;
+}
+
+/* Malformed structures under a valid checksum: each refused with a message
+ * that names the file, never a crash or a read past the buffer. */
+static void test_malformed_structures(void) {
+    static Blob blob;
+    static uint8_t rec[4096];
+    Err e;
+    size_t len, n;
+    uint8_t *b;
+    uint32_t dims[5] = {2, 3, 4, 5, 6};
+    struct { const char *what, *want; uint32_t ntensors, dtype, ndim, name_pad; uint32_t d0; size_t data; } cases[] = {
+        {"a count of tensors past the records", "truncated at tensor 1", 2, DT_F32, 1, 0, 2, 8},
+        {"more tensors than any model has", "too many tensors", 5000, DT_F32, 1, 0, 2, 8},
+        {"an unknown element type", "malformed tensor 0", 1, 9, 1, 0, 2, 8},
+        {"five dimensions", "malformed tensor 0", 1, DT_F32, 5, 0, 2, 8 * 720},
+        {"dimensions whose product is absurd", "too large", 1, DT_F32, 4, 0, 65536, 8},
+        {"data shorter than its shape", "truncated in tensor", 1, DT_F32, 2, 0, 2, 8},
+        {"a name longer than any", "truncated at tensor 0", 1, DT_F32, 1, 250, 2, 8},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        char name[300];
+        memset(name, 'x', sizeof(name));
+        snprintf(name, 16, "gen.w");
+        if (cases[k].name_pad) name[5] = 'x', name[cases[k].name_pad] = 0;
+        dims[0] = cases[k].d0;
+        if (cases[k].d0 == 65536) dims[1] = dims[2] = dims[3] = 65536;
+        else dims[1] = 3, dims[2] = 4, dims[3] = 5;
+        n = record(rec, name, cases[k].dtype, cases[k].ndim, dims, cases[k].data);
+        b = raw_blob(cases[k].ntensors, rec, n, &len);
+        int rc = blob_parse(&blob, b, len, BLOB_MAGIC, "crafted.blob", &e);
+        CHECK(rc != 0 && has(e.msg, "crafted.blob") && has(e.msg, cases[k].want), "%s: %s", cases[k].what, rc ? e.msg : "accepted");
+        free(b);
+    }
+    /* well formed, but not the model its config describes: a network's tensor with the wrong shape, or missing */
+    uint8_t *buf;
+    if (file_read_all("weights/reage.blob", 1 << 26, &buf, &len, &e)) { CHECK(0, "%s", e.msg); return; }
+    if (blob_parse(&blob, buf, len, BLOB_MAGIC, "reage.blob", &e)) { CHECK(0, "%s", e.msg); free(buf); return; }
+    for (int mode = 0; mode < 2; mode++) {
+        BlobWriter w;
+        blobw_begin(&w, BLOB_MAGIC, blob.config);
+        char victim[64] = "";
+        for (uint32_t i = 0; i < blob.ntensors; i++) {
+            const BlobTensor *t = &blob.t[i];
+            if (!victim[0] && t->name_len > 4 && !memcmp(t->name, "gen.", 4)) {
+                snprintf(victim, sizeof(victim), "%.*s", (int)t->name_len, t->name);
+                if (mode == 0) { /* the same name, one element short */
+                    int shape[1] = {(int)t->count - 1};
+                    float *zeros = calloc(t->count, sizeof(float));
+                    blobw_floats(&w, victim, DT_F16, 1, shape, zeros);
+                    free(zeros);
+                }
+                continue;
+            }
+            blobw_copy(&w, t);
+        }
+        size_t blen;
+        uint8_t *bad = blobw_finish(&w, &blen);
+        static Bundle bundle;
+        int rc = bundle_load(&bundle, bad, blen, NULL, "crafted.blob", &e);
+        CHECK(rc != 0 && has(e.msg, "crafted.blob") && has(e.msg, victim), "%s %s: %s", mode ? "a missing" : "a misshapen", victim,
+              rc ? e.msg : "accepted");
+        if (!rc) bundle_free(&bundle);
+        free(bad);
+    }
+    free(buf);
+}
+
 void test_blob(void) {
+    test_malformed_structures();
     test_f16();
     test_round_trip_and_damage();
     test_calibrated_blob();
