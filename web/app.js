@@ -68,6 +68,8 @@ worker.onmessage = ({ data }) => {
       state.busy = false;
       if (state.pending) { state.pending = false; render(); }
       else status('');
+      // a result for the photo before this one (dropped while it was computed) is not drawn over this one
+      if (data.id !== state.request) break;
       drawResult(data);
       $('timing').textContent = `Re-aged in ${Math.round(data.ms)} ms, on this device.`;
       document.body.dataset.results = String(Number(document.body.dataset.results || 0) + 1);
