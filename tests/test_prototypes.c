@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../src/blob.h"
+#include "../src/change_render.h"
 #include "../src/facedetect.h"
 #include "../src/facemesh.h"
 #include "../src/facespace.h"
@@ -14,6 +15,7 @@
 #include "../src/pyramid.h"
 #include "../src/rng.h"
 #include "check.h"
+#include "gradcheck.h"
 
 static void test_pyramid(void) {
     enum { W = 64 };
@@ -313,7 +315,59 @@ done:
     proto_free(&P);
 }
 
+/* ---- the structured change's renderer ---- */
+
+typedef struct {
+    ChangeShape sh;
+    float *field, *up, *x, *bands, *mid, *y, *r;
+} RenderCase;
+
+static double render_loss(void *ctx) {
+    RenderCase *c = ctx;
+    change_upsample_forward(c->up, c->field, c->sh);
+    change_render_forward(c->y, c->mid, c->x, c->bands, c->up, c->sh);
+    return dot(c->y, c->r, (size_t)c->sh.B * 3 * c->sh.S * c->sh.S);
+}
+
+static void test_change_render(void) {
+    ChangeShape sh = {2, 16, 4};
+    size_t n = (size_t)sh.S * sh.S, nf = (size_t)sh.B * CHANGE_FIELDS * sh.s * sh.s;
+    RenderCase c = {sh, calloc(nf, 4), calloc((size_t)sh.B * CHANGE_FIELDS * n, 4), calloc(sh.B * 3 * n, 4),
+                    calloc((size_t)sh.B * CHANGE_BANDS * n, 4), calloc(sh.B * 3 * n, 4), calloc(sh.B * 3 * n, 4), calloc(sh.B * 3 * n, 4)};
+    float *dup = calloc((size_t)sh.B * CHANGE_FIELDS * n, 4), *dfield = calloc(nf, 4), *scratch = calloc(3 * n, 4);
+    fill_uniform(c.x, sh.B * 3 * n, -1, 1, 1);
+    fill_uniform(c.bands, (size_t)sh.B * CHANGE_BANDS * n, -0.2f, 0.2f, 2);
+    fill_uniform(c.r, sh.B * 3 * n, -1, 1, 3);
+    /* no change: the face itself, to the bit */
+    render_loss(&c);
+    CHECK(!memcmp(c.y, c.x, sizeof(float) * sh.B * 3 * n), "an empty change renders the face unchanged");
+    /* a displacement of one pixel to the right everywhere: the face shifted (away from the edge) */
+    for (int b = 0; b < sh.B; b++)
+        for (int k = 0; k < sh.s * sh.s; k++) c.field[((size_t)b * CHANGE_FIELDS + CHANGE_DX) * sh.s * sh.s + k] = 1;
+    render_loss(&c);
+    float worst = 0;
+    for (int i = 0; i < sh.S; i++)
+        for (int j = 0; j + 1 < sh.S; j++) worst = fmaxf(worst, fabsf(c.y[i * sh.S + j] - c.x[i * sh.S + j + 1]));
+    CHECK(worst < 1e-6f, "a displacement of one pixel samples the next pixel (off by %g)", worst);
+    /* every field against finite differences */
+    Rng r;
+    rng_seed(&r, 11);
+    for (size_t i = 0; i < nf; i++) {
+        int f = (int)(i / (sh.s * sh.s)) % CHANGE_FIELDS;
+        c.field[i] = f < CHANGE_COLOUR ? 3 * (rng_uniform(&r) - 0.5f) + 0.37f : f < CHANGE_GAIN ? 0.2f * (rng_uniform(&r) - 0.5f)
+                                                                                               : rng_uniform(&r) - 0.5f;
+    }
+    render_loss(&c);
+    change_render_backward(dup, c.r, c.mid, c.bands, c.up, scratch, sh);
+    change_upsample_backward(dfield, dup, sh);
+    double err = gradcheck(render_loss, &c, c.field, dfield, nf, 200, 1e-3f);
+    CHECK(err < 2e-2, "the change's renderer against finite differences: relative error %.2e", err);
+    free(c.field); free(c.up); free(c.x); free(c.bands); free(c.mid); free(c.y); free(c.r);
+    free(dup); free(dfield); free(scratch);
+}
+
 void test_prototypes(void) {
+    test_change_render();
     test_pyramid();
     test_prototype_sums();
     test_prototype_blob();
