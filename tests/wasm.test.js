@@ -248,6 +248,25 @@ test('wasm and native re-age a photo alike through the shipped pipeline', async 
   assert.ok(worst <= 2 && sum / ours.length < 0.05, `max |wasm - native| = ${worst}, mean ${sum / ours.length}`);
 });
 
+// The photo is copied into the engine once: estimating and re-aging it again and again reuse that copy,
+// leave it unchanged, and grow nothing.
+test('the engine keeps one copy of a photo across detection, estimates and re-aging', async () => {
+  const e = await engine();
+  const W = 300, H = 240, rgba = gradientPhoto(W, H), box = { cx: 150, cy: 120, size: 160, angle: 0 };
+  const first = e.apply(rgba, W, H, [{ box, source: 30 }], 70);
+  const heap = e.x.memory.buffer.byteLength;
+  for (let k = 0; k < 4; k++) {
+    e.estimateAge(rgba, W, H, box);
+    const again = e.apply(rgba, W, H, [{ box, source: 30 }], 70);
+    assert.deepEqual(again, first, 'the same photo re-aged again gives the same pixels (its copy was not re-aged in place)');
+  }
+  assert.equal(e.x.memory.buffer.byteLength, heap, 'the heap did not grow');
+  // another photo of the same size replaces it: no stale pixels
+  const other = gradientPhoto(W, H).map((v, i) => (i % 4 === 2 ? 200 : v));
+  const theirs = e.apply(other, W, H, [], 70);
+  assert.deepEqual(theirs, other, 'no faces: the new photo comes back as it is');
+});
+
 test('a damaged detector blob is refused and the loaded detector stays', async () => {
   const e = await engine();
   const bytes = new Uint8Array(readFileSync(detectorPath));

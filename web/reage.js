@@ -33,6 +33,26 @@ export class ReAgeEngine {
 
   #fail() { throw new Error(this.#string(this.x.reage_error())); }
 
+  // The photo lives in the module's memory once: the same pixels (the same
+  // array, unchanged) passed again are not copied again, so that finding the
+  // faces, estimating ages and every move of the slider share one copy.
+  #photo = { source: null, ptr: 0, len: 0, result: 0 };
+  #photoPtr(rgba) {
+    const p = this.#photo;
+    if (p.source === rgba && p.len === rgba.byteLength) return p.ptr;
+    this.#dropPhoto();
+    p.ptr = this.#put(rgba);
+    p.source = rgba;
+    p.len = rgba.byteLength;
+    return p.ptr;
+  }
+  #dropPhoto() {
+    const p = this.#photo;
+    if (p.ptr) this.x.reage_free(p.ptr);
+    if (p.result) this.x.reage_free(p.result);
+    Object.assign(p, { source: null, ptr: 0, len: 0, result: 0 });
+  }
+
   // Hands a blob (ArrayBuffer or Uint8Array) to one of the engine's loaders;
   // throws with the engine's message on a bad one, which keeps the previous.
   #loadWith(loader, blob) {
@@ -63,10 +83,10 @@ export class ReAgeEngine {
   // y1}, keypoints: [[x, y] x 6], box: {cx, cy, size, angle}}], where box is
   // the aligned crop that the re-aging uses.
   detect(rgba, width, height, max = 16) {
-    const per = this.x.reage_face_floats(), ptr = this.#put(rgba), out = this.x.reage_malloc(max * per * 4);
+    const per = this.x.reage_face_floats(), ptr = this.#photoPtr(rgba), out = this.x.reage_malloc(max * per * 4);
     const n = this.x.reage_detect(ptr, rgba.byteLength, width, height, out, max);
     const f = n > 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + n * per * 4)) : null;
-    [ptr, out].forEach((p) => this.x.reage_free(p));
+    this.x.reage_free(out);
     if (n < 0) this.#fail();
     const faces = [];
     for (let i = 0; i < n; i++) {
@@ -92,10 +112,10 @@ export class ReAgeEngine {
   mesh(rgba, width, height, face) {
     const per = this.x.reage_mesh_floats(), det = new Float32Array(21);
     det.set([face.score, face.rect.x0, face.rect.y0, face.rect.x1, face.rect.y1, ...face.keypoints.flat()]);
-    const ptr = this.#put(rgba), dp = this.#put(det), out = this.x.reage_malloc(per * 4);
+    const ptr = this.#photoPtr(rgba), dp = this.#put(det), out = this.x.reage_malloc(per * 4);
     const rc = this.x.reage_mesh(ptr, rgba.byteLength, width, height, dp, out);
     const f = rc === 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + per * 4)) : null;
-    [ptr, dp, out].forEach((p) => this.x.reage_free(p));
+    [dp, out].forEach((p) => this.x.reage_free(p));
     if (!f) this.#fail();
     return { score: f[0], roi: { cx: f[1], cy: f[2], size: f[3], angle: f[4] }, points: f.subarray(5) };
   }
@@ -106,9 +126,8 @@ export class ReAgeEngine {
   // rgba: Uint8ClampedArray of width*height*4; box: {cx, cy, size, angle}
   // in pixels and radians (clockwise; 0 when absent).
   estimateAge(rgba, width, height, box) {
-    const ptr = this.#put(rgba);
+    const ptr = this.#photoPtr(rgba);
     const age = this.x.reage_estimate_age(ptr, rgba.byteLength, width, height, box.cx, box.cy, box.size, box.angle || 0);
-    this.x.reage_free(ptr);
     if (age < 0) this.#fail();
     return age;
   }
@@ -118,10 +137,15 @@ export class ReAgeEngine {
   apply(rgba, width, height, faces, targetAge) {
     const spec = new Float32Array(faces.length * 6);
     faces.forEach(({ box, source }, i) => spec.set([box.cx, box.cy, box.size, box.angle || 0, source, targetAge], i * 6));
-    const ptr = this.#put(rgba), sp = this.#put(spec);
+    // the photo's one copy stays as it is: the re-aging works on a second buffer, kept for the next move
+    const src = this.#photoPtr(rgba), sp = this.#put(spec);
+    if (!this.#photo.result) this.#photo.result = this.x.reage_malloc(rgba.byteLength);
+    const ptr = this.#photo.result;
+    if (!ptr) { this.x.reage_free(sp); throw new Error('the engine is out of memory'); }
+    new Uint8Array(this.x.memory.buffer).copyWithin(ptr, src, src + rgba.byteLength);
     const rc = this.x.reage_apply(ptr, rgba.byteLength, width, height, sp, faces.length);
     const out = rc === 0 ? new Uint8ClampedArray(this.x.memory.buffer.slice(ptr, ptr + rgba.byteLength)) : null;
-    [ptr, sp].forEach((p) => this.x.reage_free(p));
+    this.x.reage_free(sp);
     if (!out) this.#fail();
     return out;
   }
