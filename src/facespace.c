@@ -374,8 +374,8 @@ void facewarp_photo_to_space(const FaceWarp *w, const Photo *p, int S, uint8_t *
     free(map);
 }
 
-void facewarp_space_to_photo(const FaceWarp *w, const uint8_t *space, int S, Photo *p) {
-    /* the photo pixels the warped face space covers: the bounds of its warped border */
+int facewarp_photo_bounds(const FaceWarp *w, const Photo *p, int *x0, int *y0, int *x1, int *y1) {
+    /* the bounds of the face space's border, warped */
     double bx0 = 1e30, by0 = 1e30, bx1 = -1e30, by1 = -1e30, lo = -FACESPACE_MARGIN, hi = 1 + FACESPACE_MARGIN;
     for (int i = 0; i <= 64; i++)
         for (int side = 0; side < 4; side++) {
@@ -384,12 +384,18 @@ void facewarp_space_to_photo(const FaceWarp *w, const uint8_t *space, int S, Pho
             facewarp_to_photo(w, u, v, &x, &y);
             bx0 = fmin(bx0, x), by0 = fmin(by0, y), bx1 = fmax(bx1, x), by1 = fmax(by1, y);
         }
-    int x0 = (int)floor(bx0) - 1, x1 = (int)ceil(bx1) + 1, y0 = (int)floor(by0) - 1, y1 = (int)ceil(by1) + 1;
-    x0 = x0 < 0 ? 0 : x0;
-    y0 = y0 < 0 ? 0 : y0;
-    x1 = x1 > p->w ? p->w : x1;
-    y1 = y1 > p->h ? p->h : y1;
-    if (x1 <= x0 || y1 <= y0) return;
+    *x0 = (int)floor(bx0) - 1, *x1 = (int)ceil(bx1) + 1, *y0 = (int)floor(by0) - 1, *y1 = (int)ceil(by1) + 1;
+    *x0 = *x0 < 0 ? 0 : *x0;
+    *y0 = *y0 < 0 ? 0 : *y0;
+    *x1 = *x1 > p->w ? p->w : *x1;
+    *y1 = *y1 > p->h ? p->h : *y1;
+    return *x1 > *x0 && *y1 > *y0;
+}
+
+void facewarp_space_to_photo(const FaceWarp *w, const uint8_t *space, int S, Photo *p) {
+    double lo = -FACESPACE_MARGIN, hi = 1 + FACESPACE_MARGIN;
+    int x0, y0, x1, y1;
+    if (!facewarp_photo_bounds(w, p, &x0, &y0, &x1, &y1)) return;
     int GW = (x1 - x0) / GRID + 2, GH = (y1 - y0) / GRID + 2;
     double (*map)[2] = malloc(sizeof(*map) * (size_t)GW * GH);
     if (!map) return;

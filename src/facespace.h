@@ -72,6 +72,8 @@ int facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *
  * crop square with its margin at S pixels a side, sampled bilinearly
  * (edges repeat). */
 void facewarp_photo_to_space(const FaceWarp *w, const Photo *p, int S, uint8_t *out);
+/* The photo's pixels the face space covers, [x0, x1) x [y0, y1); 0 when none. */
+int facewarp_photo_bounds(const FaceWarp *w, const Photo *p, int *x0, int *y0, int *x1, int *y1);
 /* A face-space image [S,S,3] back into the photo, over the pixels whose
  * canonical position lies inside it; others are left alone. */
 void facewarp_space_to_photo(const FaceWarp *w, const uint8_t *space, int S, Photo *p);

@@ -554,20 +554,8 @@ int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
             fold[i * MASK_SIDE + j] = smoothstep(0.15f, 0.4f, (float)det);
         }
     /* the photo pixels the face space covers (the reshaping leaves its border where it is) */
-    double bx0 = 1e30, by0 = 1e30, bx1 = -1e30, by1 = -1e30;
-    for (int i = 0; i <= 64; i++)
-        for (int side = 0; side < 4; side++) {
-            double t = lo + (hi - lo) * i / 64.0, u = side == 0 ? t : side == 1 ? hi : side == 2 ? hi + lo - t : lo,
-                   v = side == 0 ? lo : side == 1 ? t : side == 2 ? hi : hi + lo - t, x, y;
-            facewarp_to_photo(&w, u, v, &x, &y);
-            bx0 = fmin(bx0, x), by0 = fmin(by0, y), bx1 = fmax(bx1, x), by1 = fmax(by1, y);
-        }
-    int x0 = (int)floor(bx0) - 1, x1 = (int)ceil(bx1) + 1, y0 = (int)floor(by0) - 1, y1 = (int)ceil(by1) + 1;
-    x0 = x0 < 0 ? 0 : x0;
-    y0 = y0 < 0 ? 0 : y0;
-    x1 = x1 > p->w ? p->w : x1;
-    y1 = y1 > p->h ? p->h : y1;
-    if (x1 <= x0 || y1 <= y0) { rc = 0; goto done; }
+    int x0, y0, x1, y1;
+    if (!facewarp_photo_bounds(&w, p, &x0, &y0, &x1, &y1)) { rc = 0; goto done; }
     int RW = x1 - x0, RH = y1 - y0;
     /* the warps and the colour change are smooth: computed on a grid about a hundredth of the face apart and
      * interpolated */
