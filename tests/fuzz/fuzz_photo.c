@@ -1,6 +1,8 @@
 /* libFuzzer target: the photo pipeline on a real face photo with random
  * boxes, ages and photo sizes (the same calls the page and the CLI make,
- * after their argument checks: here the pipeline itself must hold). */
+ * after their argument checks: here the pipeline itself must hold), by the
+ * generator and by the shipped path (the mesh, then the age prototypes
+ * wherever it finds the face). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,8 +11,10 @@
 #include "../../src/fileio.h"
 #include "../../src/image.h"
 #include "../../src/photo.h"
+#include "../../src/pipeline.h"
 
 static Bundle bundle;
+static FaceMesh mesh;
 static Image face;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -21,6 +25,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (file_read_all("weights/reage.blob", 1 << 26, &buf, &len, &e) || bundle_load(&bundle, buf, len, NULL, "weights", &e) ||
         image_load("web/sample.jpg", &face, &e))
         abort(); /* run from the repository's root */
+    free(buf);
+    if (file_read_all("weights/facemesh.blob", 1 << 26, &buf, &len, &e) || facemesh_load(&mesh, buf, len, "mesh", &e)) abort();
     free(buf);
     return 0;
 }
@@ -42,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Photo ph = {p.rgb, p.w, p.h, 3};
     photo_estimate_age(&bundle, &ph, box);
     photo_reage(&bundle, &ph, box, from, to);
+    pipeline_reage(&bundle, &mesh, &ph, box, from, to);
     image_free(&p);
     return 0;
 }
