@@ -211,7 +211,7 @@ static size_t record(uint8_t *out, const char *name, uint32_t dtype, uint32_t nd
  * that names the file, never a crash or a read past the buffer. */
 static void test_malformed_structures(void) {
     static Blob blob;
-    static uint8_t rec[4096];
+    static uint8_t rec[16384];
     Err e;
     size_t len, n;
     uint8_t *b;
