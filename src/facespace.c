@@ -78,105 +78,108 @@ static double tps_u(double dx, double dy) {
     return r2 > 1e-20 ? r2 * log(r2) : 0.0;
 }
 
-/* Solves A x = b for two right-hand sides (b [n][2], overwritten with x) by
- * Gaussian elimination with partial pivoting; A [n][n] is overwritten. */
-static int solve2(double *A, double (*b)[2], int n) {
-    for (int col = 0; col < n; col++) {
-        int piv = col;
-        for (int r = col + 1; r < n; r++)
-            if (fabs(A[(size_t)r * n + col]) > fabs(A[(size_t)piv * n + col])) piv = r;
-        if (fabs(A[(size_t)piv * n + col]) < 1e-14) return -1;
-        if (piv != col) {
-            for (int c = 0; c < n; c++) {
-                double t = A[(size_t)col * n + c];
-                A[(size_t)col * n + c] = A[(size_t)piv * n + c];
-                A[(size_t)piv * n + c] = t;
-            }
-            for (int d = 0; d < 2; d++) { double t = b[col][d]; b[col][d] = b[piv][d]; b[piv][d] = t; }
-        }
-        for (int r = col + 1; r < n; r++) {
-            double f = A[(size_t)r * n + col] / A[(size_t)col * n + col];
-            if (f == 0) continue;
-            for (int c = col; c < n; c++) A[(size_t)r * n + c] -= f * A[(size_t)col * n + c];
-            for (int d = 0; d < 2; d++) b[r][d] -= f * b[col][d];
-        }
-    }
-    for (int r = n - 1; r >= 0; r--)
-        for (int d = 0; d < 2; d++) {
-            double s = b[r][d];
-            for (int c = r + 1; c < n; c++) s -= A[(size_t)r * n + c] * b[c][d];
-            b[r][d] = s / A[(size_t)r * n + r];
-        }
-    return 0;
-}
-
-/* The spline through src -> dst (n points; coordinates scaled by unit so
- * that the kernel sees numbers near 1): weights [n+3][2] into out. The
- * first `smoothed` points are approximated (lambda), which also keeps points
- * that nearly coincide (a closed mouth's lips) from making the system
- * singular; the rest are met exactly. */
-static int tps_fit(const double (*src)[2], const double (*dst)[2], int n, int smoothed, double unit, double *out) {
+/* The spline's linear system for control points src (n of them; coordinates
+ * scaled by unit so that the kernel sees numbers near 1) into A [m][m], m =
+ * n + 3. The first `smoothed` points are approximated (TPS_LAMBDA); the rest
+ * are met exactly. */
+static void tps_system(const double (*src)[2], int n, int smoothed, double unit, double *A) {
     int m = n + 3;
-    double *A = calloc((size_t)m * m, sizeof(double));
-    double (*b)[2] = calloc((size_t)m, sizeof(*b));
-    if (!A || !b) { free(A); free(b); return -1; }
+    memset(A, 0, sizeof(double) * m * m);
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < n; j++)
             A[(size_t)i * m + j] = tps_u((src[i][0] - src[j][0]) / unit, (src[i][1] - src[j][1]) / unit);
-        if (i < smoothed) A[(size_t)i * m + i] += TPS_LAMBDA; /* the ring is met exactly */
+        if (i < smoothed) A[(size_t)i * m + i] += TPS_LAMBDA;
         double row[3] = {1, src[i][0] / unit, src[i][1] / unit};
         for (int k = 0; k < 3; k++) A[(size_t)i * m + n + k] = A[(size_t)(n + k) * m + i] = row[k];
-        b[i][0] = dst[i][0];
-        b[i][1] = dst[i][1];
     }
-    int rc = solve2(A, b, m);
-    if (!rc) memcpy(out, b, sizeof(double) * 2 * m);
+}
+
+/* LU factorisation with partial pivoting, in place: U on and above the
+ * diagonal, L's multipliers below it, whole rows swapped (piv[col]: the row
+ * swapped into col). -1 when singular. */
+static int lu_factor(double *A, int *piv, int m) {
+    for (int col = 0; col < m; col++) {
+        int p = col;
+        for (int r = col + 1; r < m; r++)
+            if (fabs(A[(size_t)r * m + col]) > fabs(A[(size_t)p * m + col])) p = r;
+        if (fabs(A[(size_t)p * m + col]) < 1e-14) return -1;
+        piv[col] = p;
+        if (p != col)
+            for (int c = 0; c < m; c++) {
+                double t = A[(size_t)col * m + c];
+                A[(size_t)col * m + c] = A[(size_t)p * m + c];
+                A[(size_t)p * m + c] = t;
+            }
+        for (int r = col + 1; r < m; r++) {
+            double f = A[(size_t)r * m + col] /= A[(size_t)col * m + col];
+            for (int c = col + 1; c < m; c++) A[(size_t)r * m + c] -= f * A[(size_t)col * m + c];
+        }
+    }
+    return 0;
+}
+
+/* Solves LU x = b for two right-hand sides (b [m][2], overwritten with x). */
+static void lu_solve(const double *LU, const int *piv, int m, double (*b)[2]) {
+    /* the factorisation swapped whole rows, its multipliers included: the swaps first, then L */
+    for (int col = 0; col < m; col++) {
+        int q = piv[col];
+        if (q != col)
+            for (int d = 0; d < 2; d++) { double t = b[col][d]; b[col][d] = b[q][d]; b[q][d] = t; }
+    }
+    for (int col = 0; col < m; col++)
+        for (int r = col + 1; r < m; r++) {
+            double f = LU[(size_t)r * m + col];
+            b[r][0] -= f * b[col][0];
+            b[r][1] -= f * b[col][1];
+        }
+    for (int r = m - 1; r >= 0; r--)
+        for (int d = 0; d < 2; d++) {
+            double s = b[r][d];
+            for (int c = r + 1; c < m; c++) s -= LU[(size_t)r * m + c] * b[c][d];
+            b[r][d] = s / LU[(size_t)r * m + r];
+        }
+}
+
+/* The spline through src -> dst (n points, the first `smoothed`
+ * approximated; tps_system): weights [n+3][2] into out. */
+static int tps_fit(const double (*src)[2], const double (*dst)[2], int n, int smoothed, double unit, double *out) {
+    int m = n + 3;
+    double *A = malloc(sizeof(double) * m * m);
+    int *piv = malloc(sizeof(int) * m);
+    int rc = -1;
+    if (A && piv) {
+        tps_system(src, n, smoothed, unit, A);
+        rc = lu_factor(A, piv, m);
+    }
+    if (!rc) {
+        double (*b)[2] = (double (*)[2])out;
+        for (int i = 0; i < m; i++) b[i][0] = i < n ? dst[i][0] : 0, b[i][1] = i < n ? dst[i][1] : 0;
+        lu_solve(A, piv, m, b);
+    }
     free(A);
-    free(b);
+    free(piv);
     return rc;
 }
 
 /* The forward spline's system depends on the canonical points alone: it is
- * factorised once (LU with partial pivoting), and each face's fit is then two
- * triangular solves instead of an elimination of the whole matrix. */
+ * factorised once, and each face's fit is then two triangular solves instead
+ * of an elimination of the whole matrix. */
 static double *canon_lu;
 static int *canon_piv;
 
 static int canonical_factors(void) {
-    int rc = 0;
     _Pragma("omp critical(facespace_canonical)")
     if (!canon_lu) {
         int n = FACESPACE_POINTS, m = n + 3;
         float canon[FACESPACE_POINTS][2];
+        double c[FACESPACE_POINTS][2];
         facespace_points(canon);
-        double *A = calloc((size_t)m * m, sizeof(double));
+        for (int i = 0; i < n; i++) c[i][0] = canon[i][0], c[i][1] = canon[i][1];
+        double *A = malloc(sizeof(double) * m * m);
         int *piv = malloc(sizeof(int) * m);
-        if (!A || !piv) rc = -1;
-        for (int i = 0; !rc && i < n; i++) {
-            for (int j = 0; j < n; j++) A[(size_t)i * m + j] = tps_u(canon[i][0] - canon[j][0], canon[i][1] - canon[j][1]);
-            if (i < FACEMESH_POINTS) A[(size_t)i * m + i] += TPS_LAMBDA;
-            double row[3] = {1, canon[i][0], canon[i][1]};
-            for (int k = 0; k < 3; k++) A[(size_t)i * m + n + k] = A[(size_t)(n + k) * m + i] = row[k];
-        }
-        for (int col = 0; !rc && col < m; col++) {
-            int p = col;
-            for (int r = col + 1; r < m; r++)
-                if (fabs(A[(size_t)r * m + col]) > fabs(A[(size_t)p * m + col])) p = r;
-            if (fabs(A[(size_t)p * m + col]) < 1e-14) { rc = -1; break; }
-            piv[col] = p;
-            if (p != col)
-                for (int c = 0; c < m; c++) {
-                    double t = A[(size_t)col * m + c];
-                    A[(size_t)col * m + c] = A[(size_t)p * m + c];
-                    A[(size_t)p * m + c] = t;
-                }
-            for (int r = col + 1; r < m; r++) {
-                double f = A[(size_t)r * m + col] /= A[(size_t)col * m + col];
-                for (int c = col + 1; c < m; c++) A[(size_t)r * m + c] -= f * A[(size_t)col * m + c];
-            }
-        }
-        if (rc) { free(A); free(piv); }
-        else { canon_piv = piv; canon_lu = A; }
+        if (A && piv) tps_system((const double (*)[2])c, n, FACEMESH_POINTS, 1.0, A);
+        if (A && piv && !lu_factor(A, piv, m)) canon_piv = piv, canon_lu = A;
+        else free(A), free(piv);
     }
     return canon_lu ? 0 : -1;
 }
@@ -187,25 +190,7 @@ static int canonical_solve(const double (*p)[2], double *out) {
     int n = FACESPACE_POINTS, m = n + 3;
     double (*b)[2] = (double (*)[2])out;
     for (int i = 0; i < m; i++) b[i][0] = i < n ? p[i][0] : 0, b[i][1] = i < n ? p[i][1] : 0;
-    /* the factorisation swapped whole rows, its multipliers included: the swaps first, then L */
-    for (int col = 0; col < m; col++) {
-        int q = canon_piv[col];
-        if (q != col)
-            for (int d = 0; d < 2; d++) { double t = b[col][d]; b[col][d] = b[q][d]; b[q][d] = t; }
-    }
-    for (int col = 0; col < m; col++) {
-        for (int r = col + 1; r < m; r++) {
-            double f = canon_lu[(size_t)r * m + col];
-            b[r][0] -= f * b[col][0];
-            b[r][1] -= f * b[col][1];
-        }
-    }
-    for (int r = m - 1; r >= 0; r--)
-        for (int d = 0; d < 2; d++) {
-            double s = b[r][d];
-            for (int c = r + 1; c < m; c++) s -= canon_lu[(size_t)r * m + c] * b[c][d];
-            b[r][d] = s / canon_lu[(size_t)r * m + r];
-        }
+    lu_solve(canon_lu, canon_piv, m, b);
     return 0;
 }
 
@@ -334,7 +319,7 @@ int facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *
 
 /* ---- images ---- */
 
-static void sample_rgb(const uint8_t *px, int w, int h, int ch, double x, double y, double out[3]) {
+void pixels_sample_rgb(const uint8_t *px, int w, int h, int ch, double x, double y, double out[3]) {
     x = x < 0 ? 0 : x > w - 1 ? w - 1 : x;
     y = y < 0 ? 0 : y > h - 1 ? h - 1 : y;
     int x0 = (int)x, y0 = (int)y, x1 = x0 + 1 < w ? x0 + 1 : x0, y1 = y0 + 1 < h ? y0 + 1 : y0;
@@ -368,7 +353,7 @@ void facewarp_photo_to_space(const FaceWarp *w, const Photo *p, int S, uint8_t *
             for (int c = 0; c < 2; c++)
                 xy[c] = (map[gi * G + gj][c] * (1 - fx) + map[gi * G + gj + 1][c] * fx) * (1 - fy) +
                         (map[(gi + 1) * G + gj][c] * (1 - fx) + map[(gi + 1) * G + gj + 1][c] * fx) * fy;
-            sample_rgb(p->px, p->w, p->h, p->channels, xy[0] - 0.5, xy[1] - 0.5, rgb);
+            pixels_sample_rgb(p->px, p->w, p->h, p->channels, xy[0] - 0.5, xy[1] - 0.5, rgb);
             for (int k = 0; k < 3; k++) out[((size_t)i * S + j) * 3 + k] = to_byte(rgb[k]);
         }
     free(map);
@@ -413,7 +398,7 @@ void facewarp_space_to_photo(const FaceWarp *w, const uint8_t *space, int S, Pho
                         (map[(gi + 1) * GW + gj][c] * (1 - fx) + map[(gi + 1) * GW + gj + 1][c] * fx) * fy;
             if (uv[0] < lo || uv[0] > hi || uv[1] < lo || uv[1] > hi) continue;
             double k = S / (hi - lo);
-            sample_rgb(space, S, S, 3, (uv[0] - lo) * k - 0.5, (uv[1] - lo) * k - 0.5, rgb);
+            pixels_sample_rgb(space, S, S, 3, (uv[0] - lo) * k - 0.5, (uv[1] - lo) * k - 0.5, rgb);
             uint8_t *o = p->px + ((size_t)y * p->w + x) * p->channels;
             for (int k = 0; k < 3; k++) o[k] = to_byte(rgb[k]);
         }

@@ -65,6 +65,10 @@ void facewarp_to_photo(const FaceWarp *w, double u, double v, double *x, double 
  * estimate. */
 int facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *v);
 
+/* Bilinear sample of the first three channels of rows of w pixels (ch bytes
+ * each) at (x, y), pixel centres at integers, the edges repeated. */
+void pixels_sample_rgb(const uint8_t *px, int w, int h, int ch, double x, double y, double out[3]);
+
 /* The face space's images cover the crop square and a margin of a quarter
  * of its side around it (the mesh's forehead reaches past the crop's top). */
 #define FACESPACE_MARGIN 0.25

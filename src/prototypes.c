@@ -431,11 +431,11 @@ static void mask_at(double u, double v, float *detail, float *colour, float *sha
 static int detail_change(const FaceChange *c, const uint8_t *space, int S, int extra, float *out) {
     int levels = PROTO_BANDS + extra;
     size_t n = (size_t)S * S;
-    float *g = malloc(sizeof(float) * n * 2), *band = malloc(sizeof(float) * n), *amp = malloc(sizeof(float) * n / 4),
+    float *band = malloc(sizeof(float) * n), *amp = malloc(sizeof(float) * n / 4),
           *acc = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
     float **lev = calloc(levels + 1, sizeof(float *));
     int rc = -1;
-    if (!g || !band || !amp || !acc || !tmp || !lev) goto done;
+    if (!band || !amp || !acc || !tmp || !lev) goto done;
     /* the Gaussian levels, kept: level l is (S>>l)^2 floats */
     size_t total = 0;
     for (int l = 0; l <= levels; l++) total += (size_t)(S >> l) * (S >> l);
@@ -479,7 +479,6 @@ static int detail_change(const FaceChange *c, const uint8_t *space, int S, int e
     free(all);
     rc = 0;
 done:
-    free(g);
     free(band);
     free(amp);
     free(acc);
@@ -488,21 +487,13 @@ done:
     return rc;
 }
 
-static void sample_px(const uint8_t *px, int w, int h, int ch, double x, double y, float out[3]) {
-    x = x < 0 ? 0 : x > w - 1 ? w - 1 : x;
-    y = y < 0 ? 0 : y > h - 1 ? h - 1 : y;
-    int x0 = (int)x, y0 = (int)y, x1 = x0 + 1 < w ? x0 + 1 : x0, y1 = y0 + 1 < h ? y0 + 1 : y0;
-    float fx = (float)(x - x0), fy = (float)(y - y0);
-    const uint8_t *a = px + ((size_t)y0 * w + x0) * ch, *b = px + ((size_t)y0 * w + x1) * ch,
-                  *c = px + ((size_t)y1 * w + x0) * ch, *d = px + ((size_t)y1 * w + x1) * ch;
-    for (int k = 0; k < 3; k++) out[k] = (a[k] * (1 - fx) + b[k] * fx) * (1 - fy) + (c[k] * (1 - fx) + d[k] * fx) * fy;
-}
-
 /* The change at a face-space position: the colour change (masked, out of
- * the fold-over) into rgb[3], and the weight of the detail change. */
-static void change_at(const FaceChange *c, const float *fold, double u, double v, float rgb[3], float *detail_weight) {
-    float md, mc, ms, span = 1 + 2 * FACESPACE_MARGIN;
-    mask_at(u, v, &md, &mc, &ms);
+ * the fold-over) into rgb[3], the weight of the detail change, and that of
+ * the reshaping (mask_at's). */
+static void change_at(const FaceChange *c, const float *fold, double u, double v, float rgb[3], float *detail_weight,
+                      float *shape_weight) {
+    float md, mc, span = 1 + 2 * FACESPACE_MARGIN;
+    mask_at(u, v, &md, &mc, shape_weight);
     float fu = (float)((u + FACESPACE_MARGIN) / span), fv = (float)((v + FACESPACE_MARGIN) / span);
     float f = pyr_sample(fold, MASK_SIDE, MASK_SIDE, fu * MASK_SIDE, fv * MASK_SIDE);
     for (int ch = 0; ch < 3; ch++)
@@ -571,12 +562,11 @@ int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
     for (int gi = 0; gi < GH; gi++)
         for (int gj = 0; gj < GW; gj++) {
             double x = x0 + gj * step + 0.5, y = y0 + gi * step + 0.5, u, v, sx, sy;
-            float md, mc, ms, rgb[3], dw;
+            float ms, rgb[3], dw;
             /* where this pixel of the reshaped face comes from in the photo as it was, and so in the face space */
             facewarp_reshape_source(&rs, x, y, &sx, &sy);
             int folded = facewarp_to_space(&w, sx, sy, &u, &v);
-            mask_at(u, v, &md, &mc, &ms);
-            change_at(c, fold, u, v, rgb, &dw);
+            change_at(c, fold, u, v, rgb, &dw, &ms);
             int inside = u >= lo && u <= hi && v >= lo && v <= hi;
             /* where the face's map folds over, the face-space position is only roughly right: the colour
              * change (low-pass) is taken there all the same, the detail not, or neighbouring pixels would
@@ -637,12 +627,12 @@ int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
                 m[q] = (map[gi * GW + gj][q] * (1 - fx) + map[gi * GW + gj + 1][q] * fx) * (1 - fy) +
                        (map[(gi + 1) * GW + gj][q] * (1 - fx) + map[(gi + 1) * GW + gj + 1][q] * fx) * fy;
             if (m[M_OK] <= 0) continue;
-            float rgb[3];
-            sample_px(orig, RW, RH, p->channels, m[M_X] - 0.5 - x0, m[M_Y] - 0.5 - y0, rgb);
+            double rgb[3];
+            pixels_sample_rgb(orig, RW, RH, p->channels, m[M_X] - 0.5 - x0, m[M_Y] - 0.5 - y0, rgb);
             float d = (float)m[M_DW] * pyr_sample(detail, S, S, (float)((m[M_U] - lo) * k), (float)((m[M_V] - lo) * k));
             uint8_t *o = p->px + ((size_t)y * p->w + x) * p->channels;
             for (int ch = 0; ch < 3; ch++) {
-                float val = rgb[ch] + (float)m[M_R + ch] + d + 0.5f;
+                float val = (float)rgb[ch] + (float)m[M_R + ch] + d + 0.5f;
                 o[ch] = val <= 0 ? 0 : val >= 255 ? 255 : (uint8_t)val;
             }
         }
