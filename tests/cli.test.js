@@ -65,6 +65,34 @@ test('a photo stored sideways with an EXIF orientation is read upright', () => {
   assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [width, height], 'the output is upright');
 });
 
+test('grey and CMYK JPEGs are read, and a black-and-white photo stays black and white', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'reage-cli-'));
+  const image = (kind) => join(root, `tests/images/sample-${kind}.jpg`);
+  const centre = (kind) => {
+    const r = run(image(kind));
+    assert.equal(r.code, 0, `${kind}: ${r.err}`);
+    const m = r.out.match(/^face 1: centre (\d+),(\d+), side (\d+)/m);
+    assert.ok(m, `${kind}: a face is found (${r.out})`);
+    return m.slice(1).map(Number);
+  };
+  const colour = centre('rgb');
+  for (const kind of ['grey', 'cmyk']) {
+    const c = centre(kind);
+    assert.ok(c.every((v, i) => Math.abs(v - colour[i]) <= 3), `${kind}: the face is where it is in colour (${c} vs ${colour})`);
+  }
+  const out = join(dir, 'old.jpg');
+  const aged = run('--age', '75', image('grey'), out);
+  assert.equal(aged.code, 0, aged.err);
+  const before = jpeg.decode(readFileSync(image('grey')), { useTArray: true }), after = jpeg.decode(readFileSync(out), { useTArray: true });
+  let tint = 0, change = 0;
+  for (let i = 0; i < after.data.length; i += 4) {
+    tint = Math.max(tint, Math.abs(after.data[i] - after.data[i + 1]), Math.abs(after.data[i + 1] - after.data[i + 2]));
+    change += Math.abs(after.data[i] - before.data[i]);
+  }
+  assert.ok(tint <= 2, `the re-aged photo is grey (channels apart by up to ${tint} levels, JPEG's rounding)`);
+  assert.ok(change / (after.width * after.height) > 1, `and re-aged (mean change ${(change / (after.width * after.height)).toFixed(2)} levels)`);
+});
+
 test('the CLI refuses bad requests with a message and writes nothing', () => {
   const dir = mkdtempSync(join(tmpdir(), 'reage-cli-'));
   const out = join(dir, 'out.png'), wall = join(dir, 'wall.jpg'), bmp = join(dir, 'wall.bmp');

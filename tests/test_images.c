@@ -1,5 +1,6 @@
 /* Image decoding: good images round-trip; empty, truncated, non-image and
  * absurdly large ones are refused with a message and no crash. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,43 @@ static void test_exif_orientation(void) {
 
 /* A transparent PNG: the engine sees its transparent pixels as white, and a
  * PNG written back keeps the transparency. */
+/* The same photo saved in colour, in grey and in CMYK (Adobe's inverted
+ * CMYK, as ImageMagick and Photoshop write it; tests/images/README.md): each
+ * decodes to RGB, grey as R = G = B, and matches the colour one. */
+static void test_grey_and_cmyk(void) {
+    Image rgb, grey, cmyk;
+    Err e;
+    int ok = image_load("tests/images/sample-rgb.jpg", &rgb, &e) == 0;
+    CHECK(ok, "colour JPEG: %s", e.msg);
+    if (!ok) return;
+    if (image_load("tests/images/sample-grey.jpg", &grey, &e) == 0) {
+        size_t n = (size_t)rgb.w * rgb.h, coloured = 0;
+        double dl = 0;
+        CHECK(grey.w == rgb.w && grey.h == rgb.h, "grey JPEG is %dx%d", grey.w, grey.h);
+        for (size_t i = 0; grey.w == rgb.w && grey.h == rgb.h && i < n; i++) {
+            const uint8_t *g = grey.rgb + 3 * i, *c = rgb.rgb + 3 * i;
+            coloured += g[0] != g[1] || g[1] != g[2];
+            dl += fabs(g[0] - (0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]));
+        }
+        CHECK(coloured == 0, "a grey JPEG decodes to R = G = B (%zu pixels otherwise)", coloured);
+        CHECK(dl / n < 2, "its brightness is the colour photo's (mean difference %.2f levels)", dl / n);
+        image_free(&grey);
+    } else {
+        CHECK(0, "grey JPEG refused: %s", e.msg);
+    }
+    if (image_load("tests/images/sample-cmyk.jpg", &cmyk, &e) == 0) {
+        size_t n = (size_t)rgb.w * rgb.h * 3;
+        double d = 0;
+        CHECK(cmyk.w == rgb.w && cmyk.h == rgb.h, "CMYK JPEG is %dx%d", cmyk.w, cmyk.h);
+        for (size_t i = 0; cmyk.w == rgb.w && cmyk.h == rgb.h && i < n; i++) d += abs(cmyk.rgb[i] - rgb.rgb[i]);
+        CHECK(d / n < 3, "a CMYK JPEG decodes to the colour photo's RGB (mean difference %.2f levels)", d / n);
+        image_free(&cmyk);
+    } else {
+        CHECK(0, "CMYK JPEG refused: %s", e.msg);
+    }
+    image_free(&rgb);
+}
+
 static void test_transparency(void) {
     Image img, back, again;
     Err e;
@@ -149,6 +187,7 @@ void test_images(void) {
     test_fuzz_regressions();
     test_exif_orientation();
     test_transparency();
+    test_grey_and_cmyk();
     Image img, back;
     Err e;
     image_alloc(&img, 7, 5);
