@@ -1,7 +1,7 @@
 // The page in a real browser (Debian's Chromium through playwright-core):
 // drop a photo, the face found and boxed, move the slider, compare,
-// download, several faces, no face, bad files, and no request leaving
-// localhost.
+// download, several faces, no face, bad files, a 50-megapixel photo, and no
+// request leaving localhost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
@@ -32,7 +32,8 @@ async function startServer() {
 // Drops bytes on the page's drop zone as a file, the way a person's drag
 // would. With a scene ({width, height, places: [[x, y, side], ...]}), the
 // image is first pasted at each place into a larger picture with a
-// gradient background (a photo with surroundings, or several people).
+// gradient background (a photo with surroundings, or several people),
+// saved as scene.type (PNG unless said).
 async function dropFile(page, bytes, name, type, scene = null) {
   await page.evaluate(async ({ bytes, name, type, scene }) => {
     let blob = new Blob([new Uint8Array(bytes)], { type });
@@ -45,7 +46,7 @@ async function dropFile(page, bytes, name, type, scene = null) {
         g.fillStyle = grad; g.fillRect(0, 0, scene.width, scene.height);
       }
       for (const [x, y, side] of scene.places) g.drawImage(face, x, y, side, side);
-      blob = await c.convertToBlob({ type: 'image/png' });
+      blob = await c.convertToBlob({ type: scene.type ?? 'image/png', quality: 0.9 });
     }
     const dt = new DataTransfer();
     dt.items.add(new File([blob], name, { type: blob.type }));
@@ -84,14 +85,18 @@ async function pixels(page, id) {
   }, id);
 }
 
-test('the page re-ages a dropped photo, offline and private', async () => {
+function launch() {
   assert.ok(existsSync(CHROMIUM), 'chromium is not installed: make test installs it as root (apt-get install chromium)');
-  const { server, origin } = await startServer();
-  const browser = await chromium.launch({
+  return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--no-first-run', '--disable-sync', '--disable-quic'],
   });
+}
+
+test('the page re-ages a dropped photo, offline and private', async () => {
+  const { server, origin } = await startServer();
+  const browser = await launch();
   try {
     const context = await browser.newContext({ acceptDownloads: true });
     const page = await context.newPage();
@@ -201,6 +206,42 @@ test('the page re-ages a dropped photo, offline and private', async () => {
     const outside = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
     assert.deepEqual(outside, [], 'no request left localhost');
     assert.deepEqual(requests.slice(loaded).filter((u) => !u.startsWith('blob:')), [], 'no request after loading');
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
+
+test('a 50-megapixel JPEG is scaled to the engine\'s limit, says so, and is re-aged', async () => {
+  const { server, origin } = await startServer();
+  const browser = await launch();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${origin}/`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+    // 8660 x 5776 = 50.0 megapixels, the face pasted large (as a camera's full-size photo has it)
+    const W = 8660, H = 5776, face = [3000, 1400, 2800];
+    await dropFile(page, testFace(), 'camera.jpg', 'image/jpeg', { width: W, height: H, places: [face], type: 'image/jpeg' });
+    await page.waitForSelector('body[data-results="1"]', { timeout: 300000 });
+    const [w, h] = await page.evaluate(() => { const c = document.getElementById('after'); return [c.width, c.height]; });
+    assert.ok(w * h <= 24 * 1024 * 1024 && w * h > 0.99 * 24 * 1024 * 1024 && Math.abs(w / h - W / H) < 0.001,
+      `scaled to the engine's 24-megapixel limit, its shape kept (${w}x${h})`);
+    assert.match(await page.textContent('#message'), new RegExp(`${W}×${H}; it was scaled down to ${w}×${h} to fit in memory`));
+    assert.equal(await page.evaluate(() => document.body.dataset.faces), '1', 'the face is found');
+    await oldest(page);
+    // the mean change over the face's middle, compared in the page (the photo is 100 MB of pixels)
+    const k = w / W, [fx, fy, fs] = face.map((v) => Math.round(v * k));
+    const change = await page.evaluate(([x, y, s]) => {
+      const get = (id) => document.getElementById(id).getContext('2d').getImageData(x + s / 4, y + s / 4, s / 2, s / 2).data;
+      const a = get('before'), b = get('after');
+      let d = 0;
+      for (let i = 0; i < a.length; i += 4) d += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+      return d / (a.length / 4);
+    }, [fx, fy, fs]);
+    assert.ok(change > 5, `the face is re-aged at full resolution (mean change ${change.toFixed(1)})`);
+    assert.deepEqual(errors, [], 'no script errors');
   } finally {
     await browser.close();
     server.kill();

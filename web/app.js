@@ -45,13 +45,16 @@ worker.onmessage = ({ data }) => {
     case 'faces': {
       if (data.id !== state.request) break;
       status('');
+      let found;
       if (data.faces.length) {
         state.faces = data.faces.map((f) => ({ box: f.box, age: Math.round(f.age) }));
-        message(data.faces.length > 1 ? `Found ${data.faces.length} faces: pick one below, or re-age them all.` : '');
+        found = data.faces.length > 1 ? `Found ${data.faces.length} faces: pick one below, or re-age them all.` : '';
       } else {
         state.faces = [{ box: data.fallback.box, age: Math.round(data.fallback.age) }];
-        message('No face was found in this photo. Place the square on the face by hand: eyes on the upper line, mouth on the lower one.');
+        found = 'No face was found in this photo. Place the square on the face by hand: eyes on the upper line, mouth on the lower one.';
       }
+      // the note that the photo was scaled down stays beside what was found
+      message([state.photo.note, found].filter(Boolean).join(' '));
       document.body.dataset.faces = String(data.faces.length);
       selectFace(0);
       if (document.body.dataset.touched !== 'true') setTarget(current().age);
@@ -121,7 +124,7 @@ async function loadFile(file) {
   const ctx = before.getContext('2d', { willReadFrequently: true });
   ctx.drawImage(bitmap, 0, 0, width, height);
   after.getContext('2d').drawImage(before, 0, 0);
-  state.photo = { width, height, name: file.name.replace(/\.[^.]+$/, '') || 'photo' };
+  state.photo = { width, height, note, name: file.name.replace(/\.[^.]+$/, '') || 'photo' };
   const side = Math.min(width, height);
   state.faces = [{ box: { cx: width / 2, cy: height / 2, size: side, angle: 0 }, age: 30 }];
   state.selected = 0;
