@@ -330,6 +330,38 @@ void pixels_sample_rgb(const uint8_t *px, int w, int h, int ch, double x, double
         out[k] = (a[k] * (1 - fx) + b[k] * fx) * (1 - fy) + (c[k] * (1 - fx) + d[k] * fx) * fy;
 }
 
+/* Catmull-Rom weights of the four taps around a sample f in [0, 1) past the second. */
+static void cubic_weights(double f, double wt[4]) {
+    double f2 = f * f, f3 = f2 * f;
+    wt[0] = -0.5 * f3 + f2 - 0.5 * f;
+    wt[1] = 1.5 * f3 - 2.5 * f2 + 1;
+    wt[2] = -1.5 * f3 + 2 * f2 + 0.5 * f;
+    wt[3] = 0.5 * f3 - 0.5 * f2;
+}
+
+void pixels_sample_rgb_cubic(const uint8_t *px, int w, int h, int ch, double x, double y, double out[3]) {
+    x = x < 0 ? 0 : x > w - 1 ? w - 1 : x;
+    y = y < 0 ? 0 : y > h - 1 ? h - 1 : y;
+    int xi = (int)x, yi = (int)y, cx[4], cy[4];
+    double wx[4], wy[4];
+    cubic_weights(x - xi, wx);
+    cubic_weights(y - yi, wy);
+    for (int t = 0; t < 4; t++) {
+        int a = xi - 1 + t, b = yi - 1 + t;
+        cx[t] = a < 0 ? 0 : a > w - 1 ? w - 1 : a;
+        cy[t] = b < 0 ? 0 : b > h - 1 ? h - 1 : b;
+    }
+    for (int k = 0; k < 3; k++) out[k] = 0;
+    for (int j = 0; j < 4; j++) {
+        if (wy[j] == 0) continue;
+        const uint8_t *row = px + (size_t)cy[j] * w * ch;
+        double r[3] = {0, 0, 0};
+        for (int i = 0; i < 4; i++)
+            for (int k = 0; k < 3; k++) r[k] += wx[i] * row[(size_t)cx[i] * ch + k];
+        for (int k = 0; k < 3; k++) out[k] += wy[j] * r[k];
+    }
+}
+
 static uint8_t to_byte(double v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5); }
 
 /* The spline is smooth: evaluated every GRID pixels and interpolated between. */

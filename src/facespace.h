@@ -68,6 +68,10 @@ int facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *
 /* Bilinear sample of the first three channels of rows of w pixels (ch bytes
  * each) at (x, y), pixel centres at integers, the edges repeated. */
 void pixels_sample_rgb(const uint8_t *px, int w, int h, int ch, double x, double y, double out[3]);
+/* The same with a Catmull-Rom cubic (16 taps): a photo resampled at fractions
+ * of a pixel keeps its finest detail, which the bilinear sample halves at
+ * half-pixel offsets. Exact at pixel centres; may overshoot 0..255 a little. */
+void pixels_sample_rgb_cubic(const uint8_t *px, int w, int h, int ch, double x, double y, double out[3]);
 
 /* The face space's images cover the crop square and a margin of a quarter
  * of its side around it (the mesh's forehead reaches past the crop's top). */

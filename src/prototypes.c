@@ -628,7 +628,7 @@ int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
                        (map[(gi + 1) * GW + gj][q] * (1 - fx) + map[(gi + 1) * GW + gj + 1][q] * fx) * fy;
             if (m[M_OK] <= 0) continue;
             double rgb[3];
-            pixels_sample_rgb(orig, RW, RH, p->channels, m[M_X] - 0.5 - x0, m[M_Y] - 0.5 - y0, rgb);
+            pixels_sample_rgb_cubic(orig, RW, RH, p->channels, m[M_X] - 0.5 - x0, m[M_Y] - 0.5 - y0, rgb);
             float d = (float)m[M_DW] * pyr_sample(detail, S, S, (float)((m[M_U] - lo) * k), (float)((m[M_V] - lo) * k));
             uint8_t *o = p->px + ((size_t)y * p->w + x) * p->channels;
             for (int ch = 0; ch < 3; ch++) {

@@ -491,6 +491,43 @@ static int inside_mesh(double u, double v) {
  * other; a photo warped into the face space and back is the photo inside
  * the mesh; landmarks moved by known offsets move the pixels there and
  * leave the far background where it was. */
+/* The photo's resampler: the cubic keeps pixels at their centres, follows a
+ * ramp exactly between them, and keeps most of a one-pixel stripe pattern
+ * half a pixel off, where the bilinear sample flattens it to grey. */
+static void test_cubic_sampler(void) {
+    enum { W = 8, H = 6 };
+    uint8_t px[W * H * 4];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 4; c++) px[(y * W + x) * 4 + c] = (uint8_t)((x * 37 + y * 91 + c * 53) % 256);
+    double out[3], err = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            pixels_sample_rgb_cubic(px, W, H, 4, x, y, out);
+            for (int c = 0; c < 3; c++) err = fmax(err, fabs(out[c] - px[(y * W + x) * 4 + c]));
+        }
+    CHECK(err < 1e-9, "cubic: each pixel centre gives the pixel (off by %g)", err);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) px[(y * W + x) * 3 + c] = (uint8_t)(10 + 20 * x + 7 * y + c);
+    err = 0;
+    for (double y = 1; y <= H - 2; y += 0.37)
+        for (double x = 1; x <= W - 2; x += 0.29) {
+            pixels_sample_rgb_cubic(px, W, H, 3, x, y, out);
+            for (int c = 0; c < 3; c++) err = fmax(err, fabs(out[c] - (10 + 20 * x + 7 * y + c)));
+        }
+    CHECK(err < 1e-9, "cubic: a ramp is followed exactly between pixel centres (off by %g)", err);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) px[(y * W + x) * 3 + c] = (x & 1) ? 200 : 100;
+    double lin[3], cub[3];
+    pixels_sample_rgb(px, W, H, 3, 3.25, 2, lin);
+    pixels_sample_rgb_cubic(px, W, H, 3, 3.25, 2, cub);
+    /* a quarter pixel past a 200 towards a 100: bilinear 175; the cubic keeps nearer the pixel */
+    CHECK(fabs(lin[0] - 175) < 1e-9 && cub[0] > 180 && cub[0] < 200, "stripes a quarter pixel off: bilinear %.1f, cubic %.1f",
+          lin[0], cub[0]);
+}
+
 static void test_face_space(void) {
     Err e;
     static FaceDetector fd;
@@ -683,6 +720,7 @@ void test_facedetect(void) {
     test_nms();
     test_alignment_math();
     test_detector_on_photos();
+    test_cubic_sampler();
     test_face_space();
     test_face_before_crowd();
 }
