@@ -3,8 +3,8 @@
 // Runtime Web (its WASM backend with SIMD) on the same generator exported to
 // ONNX (tools/torch_check.py), in one run; face detection against re-aging
 // on a 12-megapixel photo; and the page's download size.
-// usage: node tools/bench_web.mjs BUILD_DIR   (expects gen128/256.blob and .onnx there)
-import { readFileSync, statSync, readdirSync, mkdtempSync } from 'node:fs';
+// usage: node tools/bench_web.mjs BUILD_DIR   (expects gen128/256.blob there, and .onnx for the comparison)
+import { existsSync, readFileSync, statSync, readdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, fork } from 'node:child_process';
@@ -80,8 +80,11 @@ for (const res of [128, 256]) {
   console.log(`SHARE wasm_node_detect_vs_reage_12mp detect_ms=${det.toFixed(1)} reage_ms=${re.toFixed(1)} share=${(det / re).toFixed(2)} (goal: at most 0.25)`);
 }
 
-const ort = await import('onnxruntime-web');
-for (const threads of [1, 2]) {
+// ONNX Runtime Web on the same generator, where tools/torch_check.py exported it (it needs PyTorch)
+const haveOnnx = [128, 256].every((res) => existsSync(join(build, `gen${res}.onnx`)));
+if (!haveOnnx) console.log('# no gen128/256.onnx in the build folder (python3-torch exports them): no ONNX Runtime Web comparison');
+const ort = haveOnnx ? await import('onnxruntime-web') : null;
+for (const threads of haveOnnx ? [1, 2] : []) {
   ort.env.wasm.numThreads = threads;
   for (const res of [128, 256]) {
     const session = await ort.InferenceSession.create(readFileSync(join(build, `gen${res}.onnx`)), { executionProviders: ['wasm'] });
@@ -123,7 +126,7 @@ if (process.env.BENCH_CHROMIUM !== '0') {
   }
 }
 
-for (const res of [128, 256]) {
+for (const res of haveOnnx ? [128, 256] : []) {
   for (const threads of [1, 2]) {
     const peer = results[`ort_web_${threads}thread_gen_fwd_${res}`], ours = results[`wasm_node_gen_fwd_${res}`];
     console.log(`RATIO wasm_node_vs_ort_${threads}thread_gen_fwd_${res} ours_ms=${ours.toFixed(1)} peer_ms=${peer.toFixed(1)} speedup=${(peer / ours).toFixed(2)}`);
