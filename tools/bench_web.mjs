@@ -135,5 +135,5 @@ for (const res of haveOnnx ? [128, 256] : []) {
 
 const size = (p) => statSync(join(root, p)).size;
 const page = readdirSync(join(root, 'web')).filter((f) => /\.(html|js|css)$/.test(f)).reduce((s, f) => s + size(`web/${f}`), 0);
-const total = page + size('web/reage.wasm') + size('weights/reage.blob') + size('weights/blazeface.blob');
-console.log(`SIZE page=${page} wasm=${size('web/reage.wasm')} blob=${size('weights/reage.blob')} detector=${size('weights/blazeface.blob')} total=${total} (${(total / 1e6).toFixed(2)} MB; sample photo not counted)`);
+const total = page + size('web/reage.wasm') + size('weights/reage.blob') + size('weights/blazeface.blob') + size('weights/facemesh.blob');
+console.log(`SIZE page=${page} wasm=${size('web/reage.wasm')} blob=${size('weights/reage.blob')} detector=${size('weights/blazeface.blob')} mesh=${size('weights/facemesh.blob')} total=${total} (${(total / 1e6).toFixed(2)} MB; sample photo not counted)`);
