@@ -148,6 +148,8 @@ int image_orient(Image *img, int orientation) {
     return 0;
 }
 
+#define JPEG_MIN_PIXELS_PER_BYTE 512
+
 int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, Err *e) {
     memset(img, 0, sizeof(*img));
     if (len == 0) return err_set(e, "%s: empty file", what);
@@ -163,6 +165,13 @@ int image_decode(const uint8_t *buf, size_t len, Image *img, const char *what, E
     if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (uint64_t)w * h > IMAGE_MAX_PIXELS)
         return err_set(e, "%s: image is %dx%d pixels, more than the %u megapixels (%d a side) allowed",
                        what, w, h, IMAGE_MAX_PIXELS >> 20, IMAGE_MAX_SIDE);
+    /* A JPEG holds at least one bit for every 8x8 block of brightness (a progressive first scan's DC
+     * code; a baseline one two), so a file of fewer than w*h/512 bytes has been cut short. The decoder
+     * would fill the rest with grey without complaint: a few dozen bytes claiming 14 megapixels took
+     * seconds to decode, and then as long again to search for faces in nothing. */
+    int png = len >= 4 && buf[0] == 0x89 && buf[1] == 'P' && buf[2] == 'N' && buf[3] == 'G'; /* else a JPEG: nothing else decodes */
+    if (!png && (uint64_t)len * JPEG_MIN_PIXELS_PER_BYTE < (uint64_t)w * h)
+        return err_set(e, "%s: corrupt or truncated image: %zu bytes cannot hold a %dx%d JPEG", what, len, w, h);
     int has_alpha = c == 2 || c == 4;
     uint8_t *px = stbi_load_from_memory(buf, (int)len, &w, &h, &c, has_alpha ? 4 : 3);
     if (!px) return err_set(e, "%s: corrupt or truncated image: %s", what, stbi_failure_reason());
