@@ -23,11 +23,11 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c src/change_render.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/landmark_set.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
-         tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c tests/test_prototypes.c
+         tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c tests/test_prototypes.c tests/test_structured.c
 
 .PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
@@ -91,6 +91,9 @@ PROTO_BLOB ?= weights/reage.blob
 $(BUILD)/reage-prototypes: tools/prototypes.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/prototypes.c $(NATIVE) $(LDLIBS)
 
+$(BUILD)/reage-train-change: tools/train_change.c $(NATIVE) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/train_change.c $(NATIVE) $(LDLIBS)
+
 prototypes: $(BUILD)/reage-prototypes landmarks
 	$(BUILD)/reage-prototypes --weights $(PROTO_BLOB) --data $(MESH_DATA) --out $(PROTO_BLOB) --picture build/prototypes.png
 
@@ -105,7 +108,7 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 # The committed web/reage.wasm is what the page serves and the tests load;

@@ -1,6 +1,7 @@
 #include "bundle.h"
 #include "calibration.h"
 #include "prototypes.h"
+#include "structured.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,14 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
         if (!(b->proto = malloc(sizeof(P)))) { proto_free(&P); err_set(e, "%s: out of memory", what); goto done; }
         *b->proto = P;
     }
+    ChangeModel cm;
+    int cr = change_model_load(&cm, blob, b->cfg.groups, what, e);
+    if (cr < 0) goto done;
+    if (cr == 0) {
+        if (!b->proto) { change_model_free(&cm); err_set(e, "%s: a change net without the prototypes it refines", what); goto done; }
+        if (!(b->change = malloc(sizeof(cm)))) { change_model_free(&cm); err_set(e, "%s: out of memory", what); goto done; }
+        *b->change = cm;
+    }
     size_t s1 = gen_scratch_floats(&b->gen, 1), s2 = est_scratch_floats(&b->est, 1);
     b->scratch = calloc(s1 > s2 ? s1 : s2, sizeof(float));
     if (!b->scratch || gen_acts_alloc(&b->gen, &b->ga, 1, 0, b->scratch) ||
@@ -84,6 +93,9 @@ void bundle_free(Bundle *b) {
     if (b->proto) proto_free(b->proto);
     free(b->proto);
     b->proto = NULL;
+    if (b->change) change_model_free(b->change);
+    free(b->change);
+    b->change = NULL;
 }
 
 float bundle_estimate_age(Bundle *b, const float *face) {

@@ -16,6 +16,7 @@ typedef struct {
     int calibrated;     /* the blob carries an age calibration (calibration.h) */
     float calib[MAX_GROUPS];
     struct Prototypes *proto;   /* the blob's age prototypes (prototypes.h), NULL where it has none */
+    struct ChangeModel *change; /* the blob's change net (structured.h), NULL where it has none */
 } Bundle;
 
 /* Writes gen and est as a browser blob (float16 weights). */

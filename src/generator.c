@@ -5,29 +5,6 @@
 #include <string.h>
 #include "net_parts.h"
 
-/* conv + instance norm + leaky ReLU */
-static void convblock_layout(ConvBlock *cb, Arena *act, Arena *grd) {
-    size_t n = (size_t)cb->s.B * cb->s.OC * cb->OH * cb->OW, nc = (size_t)cb->s.B * cb->s.OC;
-    cb->conv = arena_take(act, n); cb->norm = arena_take(act, n); cb->act = arena_take(act, n);
-    cb->mean = arena_take(act, nc); cb->rstd = arena_take(act, nc);
-    cb->dconv = arena_take_grad(grd, n); cb->dnorm = arena_take_grad(grd, n); cb->dact = arena_take_grad(grd, n);
-}
-
-static void convblock_forward(ConvBlock *cb, const float *inp, const float *w, float *scratch) {
-    int HW = cb->OH * cb->OW, B = cb->s.B, C = cb->s.OC;
-    conv2d_forward(cb->conv, inp, w, NULL, scratch, cb->s);
-    instancenorm_forward(cb->norm, cb->mean, cb->rstd, cb->conv, B, C, HW);
-    leakyrelu_forward(cb->act, cb->norm, 0.2f, (size_t)B * C * HW);
-}
-
-/* cb->dact holds dL/d(act); adds dL/d(inp) into dinp (if given) */
-static void convblock_backward(ConvBlock *cb, float *dinp, float *dw, const float *inp, const float *w, float *scratch) {
-    int HW = cb->OH * cb->OW, B = cb->s.B, C = cb->s.OC;
-    leakyrelu_backward(cb->dnorm, cb->dact, cb->norm, 0.2f, (size_t)B * C * HW);
-    instancenorm_backward(cb->dconv, cb->dnorm, cb->norm, cb->rstd, B, C, HW);
-    conv2d_backward(dinp, dw, NULL, cb->dconv, inp, w, scratch, cb->s);
-}
-
 static void gen_widths(const ModelConfig *c, int *w) {
     w[0] = c->gen_width; w[1] = 2 * c->gen_width; w[2] = 4 * c->gen_width; w[3] = c->gen_res_ch;
 }

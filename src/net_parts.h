@@ -30,6 +30,12 @@ size_t vec_params(ParamSet *ps, const char *name, int n, int trainable, ParamIni
 /* A batch norm over n channels: PREFIXbnL.weight and .bias, and its running
  * statistics .running_mean and .running_var (not trained); offsets in off. */
 void batchnorm_params(ParamSet *ps, const char *prefix, int l, int n, size_t off[4]);
+/* conv + instance norm + leaky ReLU (model.h's ConvBlock): its activations
+ * laid out, forward from inp, and backward from cb->dact (adds dL/d(inp)
+ * into dinp when given, the weight gradient into dw). */
+void convblock_layout(ConvBlock *cb, Arena *act, Arena *grd);
+void convblock_forward(ConvBlock *cb, const float *inp, const float *w, float *scratch);
+void convblock_backward(ConvBlock *cb, float *dinp, float *dw, const float *inp, const float *w, float *scratch);
 #define PD(ps, off) ((ps).data + (off))
 #define PG(ps, off) ((ps).grad ? (ps).grad + (off) : NULL)
 

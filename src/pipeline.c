@@ -1,5 +1,6 @@
 #include "pipeline.h"
 #include "prototypes.h"
+#include "structured.h"
 
 /* A black-and-white photo has R = G = B at every pixel; the colour change of
  * ageing (greying hair, ruddier or paler skin) would tint it. */
@@ -27,7 +28,11 @@ static int reage_face(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float sourc
         static FaceLandmarks lm;
         CropBox roi = {box.cx, box.cy, box.size * PIPELINE_MESH_ROI, box.angle};
         facemesh_photo(m, p, roi, &lm);
-        if (lm.score >= FACEMESH_MIN_FLAG) return proto_reage(b->proto, &b->cfg, p, &lm, source_age, target_age) ? -1 : REAGED_BY_PROTOTYPES;
+        if (lm.score >= FACEMESH_MIN_FLAG) {
+            int rc = b->change ? change_reage(b->change, b->proto, &b->cfg, p, &lm, source_age, target_age)
+                               : proto_reage(b->proto, &b->cfg, p, &lm, source_age, target_age);
+            return rc ? -1 : REAGED_BY_PROTOTYPES;
+        }
     }
     photo_reage(b, p, box, source_age, target_age);
     return REAGED_BY_GENERATOR;

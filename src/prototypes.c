@@ -422,6 +422,18 @@ static void mask_at(double u, double v, float *detail, float *colour, float *sha
     *shape = smoothstep(0.0f, 0.12f, edge);
 }
 
+void face_space_masks(int S, float *detail, float *colour, float *shape) {
+    _Pragma("omp critical(prototypes_mask)")
+    if (!hull_ready) { make_hull_dist(); hull_ready = 1; }
+    double span = 1 + 2 * FACESPACE_MARGIN;
+    for (int i = 0; i < S; i++)
+        for (int j = 0; j < S; j++) {
+            size_t q = (size_t)i * S + j;
+            mask_at(-FACESPACE_MARGIN + (j + 0.5) / S * span, -FACESPACE_MARGIN + (i + 0.5) / S * span, detail + q, colour + q,
+                    shape + q);
+        }
+}
+
 /* ---- applying a change ---- */
 
 /* The detail change of brightness in the face space at side S = PROTO_SIDE <<

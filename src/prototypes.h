@@ -112,6 +112,10 @@ void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age,
 /* Applies a change to the face whose mesh is l, in place, at the photo's own
  * resolution. 0, or -1 when out of memory (the photo is then unchanged). */
 int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l);
+/* The transform's masks over a face space of side S, [S][S] each: where the
+ * detail changes (the face inside its outline), where the colour does (into
+ * the hair and the face's border), and where the reshaping reaches. */
+void face_space_masks(int S, float *detail, float *colour, float *shape);
 /* Both: re-ages the face from source_age to target_age in place. */
 int proto_reage(const Prototypes *P, const ModelConfig *cfg, Photo *p, const FaceLandmarks *l, float source_age,
                 float target_age);

@@ -13,13 +13,14 @@ void test_images(void);
 void test_training(void);
 void test_facedetect(void);
 void test_prototypes(void);
+void test_structured(void);
 
 int main(int argc, char **argv) {
     memory_keep_freed();
     struct { const char *name; void (*fn)(void); } suites[] = {
         {"layers", test_layers}, {"models", test_models}, {"blob", test_blob},
         {"images", test_images}, {"training", test_training}, {"facedetect", test_facedetect},
-        {"prototypes", test_prototypes},
+        {"prototypes", test_prototypes}, {"structured", test_structured},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name)) continue;

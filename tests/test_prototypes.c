@@ -14,6 +14,7 @@
 #include "../src/prototypes.h"
 #include "../src/pyramid.h"
 #include "../src/rng.h"
+#include "../src/structured.h"
 #include "check.h"
 #include "gradcheck.h"
 
@@ -236,6 +237,65 @@ static int load_models(FaceDetector *fd, FaceMesh *fm) {
     return 0;
 }
 
+/* The structured path on a face: a change net that changes nothing leaves
+ * the prototypes' result to the byte; one that adds red reddens the face's
+ * centre over the prototypes' and leaves the far canvas alone. */
+static void check_change_reage(const Prototypes *P, const ModelConfig *cfg, const FaceLandmarks *lm, const uint8_t *canvas, int W,
+                               int H, int cx, int cy) {
+    Err e;
+    ChangeNet net;
+    ChangeNetConfig nc = {256, cfg->groups, 4};
+    change_net_build(&net, &nc, &e);
+    params_alloc(&net.ps, 0);
+    Rng r;
+    rng_seed(&r, 1);
+    params_init(&net.ps, &r);
+    char text[256];
+    change_net_config_text(&nc, text, sizeof(text));
+    size_t bytes = (size_t)W * H * 3;
+    uint8_t *proto = malloc(bytes), *mine = malloc(bytes);
+    memcpy(proto, canvas, bytes);
+    Photo pp = {proto, W, H, 3}, pm = {mine, W, H, 3};
+    proto_reage(P, cfg, &pp, lm, 29, 75);
+    for (int k = 0; k < 2; k++) {
+        if (k) net.ps.data[params_find(&net.ps, "out.b")->offset + CHANGE_COLOUR] = 1; /* a tenth of the range of red */
+        BlobWriter w;
+        blobw_begin(&w, BLOB_MAGIC, text);
+        blobw_params(&w, "change.", &net.ps, DT_F16);
+        size_t len;
+        uint8_t *buf = blobw_finish(&w, &len);
+        Blob *b = malloc(sizeof(Blob));
+        ChangeModel m;
+        if (blob_parse(b, buf, len, BLOB_MAGIC, "net", &e) || change_model_load(&m, b, cfg->groups, "net", &e)) {
+            CHECK(0, "the change net loads: %s", e.msg);
+        } else {
+            memcpy(mine, canvas, bytes);
+            CHECK(change_reage(&m, P, cfg, &pm, lm, 29, 75) == 0, "the structured path re-ages the face");
+            if (k == 0) {
+                CHECK(!memcmp(mine, proto, bytes), "a change net that changes nothing leaves the prototypes' result to the byte");
+            } else {
+                double red = 0, green = 0;
+                size_t far = 0;
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++) {
+                        size_t i = ((size_t)y * W + x) * 3;
+                        if (abs(x - cx) < 30 && abs(y - cy) < 30) red += mine[i] - proto[i], green += mine[i + 1] - proto[i + 1];
+                        if ((abs(x - cx) > 190 || abs(y - cy) > 190) && memcmp(mine + i, proto + i, 3)) far++;
+                    }
+                red /= 3600, green /= 3600;
+                CHECK(red > 8 && red < 14 && fabs(green) < 1.5 && far == 0,
+                      "a net adding red reddens the face's centre by %.1f levels (green %.1f), nothing far from it (%zu)", red, green, far);
+            }
+            change_model_free(&m);
+        }
+        free(b);
+        free(buf);
+    }
+    free(proto);
+    free(mine);
+    params_free(&net.ps);
+}
+
 static void test_prototype_transform(void) {
     static FaceDetector fd;
     static FaceMesh fm;
@@ -308,6 +368,7 @@ static void test_prototype_transform(void) {
         }
         image_free(&big);
     }
+    check_change_reage(&P, &cfg, &lm, canvas, W, H, ox + 100, oy + 100);
 done:
     free(canvas);
     free(out);
