@@ -29,7 +29,7 @@ HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c tests/test_prototypes.c tests/test_structured.c
 
-.PHONY: all test deps train bench eval calibrate clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
+.PHONY: all test deps train train-change bench eval calibrate clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
@@ -154,7 +154,7 @@ deps:
 	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-prototypes $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob weights/facemesh.blob
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-prototypes $(BUILD)/reage-train-change $(BUILD)/reage-landmarks $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob weights/facemesh.blob
 	$(MAKE) wasm-fresh
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/
@@ -224,6 +224,12 @@ eval: deps $(BUILD)/reage-render
 # `build/reage-train --out runs/shipped --resume` continues it.
 train: $(BUILD)/reage-train
 	$(BUILD)/reage-train --config shipped --data $(DATA) --out runs/shipped
+
+# The change net on the prototypes' results (tools/train_change.c), from the
+# shipped blob, on MESH_DATA's train split and its landmark cache; the same
+# line again resumes it.
+train-change: $(BUILD)/reage-train-change landmarks
+	$(BUILD)/reage-train-change --weights weights/reage.blob --data $(MESH_DATA) --run runs/change --out runs/change/reage.blob
 
 # A trained blob's age calibration (tools/calibrate.c), fitted on the train
 # split with the blob's own estimator and written into a copy: how a blob

@@ -147,7 +147,7 @@ static int faces_cache_read(FaceSet *f, const char *path, int want, int G, int S
 }
 
 static int faces_cache_write(const FaceSet *f, const char *path, int want, Err *e) {
-    char tmp[1200];
+    char tmp[1300];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *fp = fopen(tmp, "wb");
     if (!fp) return err_set(e, "%s: cannot write", tmp);

@@ -5,7 +5,7 @@
 // it still the same person? The judge's models are never used in training.
 //
 // usage: node tools/eval/judge.mjs [--weights BLOB] [--data DIR] [--limit N] [--out DIR] [--faces FILE]
-//        [--method gan|prototypes]
+//        [--method gan|prototypes|structured]
 //        OUT/eval.json (the tables) and OUT/eval-grid.jpg, both small enough to commit; FILE (default
 //        build/eval-faces.json, not tracked: 1 MB a run) each face's true and judged age, and each output's
 import { createRequire } from 'node:module';

@@ -12,7 +12,9 @@
  *
  * The pipeline is the shipped one: the age prototypes' transform where the
  * blob carries prototypes (src/pipeline.h: on the face mesh found in the
- * crop), else the generator; --method prototypes or gan picks one to compare.
+ * crop), with the change net's own change on top where the blob carries one,
+ * else the generator; --method gan, prototypes (without the change net) or
+ * structured (with it) picks one to compare.
  *
  * usage: reage-render --weights BLOB --data DIR [--limit N] [--grid OUT.png] [--method M] */
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "bundle.h"
 #include "facemesh.h"
 #include "pipeline.h"
+#include "structured.h"
 #include "fileio.h"
 #include "image.h"
 #include "photo.h"
@@ -100,11 +103,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     free(buf);
-    if (method && strcmp(method, "gan") && strcmp(method, "prototypes")) {
-        fprintf(stderr, "reage-render: --method is gan or prototypes\n");
+    if (method && strcmp(method, "gan") && strcmp(method, "prototypes") && strcmp(method, "structured")) {
+        fprintf(stderr, "reage-render: --method is gan, prototypes or structured\n");
         return 2;
     }
-    int use_proto = method ? !strcmp(method, "prototypes") : b.proto != NULL;
+    if (method && !strcmp(method, "structured") && !b.change) { fprintf(stderr, "reage-render: %s carries no change net\n", weights); return 1; }
+    if (method && !strcmp(method, "prototypes") && b.change) {
+        change_model_free(b.change);
+        free(b.change);
+        b.change = NULL;
+    }
+    int use_proto = method ? strcmp(method, "gan") != 0 : b.proto != NULL;
     if (use_proto && !b.proto) { fprintf(stderr, "reage-render: %s carries no age prototypes\n", weights); return 1; }
     static FaceMesh fm;
     if (use_proto) {
