@@ -880,3 +880,45 @@ void expected_value_backward(float *dlogits, const float *probs, const float *ou
         for (int g = 0; g < G; g++)
             dlogits[(size_t)b * G + g] += dout[b] * probs[(size_t)b * G + g] * (values[g] - out[b]);
 }
+
+/* Output pixel i of d brought from a crop of side c: its two source pixels and the weight of the second. */
+static inline void crop_tap(int i, int d, int c, int *a, int *b, float *t) {
+    float p = (i + 0.5f) * c / d - 0.5f;
+    p = p < 0 ? 0 : p > c - 1 ? (float)(c - 1) : p;
+    *a = (int)p;
+    *b = *a + 1 < c ? *a + 1 : *a;
+    *t = p - *a;
+}
+
+void crop_resize_forward(float *out, const float *inp, int BC, int S, int off, int crop, int D) {
+    for (int q = 0; q < BC; q++)
+        for (int i = 0; i < D; i++) {
+            int i0, i1;
+            float ti;
+            crop_tap(i, D, crop, &i0, &i1, &ti);
+            const float *r0 = inp + ((size_t)q * S + off + i0) * S + off, *r1 = inp + ((size_t)q * S + off + i1) * S + off;
+            for (int j = 0; j < D; j++) {
+                int j0, j1;
+                float tj;
+                crop_tap(j, D, crop, &j0, &j1, &tj);
+                out[((size_t)q * D + i) * D + j] = (r0[j0] * (1 - tj) + r0[j1] * tj) * (1 - ti) + (r1[j0] * (1 - tj) + r1[j1] * tj) * ti;
+            }
+        }
+}
+
+void crop_resize_backward(float *dinp, const float *dout, int BC, int S, int off, int crop, int D) {
+    for (int q = 0; q < BC; q++)
+        for (int i = 0; i < D; i++) {
+            int i0, i1;
+            float ti;
+            crop_tap(i, D, crop, &i0, &i1, &ti);
+            float *r0 = dinp + ((size_t)q * S + off + i0) * S + off, *r1 = dinp + ((size_t)q * S + off + i1) * S + off;
+            for (int j = 0; j < D; j++) {
+                int j0, j1;
+                float tj, g = dout[((size_t)q * D + i) * D + j];
+                crop_tap(j, D, crop, &j0, &j1, &tj);
+                r0[j0] += g * (1 - tj) * (1 - ti), r0[j1] += g * tj * (1 - ti);
+                r1[j0] += g * (1 - tj) * ti, r1[j1] += g * tj * ti;
+            }
+        }
+}

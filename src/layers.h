@@ -118,6 +118,11 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
  * the age estimator looks through, so that pixel-level speckle cannot sway it. */
 void blur5_forward(float *out, const float *inp, int B, int C, int H, int W);
 void blur5_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+/* The square of side crop at (off, off) of each of BC planes of side S,
+ * resampled bilinearly to side D (pixel centres aligned, edges repeated):
+ * out [BC,D,D]. The backward pass adds into dinp [BC,S,S]. */
+void crop_resize_forward(float *out, const float *inp, int BC, int S, int off, int crop, int D);
+void crop_resize_backward(float *dinp, const float *dout, int BC, int S, int off, int crop, int D);
 void avgpool_forward(float *out, const float *inp, int B, int C, int HW);
 void avgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
 

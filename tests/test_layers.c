@@ -221,6 +221,7 @@ static void resid_fwd(void) { residual_forward(p_out, p_a, p_b, PN); }
 static void concat_fwd(void) { concat_forward(p_out, p_a, p_b, s_B, s_Ca, s_Cb, s_H * s_W); }
 static void up_fwd(void) { upsample2x_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
 static void blur_fwd(void) { blur5_forward(p_out, p_a, s_B, s_Ca, s_H, s_W); }
+static void crop_fwd(void) { crop_resize_forward(p_out, p_a, 3, 9, 2, 6, 4); }
 static void chroma_fwd(void) { chroma_forward(p_out, p_a, p_b, s_B, s_H * s_W); }
 static void wmean_fwd(void) { window_mean_forward(p_out, p_a, p_b, s_B * s_Ca, s_H, s_W, 1, 3, 1, 4); }
 static void shade_fwd(void) { shade_forward(p_out, p_a, p_b, 2, 4, 6, 2); }
@@ -321,6 +322,22 @@ static void test_pointwise_and_shape(void) {
     memset(da, 0, 4000);
     upsample2x_backward(da, L.R, s_B, s_Ca, s_H, s_W);
     expect_grad("upsample2x", p_a, da, (size_t)s_B * s_Ca * HW);
+
+    /* a 6x6 crop of 9x9 planes brought to 4x4: the corner sample by hand, and its gradient */
+    pointwise_case(crop_fwd, 3 * 16);
+    {
+        /* output (0,0) sits at crop position 0.25: a quarter of the way to the next row and column */
+        float a = p_a[81 + 2 * 9 + 2], b = p_a[81 + 2 * 9 + 3], c = p_a[81 + 3 * 9 + 2], d = p_a[81 + 3 * 9 + 3];
+        float want = (a * 0.75f + b * 0.25f) * 0.75f + (c * 0.75f + d * 0.25f) * 0.25f;
+        CHECK(fabsf(p_out[16] - want) < 1e-6f, "crop_resize samples the crop (%g vs %g by hand)", p_out[16], want);
+        memset(da, 0, 4000);
+        crop_resize_backward(da, L.R, 3, 9, 2, 6, 4);
+        expect_grad("crop_resize", p_a, da, 3 * 81);
+        float outside = 0;
+        for (int q = 0; q < 3; q++)
+            for (int i = 0; i < 9; i++) outside += fabsf(da[q * 81 + i * 9]) + fabsf(da[q * 81 + i]);
+        CHECK(outside == 0, "crop_resize's gradient stays inside the crop");
+    }
 
     /* blur: against replicate-padding by hand and two 1-D passes, on a plane
      * smaller than the kernel (every tap clamps) and on a larger one */

@@ -6,7 +6,8 @@
  *          [--data DIR] [--landmarks FILE] [--limit N] [--faces N] [--steps N]
  *          [--batch B] [--side S] [--width W] [--lr-g X] [--lr-d X]
  *          [--lambda-adv X] [--lambda-wrong X] [--lambda-field X]
- *          [--lambda-smooth X] [--disc-pair 1|0] [--seed N] [--every N]
+ *          [--lambda-smooth X] [--lambda-age X] [--age-margin X]
+ *          [--disc-pair 1|0] [--seed N] [--every N]
  *
  * --limit N takes the N photos of DIR's list that build/reage-landmarks
  * --limit N meshed (0: all). Each train face (N of them, the age groups in equal numbers) is warped
@@ -15,7 +16,11 @@
  * it (change_render.h). The discriminator sees (face, its age) with (real
  * photo of another face, its age) as real, with (output, target age) as
  * fake, and with a real photo at a wrong age as fake (so that it reads
- * age). The field is kept small and smooth by its own terms: where the
+ * age). With --lambda-age, the blob's own age estimator (frozen, looking
+ * through its blur) reads the output's crop square brought down to its
+ * 128 pixels, and its cross-entropy against the target group pulls the
+ * field, except on outputs it already reads as their group with a loss
+ * under --age-margin. The field is kept small and smooth by its own terms: where the
  * discriminator has nothing to say, the prototypes' result stands.
  *
  * Every --every steps: RUN/checkpoint.bin (resumed when present: the same
@@ -38,7 +43,7 @@
 typedef struct {
     const char *in, *out, *run, *data, *landmarks;
     int faces, steps, batch, side, width, seed, every, pair, limit;
-    float lr_g, lr_d, lambda_adv, lambda_wrong, lambda_field, lambda_smooth;
+    float lr_g, lr_d, lambda_adv, lambda_wrong, lambda_field, lambda_smooth, lambda_age, age_margin;
 } Options;
 
 typedef struct {
@@ -178,15 +183,21 @@ typedef struct {
     DiscActs da;
     float *scratch, *mask;
     float *x, *xb, *xr, *y, *mid, *bands, *up, *dup, *dy, *dpatch, *work;
-    float *xd, *rd, *yd, *dyd;
-    float *fn, *dfn;             /* the field in CHANGE_UNIT units, and its gradient */   /* the discriminator's view: the centre of the face space */
+    float *xd, *rd, *yd, *dyd;   /* the discriminator's view: the centre of the face space */
     int dside, doff;
+    float *fn, *dfn;             /* the field in CHANGE_UNIT units, and its gradient */
+    Estimator est;               /* the blob's age reader, frozen (lambda_age > 0) */
+    EstActs ea;
+    float *ex, *dex, *eprobs, *elogits_d;
+    int eside, eoff, ecrop;      /* its input side, and the crop square's offset and side in the face space */
+    int *tgt;
+    float *est_scratch;
     float *gs, *gt, *gs_real, *gw_wrong, *gn_src, *gn_tgt;
     int step;
     Rng rng;
 } Run;
 
-static int run_init(Run *r, const Options *o, const ModelConfig *blob_cfg, Err *e) {
+static int run_init(Run *r, const Options *o, const ModelConfig *blob_cfg, const Blob *blob, Err *e) {
     memset(r, 0, sizeof(*r));
     r->o = *o;
     r->cfg = *blob_cfg;
@@ -227,6 +238,22 @@ static int run_init(Run *r, const Options *o, const ModelConfig *blob_cfg, Err *
         change_net_acts_alloc(&r->net, &r->acts, B, 1, r->scratch) || disc_acts_alloc(&r->disc, &r->da, B, r->scratch))
         return err_set(e, "out of memory for batch %d at %d px", B, S);
     change_masks(S, r->mask);
+    r->tgt = calloc(B, sizeof(int));
+    if (!r->tgt) return err_set(e, "out of memory");
+    if (o->lambda_age > 0) {
+        /* the face space's crop square (UTKFace's aligned crop) is what the estimator was trained on */
+        r->eside = blob_cfg->res;
+        r->ecrop = (int)(S / (1 + 2 * FACESPACE_MARGIN) + 0.5);
+        r->eoff = (S - r->ecrop) / 2;
+        est_build(&r->est, blob_cfg);
+        size_t ne = (size_t)B * 3 * r->eside * r->eside, se = est_scratch_floats(&r->est, B);
+        if (params_alloc(&r->est.ps, 0) || blob_read_params(blob, "", &r->est.ps, o->in, e)) return -1;
+        r->est_scratch = calloc(se, sizeof(float));
+        r->ex = malloc(sizeof(float) * ne); r->dex = malloc(sizeof(float) * ne);
+        r->elogits_d = malloc(sizeof(float) * B * G); r->eprobs = malloc(sizeof(float) * B * G);
+        if (!r->est_scratch || !r->ex || !r->dex || !r->elogits_d || !r->eprobs || est_acts_alloc(&r->est, &r->ea, B, 1, r->est_scratch))
+            return err_set(e, "out of memory for the age estimator");
+    }
     rng_seed(&r->rng, (uint64_t)o->seed);
     return 0;
 }
@@ -234,6 +261,12 @@ static int run_init(Run *r, const Options *o, const ModelConfig *blob_cfg, Err *
 static void run_free(Run *r) {
     change_net_acts_free(&r->acts);
     disc_acts_free(&r->da);
+    if (r->o.lambda_age > 0) {
+        est_acts_free(&r->ea);
+        params_free(&r->est.ps);
+        free(r->est_scratch); free(r->ex); free(r->dex); free(r->elogits_d); free(r->eprobs);
+    }
+    free(r->tgt);
     params_free(&r->net.ps);
     params_free(&r->disc.ps);
     float *bufs[] = {r->scratch, r->mask, r->x, r->xb, r->xr, r->y, r->mid, r->bands, r->up, r->dup, r->dy, r->dpatch, r->work, r->xd, r->rd, r->yd, r->dyd, r->fn, r->dfn,
@@ -281,7 +314,7 @@ static void uncrop_add(const Run *r, const float *dcrop, float *dfull, int B) {
             for (int j = 0; j < d; j++) dfull[((size_t)bc * S + i + o) * S + o + j] += dcrop[((size_t)bc * d + i) * d + j];
 }
 
-typedef struct { float d_real, d_fake, d_wrong, adv, field, smooth; } Losses;
+typedef struct { float d_real, d_fake, d_wrong, adv, field, smooth, age; } Losses;
 
 static void planes(const uint8_t *space, int S, float *x) { change_space_to_planes(space, S, x); }
 
@@ -301,6 +334,7 @@ static Losses step(Run *r, const FaceSet *f) {
         planes(face_image(f, i, 1 + t), S, r->xb + b * n3);
         planes(face_image(f, j, 0), S, r->xr + b * n3);
         change_bands(r->xb + b * n3, S, r->bands + (size_t)b * CHANGE_BANDS * S * S, r->work);
+        r->tgt[b] = t;
         r->gs[b * G + gi] = 1, r->gt[b * G + t] = 1, r->gs_real[b * G + gj] = 1, r->gw_wrong[b * G + wrong] = 1;
         age_to_groupw(&r->cfg, f->age[i], r->gn_src + b * G);
         age_to_groupw(&r->cfg, group_center(&r->cfg, t), r->gn_tgt + b * G);
@@ -321,6 +355,20 @@ static Losses step(Run *r, const FaceSet *f) {
     memset(r->dyd, 0, sizeof(float) * B * 3 * r->dside * r->dside);
     L.adv = disc_term(r, r->xd, r->gs, r->yd, r->gt, 1, o->lambda_adv, r->dyd, 0);
     uncrop_add(r, r->dyd, r->dy, B);
+    if (o->lambda_age > 0) {
+        int E = r->eside;
+        crop_resize_forward(r->ex, r->y, B * 3, S, r->eoff, r->ecrop, E);
+        const float *logits = est_forward(&r->est, &r->ea, r->ex, 0);
+        L.age = crossentropy_forward(r->eprobs, logits, r->tgt, B, G);
+        memset(r->elogits_d, 0, sizeof(float) * B * G);
+        crossentropy_backward(r->elogits_d, r->eprobs, r->tgt, o->lambda_age, B, G);
+        /* an output that already reads as its group as surely as the margin asks is left to the discriminator */
+        for (int b = 0; b < B; b++)
+            if (-logf(fmaxf(r->eprobs[b * G + r->tgt[b]], 1e-30f)) < o->age_margin) memset(r->elogits_d + b * G, 0, sizeof(float) * G);
+        memset(r->dex, 0, sizeof(float) * B * 3 * E * E);
+        est_backward(&r->est, &r->ea, r->elogits_d, r->dex, 0);
+        crop_resize_backward(r->dy, r->dex, B * 3, S, r->eoff, r->ecrop, E);
+    }
     ChangeShape sh = {B, S, s};
     memset(r->dup, 0, sizeof(float) * B * CHANGE_FIELDS * S * S);
     change_render_backward(r->dup, r->dy, r->mid, r->bands, r->up, r->work, sh);
@@ -349,9 +397,9 @@ static Losses step(Run *r, const FaceSet *f) {
 static void options_text(const Options *o, char *buf, size_t n) {
     snprintf(buf, n,
              "faces=%d\nbatch=%d\nside=%d\nwidth=%d\ndisc_pair=%d\nseed=%d\nlr_g=%g\nlr_d=%g\nlambda_adv=%g\nlambda_wrong=%g\n"
-             "lambda_field=%g\nlambda_smooth=%g\n",
+             "lambda_field=%g\nlambda_smooth=%g\nlambda_age=%g\nage_margin=%g\n",
              o->faces, o->batch, o->side, o->width, o->pair, o->seed, o->lr_g, o->lr_d, o->lambda_adv, o->lambda_wrong, o->lambda_field,
-             o->lambda_smooth);
+             o->lambda_smooth, o->lambda_age, o->age_margin);
 }
 
 static void write_state(BlobWriter *w, const char *name, const ParamSet *ps) {
@@ -497,7 +545,7 @@ static int parse(int argc, char **argv, Options *o) {
     *o = (Options){.in = "weights/reage.blob", .run = "runs/change", .data = "../shared/data/utkface",
                    .landmarks = "runs/landmarks/utkface.blob", .faces = 2400, .steps = 20000, .batch = 4, .side = 256,
                    .width = 32, .seed = 1, .pair = 1, .every = 100, .lr_g = 1e-4f, .lr_d = 2e-4f, .lambda_adv = 1, .lambda_wrong = 1,
-                   .lambda_field = 1, .lambda_smooth = 0.1f};
+                   .lambda_field = 1, .lambda_smooth = 0.1f, .lambda_age = 0, .age_margin = 0.5f};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **sv = !strcmp(a, "--weights") ? &o->in : !strcmp(a, "--out") ? &o->out : !strcmp(a, "--run") ? &o->run
@@ -507,7 +555,8 @@ static int parse(int argc, char **argv, Options *o) {
                 : !strcmp(a, "--every") ? &o->every : !strcmp(a, "--disc-pair") ? &o->pair : !strcmp(a, "--limit") ? &o->limit : NULL;
         float *fv = !strcmp(a, "--lr-g") ? &o->lr_g : !strcmp(a, "--lr-d") ? &o->lr_d : !strcmp(a, "--lambda-adv") ? &o->lambda_adv
                   : !strcmp(a, "--lambda-wrong") ? &o->lambda_wrong : !strcmp(a, "--lambda-field") ? &o->lambda_field
-                  : !strcmp(a, "--lambda-smooth") ? &o->lambda_smooth : NULL;
+                  : !strcmp(a, "--lambda-smooth") ? &o->lambda_smooth : !strcmp(a, "--lambda-age") ? &o->lambda_age
+                  : !strcmp(a, "--age-margin") ? &o->age_margin : NULL;
         if (!sv && !iv && !fv) { fprintf(stderr, "reage-train-change: unknown option %s (see the comment at the top of tools/train_change.c)\n", a); return -1; }
         if (!v) { fprintf(stderr, "reage-train-change: %s needs a value\n", a); return -1; }
         char *end = NULL;
@@ -548,7 +597,7 @@ int main(int argc, char **argv) {
     snprintf(samples, sizeof(samples), "%s/samples.png", o.run);
     if (dir_ensure(o.run, &e)) { fprintf(stderr, "reage-train-change: %s\n", e.msg); return 1; }
     Run r;
-    if (run_init(&r, &o, &cfg, &e)) { fprintf(stderr, "reage-train-change: %s\n", e.msg); return 1; }
+    if (run_init(&r, &o, &cfg, blob, &e)) { fprintf(stderr, "reage-train-change: %s\n", e.msg); return 1; }
     int rc = load_checkpoint(&r, ckpt, &e);
     if (rc < 0) { fprintf(stderr, "reage-train-change: %s\n", e.msg); return 1; }
     fprintf(stderr, "reage-train-change: %s at step %d; net %zu parameters (%.2f GFLOP a face), discriminator %zu (%s) at %d px\n",
@@ -575,10 +624,11 @@ int main(int argc, char **argv) {
     while (r.step < o.steps) {
         Losses L = step(&r, &train);
         acc.d_real += L.d_real, acc.d_fake += L.d_fake, acc.d_wrong += L.d_wrong, acc.adv += L.adv, acc.field += L.field, acc.smooth += L.smooth;
+        acc.age += L.age;
         if (r.step % 10 == 0) {
             double t = now() - t0;
-            fprintf(stderr, "step %d: D real %.3f fake %.3f wrong %.3f | adv %.3f field %.4f smooth %.4f | %.2f faces/s\n", r.step,
-                    acc.d_real / 10, acc.d_fake / 10, acc.d_wrong / 10, acc.adv / 10, acc.field / 10, acc.smooth / 10,
+            fprintf(stderr, "step %d: D real %.3f fake %.3f wrong %.3f | adv %.3f age %.3f field %.4f smooth %.4f | %.2f faces/s\n",
+                    r.step, acc.d_real / 10, acc.d_fake / 10, acc.d_wrong / 10, acc.adv / 10, acc.age / 10, acc.field / 10, acc.smooth / 10,
                     (r.step - first) * o.batch / t);
             memset(&acc, 0, sizeof(acc));
         }
