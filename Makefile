@@ -154,7 +154,7 @@ deps:
 	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-prototypes $(BUILD)/reage-train-change $(BUILD)/reage-landmarks $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob weights/facemesh.blob
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-prototypes $(BUILD)/reage-train-change $(BUILD)/reage-landmarks $(BUILD)/reage-render $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob weights/facemesh.blob
 	$(MAKE) wasm-fresh
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/

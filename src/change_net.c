@@ -131,8 +131,7 @@ void change_net_forward(const ChangeNet *n, ChangeNetActs *a, const float *x, co
     scale_fields(a->field, B, (size_t)s * s);
 }
 
-void change_net_backward(ChangeNet *n, ChangeNetActs *a, const float *x) {
-    (void)x; /* the input planes are kept in a->in0 */
+void change_net_backward(ChangeNet *n, ChangeNetActs *a) {
     ParamSet *ps = &n->ps;
     int B = a->B, s = change_field_side(n->cfg.side), h = a->mid.OH;
     acts_zero_grads(&a->mem);

@@ -55,7 +55,7 @@ size_t change_net_scratch_floats(const ChangeNet *n, int B);
 void change_net_forward(const ChangeNet *n, ChangeNetActs *a, const float *x, const float *gw_src, const float *gw_tgt);
 /* From the field's gradient a->dfield (which it rescales in place): adds the parameters' gradients into
  * n->ps.grad (the face and ages are data). */
-void change_net_backward(ChangeNet *n, ChangeNetActs *a, const float *x);
+void change_net_backward(ChangeNet *n, ChangeNetActs *a);
 double change_net_flops(const ChangeNet *n);
 /* "change_side=256\nchange_width=32\n" and back. */
 void change_net_config_text(const ChangeNetConfig *cfg, char *buf, size_t n);

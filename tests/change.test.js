@@ -76,3 +76,14 @@ test('a short run writes a blob the CLI re-ages with, and resumes under the same
   assert.equal(r.code, 0, r.err);
   assert.ok(existsSync(out));
 });
+
+test('the evaluation asks for a change net only where the blob has one', () => {
+  const render = join(root, 'build/reage-render');
+  assert.ok(existsSync(render), 'build/reage-render is not built');
+  let r = run(render, '--weights', shipped, '--data', data, '--limit', '1', '--method', 'structured');
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /reage\.blob carries no change net/);
+  r = run(render, '--weights', shipped, '--data', data, '--limit', '1', '--method', 'bogus');
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /--method is gan, prototypes or structured/);
+});

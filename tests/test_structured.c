@@ -52,7 +52,7 @@ static void test_change_net(void) {
     params_zero_grad(&cn.ps);
     change_loss(NULL);
     memcpy(ca.dfield, CR, sizeof(float) * NF);
-    change_net_backward(&cn, &ca, CX);
+    change_net_backward(&cn, &ca);
     double worst = 0;
     const char *worst_name = "";
     for (int i = 0; i < cn.ps.count; i++) {

@@ -316,8 +316,6 @@ static void uncrop_add(const Run *r, const float *dcrop, float *dfull, int B) {
 
 typedef struct { float d_real, d_fake, d_wrong, adv, field, smooth, age; } Losses;
 
-static void planes(const uint8_t *space, int S, float *x) { change_space_to_planes(space, S, x); }
-
 static Losses step(Run *r, const FaceSet *f) {
     const Options *o = &r->o;
     int B = o->batch, S = o->side, G = f->G, s = change_field_side(S);
@@ -330,9 +328,9 @@ static Losses step(Run *r, const FaceSet *f) {
     for (int b = 0; b < B; b++) {
         int i = rng_int(&r->rng, f->count), j = rng_int(&r->rng, f->count), gi = f->group[i];
         int t = (gi + 1 + rng_int(&r->rng, G - 1)) % G, gj = f->group[j], wrong = (gj + 1 + rng_int(&r->rng, G - 1)) % G;
-        planes(face_image(f, i, 0), S, r->x + b * n3);
-        planes(face_image(f, i, 1 + t), S, r->xb + b * n3);
-        planes(face_image(f, j, 0), S, r->xr + b * n3);
+        change_space_to_planes(face_image(f, i, 0), S, r->x + b * n3);
+        change_space_to_planes(face_image(f, i, 1 + t), S, r->xb + b * n3);
+        change_space_to_planes(face_image(f, j, 0), S, r->xr + b * n3);
         change_bands(r->xb + b * n3, S, r->bands + (size_t)b * CHANGE_BANDS * S * S, r->work);
         r->tgt[b] = t;
         r->gs[b * G + gi] = 1, r->gt[b * G + t] = 1, r->gs_real[b * G + gj] = 1, r->gw_wrong[b * G + wrong] = 1;
@@ -387,7 +385,7 @@ static Losses step(Run *r, const FaceSet *f) {
     tv_backward(r->dfn, r->fn, NULL, o->lambda_smooth, B * CHANGE_FIELDS, s, s);
     for (size_t i = 0; i < nall; i++)
         df[i] += (r->dfn[i] + 2 * o->lambda_field * r->fn[i] / nall) / CHANGE_UNIT[(i / ss) % CHANGE_FIELDS];
-    change_net_backward(&r->net, &r->acts, r->xb);
+    change_net_backward(&r->net, &r->acts);
     adam_step(&r->net.ps, &ag, r->step);
     return L;
 }
@@ -513,7 +511,7 @@ static int save_samples(Run *r, const FaceSet *t, const char *path, Err *e) {
         memset(r->gn_tgt, 0, sizeof(float) * B * G);
         for (int b = 0; b < B; b++) {
             int tg = targets[b % 3];
-            planes(face_image(t, i, 1 + tg), S, r->xb + b * n3);
+            change_space_to_planes(face_image(t, i, 1 + tg), S, r->xb + b * n3);
             change_bands(r->xb + b * n3, S, r->bands + (size_t)b * CHANGE_BANDS * S * S, r->work);
             age_to_groupw(&r->cfg, t->age[i], r->gn_src + b * G);
             age_to_groupw(&r->cfg, group_center(&r->cfg, tg), r->gn_tgt + b * G);
