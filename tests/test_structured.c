@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../src/blob.h"
+#include "../src/bundle.h"
+#include "../src/fileio.h"
 #include "../src/facespace.h"
 #include "../src/structured.h"
 #include "check.h"
@@ -225,7 +227,54 @@ static void test_change_blob(void) {
     params_free(&net.ps);
 }
 
+/* The shipped blob with a change net added loads with it; with the net but
+ * without the prototypes it refines, it is refused by name. */
+static void test_change_bundle(void) {
+    Err e;
+    uint8_t *buf;
+    size_t len;
+    Blob *b = malloc(sizeof(Blob));
+    if (file_read_all("weights/reage.blob", 64u << 20, &buf, &len, &e) || blob_parse(b, buf, len, BLOB_MAGIC, "weights/reage.blob", &e)) {
+        CHECK(0, "the shipped blob reads: %s", e.msg);
+        free(b);
+        return;
+    }
+    ModelConfig mc;
+    model_config_parse(&mc, b->config, &e);
+    ChangeNet net;
+    ChangeNetConfig cfg = {64, mc.groups, 4};
+    change_net_build(&net, &cfg, &e);
+    params_alloc(&net.ps, 0);
+    char config[4096 + 128], text[128];
+    change_net_config_text(&cfg, text, sizeof(text));
+    snprintf(config, sizeof(config), "%s%s", b->config, text);
+    for (int keep = 1; keep >= 0; keep--) {
+        BlobWriter w;
+        blobw_begin(&w, BLOB_MAGIC, config);
+        for (uint32_t i = 0; i < b->ntensors; i++)
+            if (keep || b->t[i].name_len < 6 || memcmp(b->t[i].name, "proto.", 6)) blobw_copy(&w, &b->t[i]);
+        blobw_params(&w, "change.", &net.ps, DT_F16);
+        size_t n;
+        uint8_t *bytes = blobw_finish(&w, &n);
+        Bundle bd;
+        int rc = bundle_load(&bd, bytes, n, NULL, "with-net.blob", &e);
+        if (keep) {
+            CHECK(rc == 0 && bd.change && bd.proto, "a blob with prototypes and a change net loads both%s%s", rc ? ": " : "", rc ? e.msg : "");
+            if (!rc) bundle_free(&bd);
+        } else {
+            CHECK(rc != 0 && strstr(e.msg, "with-net.blob") && strstr(e.msg, "without the prototypes"),
+                  "a change net without prototypes is refused: %s", rc ? e.msg : "loaded");
+            if (!rc) bundle_free(&bd);
+        }
+        free(bytes);
+    }
+    params_free(&net.ps);
+    free(buf);
+    free(b);
+}
+
 void test_structured(void) {
+    test_change_bundle();
     test_change_net();
     test_change_bands();
     test_change_masks();
