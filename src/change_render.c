@@ -1,55 +1,16 @@
 #include "change_render.h"
+#include "layers.h"
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 
-/* The two source pixels and the weight of the second, for output pixel i of n brought up from m. */
-static inline void taps(int i, int n, int m, int *a, int *b, float *t) {
-    float p = (i + 0.5f) * m / n - 0.5f;
-    if (p <= 0) { *a = *b = 0; *t = 0; return; }
-    if (p >= m - 1) { *a = *b = m - 1; *t = 0; return; }
-    *a = (int)p;
-    *b = *a + 1;
-    *t = p - *a;
-}
-
+/* The field brought up from s to S is layers.c's bilinear resampling of the whole plane. */
 void change_upsample_forward(float *up, const float *field, ChangeShape sh) {
-    int S = sh.S, s = sh.s;
-    for (int bc = 0; bc < sh.B * CHANGE_FIELDS; bc++) {
-        const float *f = field + (size_t)bc * s * s;
-        float *o = up + (size_t)bc * S * S;
-        for (int i = 0; i < S; i++) {
-            int i0, i1, j0, j1;
-            float ti, tj;
-            taps(i, S, s, &i0, &i1, &ti);
-            for (int j = 0; j < S; j++) {
-                taps(j, S, s, &j0, &j1, &tj);
-                o[(size_t)i * S + j] = (f[i0 * s + j0] * (1 - tj) + f[i0 * s + j1] * tj) * (1 - ti) +
-                                       (f[i1 * s + j0] * (1 - tj) + f[i1 * s + j1] * tj) * ti;
-            }
-        }
-    }
+    crop_resize_forward(up, field, sh.B * CHANGE_FIELDS, sh.s, 0, sh.s, sh.S);
 }
 
 void change_upsample_backward(float *dfield, const float *dup, ChangeShape sh) {
-    int S = sh.S, s = sh.s;
-    for (int bc = 0; bc < sh.B * CHANGE_FIELDS; bc++) {
-        float *df = dfield + (size_t)bc * s * s;
-        const float *g = dup + (size_t)bc * S * S;
-        for (int i = 0; i < S; i++) {
-            int i0, i1, j0, j1;
-            float ti, tj;
-            taps(i, S, s, &i0, &i1, &ti);
-            for (int j = 0; j < S; j++) {
-                taps(j, S, s, &j0, &j1, &tj);
-                float v = g[(size_t)i * S + j];
-                df[i0 * s + j0] += v * (1 - tj) * (1 - ti);
-                df[i0 * s + j1] += v * tj * (1 - ti);
-                df[i1 * s + j0] += v * (1 - tj) * ti;
-                df[i1 * s + j1] += v * tj * ti;
-            }
-        }
-    }
+    crop_resize_backward(dfield, dup, sh.B * CHANGE_FIELDS, sh.s, 0, sh.s, sh.S);
 }
 
 /* Where output pixel (i, j) samples the image before resampling: its two columns and rows, their weights,
