@@ -274,15 +274,20 @@ static void run_free(Run *r) {
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) free(bufs[i]);
 }
 
+/* fields [B,CHANGE_FIELDS,S,S] *= the transform's masks [CHANGE_FIELDS,S,S] (their gradient likewise) */
+static void apply_masks(const Run *r, float *f, int B) {
+    size_t n = (size_t)CHANGE_FIELDS * r->o.side * r->o.side;
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < n; i++) f[(size_t)b * n + i] *= r->mask[i];
+}
+
 /* The net's field for batch xb (the prototypes' results), rendered into r->y. */
 static void render(Run *r, int B) {
     int S = r->o.side;
-    size_t n = (size_t)S * S;
     ChangeShape sh = {B, S, change_field_side(S)};
     change_net_forward(&r->net, &r->acts, r->xb, r->gn_src, r->gn_tgt);
     change_upsample_forward(r->up, r->acts.field, sh);
-    for (int b = 0; b < B; b++)
-        for (size_t i = 0; i < CHANGE_FIELDS * n; i++) r->up[(size_t)b * CHANGE_FIELDS * n + i] *= r->mask[i];
+    apply_masks(r, r->up, B);
     change_render_forward(r->y, r->mid, r->xb, r->bands, r->up, sh);
 }
 
@@ -297,21 +302,6 @@ static float disc_term(Run *r, const float *x, const float *gw_in, const float *
     mse_const_backward(r->dpatch, logits, target, weight, n);
     disc_backward(&r->disc, &r->da, r->dpatch, dy, param_grads);
     return loss;
-}
-
-/* The discriminator's view of images [B,3,S,S]: their centre [B,3,d,d]; and its gradient added back. */
-static void crop(const Run *r, const float *in, float *out, int B) {
-    int S = r->o.side, d = r->dside, o = r->doff;
-    for (int bc = 0; bc < B * 3; bc++)
-        for (int i = 0; i < d; i++)
-            memcpy(out + ((size_t)bc * d + i) * d, in + ((size_t)bc * S + i + o) * S + o, sizeof(float) * d);
-}
-
-static void uncrop_add(const Run *r, const float *dcrop, float *dfull, int B) {
-    int S = r->o.side, d = r->dside, o = r->doff;
-    for (int bc = 0; bc < B * 3; bc++)
-        for (int i = 0; i < d; i++)
-            for (int j = 0; j < d; j++) dfull[((size_t)bc * S + i + o) * S + o + j] += dcrop[((size_t)bc * d + i) * d + j];
 }
 
 typedef struct { float d_real, d_fake, d_wrong, adv, field, smooth, age; } Losses;
@@ -338,9 +328,11 @@ static Losses step(Run *r, const FaceSet *f) {
         age_to_groupw(&r->cfg, group_center(&r->cfg, t), r->gn_tgt + b * G);
     }
     render(r, B);
-    crop(r, r->x, r->xd, B);
-    crop(r, r->xr, r->rd, B);
-    crop(r, r->y, r->yd, B);
+    /* the discriminator's view: the centre of the face space, copied (resampled at its own size) */
+    int D = r->dside;
+    crop_resize_forward(r->xd, r->x, B * 3, S, r->doff, D, D);
+    crop_resize_forward(r->rd, r->xr, B * 3, S, r->doff, D, D);
+    crop_resize_forward(r->yd, r->y, B * 3, S, r->doff, D, D);
 
     params_zero_grad(&r->disc.ps);
     L.d_real = disc_term(r, r->xd, r->gs, r->rd, r->gs_real, 1, 1, NULL, 1);
@@ -352,7 +344,7 @@ static Losses step(Run *r, const FaceSet *f) {
     memset(r->dy, 0, sizeof(float) * B * n3);
     memset(r->dyd, 0, sizeof(float) * B * 3 * r->dside * r->dside);
     L.adv = disc_term(r, r->xd, r->gs, r->yd, r->gt, 1, o->lambda_adv, r->dyd, 0);
-    uncrop_add(r, r->dyd, r->dy, B);
+    crop_resize_backward(r->dy, r->dyd, B * 3, S, r->doff, D, D);
     if (o->lambda_age > 0) {
         int E = r->eside;
         crop_resize_forward(r->ex, r->y, B * 3, S, r->eoff, r->ecrop, E);
@@ -370,8 +362,7 @@ static Losses step(Run *r, const FaceSet *f) {
     ChangeShape sh = {B, S, s};
     memset(r->dup, 0, sizeof(float) * B * CHANGE_FIELDS * S * S);
     change_render_backward(r->dup, r->dy, r->mid, r->bands, r->up, r->work, sh);
-    for (int b = 0; b < B; b++)
-        for (size_t i = 0; i < (size_t)CHANGE_FIELDS * S * S; i++) r->dup[(size_t)b * CHANGE_FIELDS * S * S + i] *= r->mask[i];
+    apply_masks(r, r->dup, B);
     float *field = r->acts.field, *df = r->acts.dfield;
     memset(df, 0, sizeof(float) * B * nfs);
     change_upsample_backward(df, r->dup, sh);
