@@ -269,6 +269,22 @@ int config_get(const char *config, const char *key, char *val, size_t n) {
     return -1;
 }
 
+size_t config_without(const char *config, const char *prefix, char *out, size_t n) {
+    size_t k = 0, pl = strlen(prefix);
+    for (const char *line = config; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t ll = end ? (size_t)(end - line) + 1 : strlen(line);
+        if (strncmp(line, prefix, pl) && k + ll < n) {
+            memcpy(out + k, line, ll);
+            k += ll;
+        }
+        line += ll;
+    }
+    if (k && out[k - 1] != '\n' && k + 1 < n) out[k++] = '\n';
+    out[k] = 0;
+    return k;
+}
+
 int config_get_int(const char *config, const char *key, int *val) {
     char buf[64], *endp;
     if (config_get(config, key, buf, sizeof(buf))) return -1;

@@ -83,6 +83,10 @@ int blob_read_params(const Blob *b, const char *prefix, ParamSet *ps,
 /* Config text helpers: "key=value" lines. */
 int config_get(const char *config, const char *key, char *val, size_t n);
 int config_get_int(const char *config, const char *key, int *val);
+/* config's lines less those that start with prefix, into out (n bytes):
+ * lines that would not fit are left out too; ends with a newline unless
+ * empty. Returns its length, so that a caller can add lines after it. */
+size_t config_without(const char *config, const char *prefix, char *out, size_t n);
 
 uint32_t crc32_bytes(const uint8_t *p, size_t n, uint32_t crc);
 uint16_t f32_to_f16(float f);

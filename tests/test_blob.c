@@ -273,7 +273,21 @@ static void test_malformed_structures(void) {
     free(buf);
 }
 
+/* A config less some keys' lines, with room left for the caller's own. */
+static void test_config_without(void) {
+    char out[64];
+    size_t k = config_without("res=128\nchange_side=64\ngroups=6\nchange_width=4", "change_", out, sizeof(out));
+    CHECK(!strcmp(out, "res=128\ngroups=6\n") && k == strlen(out), "config_without drops the prefixed lines and ends a line: '%s'", out);
+    int side;
+    CHECK(config_get_int(out, "change_side", &side) != 0, "the dropped key is gone");
+    k = config_without("res=128\ngroups=6\n", "res=", out, 8);
+    CHECK(!strcmp(out, ""), "a line that does not fit is left out, not cut: '%s'", out);
+    k = config_without("", "x", out, sizeof(out));
+    CHECK(k == 0 && out[0] == 0, "an empty config stays empty");
+}
+
 void test_blob(void) {
+    test_config_without();
     test_malformed_structures();
     test_f16();
     test_round_trip_and_damage();

@@ -175,18 +175,9 @@ int main(int argc, char **argv) {
     if (strength && proto_parse_strength(&P, strength, &e)) { fprintf(stderr, "reage-prototypes: %s\n", e.msg); return 1; }
     /* the config without its old strength, then the new one */
     char config[4096], text[256];
-    size_t k = 0;
-    for (const char *line = blob->config; *line;) {
-        const char *end = strchr(line, '\n');
-        size_t ll = end ? (size_t)(end - line) + 1 : strlen(line);
-        if (strncmp(line, PROTO_STRENGTH_KEY "=", strlen(PROTO_STRENGTH_KEY) + 1) && k + ll < sizeof(config) - 300) {
-            memcpy(config + k, line, ll);
-            k += ll;
-        }
-        line += ll;
-    }
+    size_t k = config_without(blob->config, PROTO_STRENGTH_KEY "=", config, sizeof(config) - 300);
     proto_strength_text(&P, text, sizeof(text));
-    snprintf(config + k, sizeof(config) - k, "%s%s=%s\n", k && config[k - 1] != '\n' ? "\n" : "", PROTO_STRENGTH_KEY, text);
+    snprintf(config + k, sizeof(config) - k, "%s=%s\n", PROTO_STRENGTH_KEY, text);
     BlobWriter w;
     blobw_begin(&w, BLOB_MAGIC, config);
     for (uint32_t i = 0; i < blob->ntensors; i++)

@@ -468,18 +468,9 @@ done:
 /* IN's tensors (less any change net) and config, with this net added. */
 static int export_blob(const Run *r, const Blob *in, const char *path, Err *e) {
     char cfg[4096], text[256];
-    size_t k = 0;
-    for (const char *line = in->config; *line;) {
-        const char *end = strchr(line, '\n');
-        size_t ll = end ? (size_t)(end - line) + 1 : strlen(line);
-        if (strncmp(line, "change_", 7) && k + ll < sizeof(cfg) - 300) {
-            memcpy(cfg + k, line, ll);
-            k += ll;
-        }
-        line += ll;
-    }
+    size_t k = config_without(in->config, "change_", cfg, sizeof(cfg) - 300);
     change_net_config_text(&r->net.cfg, text, sizeof(text));
-    snprintf(cfg + k, sizeof(cfg) - k, "%s%s", k && cfg[k - 1] != '\n' ? "\n" : "", text);
+    snprintf(cfg + k, sizeof(cfg) - k, "%s", text);
     BlobWriter w;
     blobw_begin(&w, BLOB_MAGIC, cfg);
     for (uint32_t i = 0; i < in->ntensors; i++)
