@@ -366,6 +366,12 @@ static void make_hull_dist(void) {
         }
 }
 
+/* The hull's distances, made on first use (once, whichever thread comes first). */
+static void hull_dist_ready(void) {
+    _Pragma("omp critical(prototypes_mask)")
+    if (!hull_ready) { make_hull_dist(); hull_ready = 1; }
+}
+
 /* The openings of the eyes and the mouth (MediaPipe's inner contours): no
  * prototype's colour or detail belongs inside them (children's eyes show
  * more iris within the same outline, so the averages darken an adult's
@@ -423,8 +429,7 @@ static void mask_at(double u, double v, float *detail, float *colour, float *sha
 }
 
 void face_space_masks(int S, float *detail, float *colour, float *shape) {
-    _Pragma("omp critical(prototypes_mask)")
-    if (!hull_ready) { make_hull_dist(); hull_ready = 1; }
+    hull_dist_ready();
     double span = 1 + 2 * FACESPACE_MARGIN;
     for (int i = 0; i < S; i++)
         for (int j = 0; j < S; j++) {
@@ -519,8 +524,7 @@ static void change_at(const FaceChange *c, const float *fold, double u, double v
 enum { M_U, M_V, M_X, M_Y, M_OK, M_R, M_G, M_B, M_DW, M_FIELDS };
 
 int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
-    _Pragma("omp critical(prototypes_mask)")
-    if (!hull_ready) { make_hull_dist(); hull_ready = 1; }
+    hull_dist_ready();
     FaceWarp w;
     FaceReshape rs;
     if (facewarp_fit(&w, l)) return -1;
