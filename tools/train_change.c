@@ -445,7 +445,11 @@ static int load_checkpoint(Run *r, const char *path, Err *e) {
         const char *eq = strchr(line, '='), *nl = strchr(line, '\n');
         snprintf(key, sizeof(key), "%.*s", (int)(eq - line), line);
         snprintf(want, sizeof(want), "%.*s", (int)(nl - eq - 1), eq + 1);
-        if (config_get(b->config, key, theirs, sizeof(theirs)) || strcmp(theirs, want)) {
+        if (config_get(b->config, key, theirs, sizeof(theirs))) {
+            err_set(e, "%s: started without %s (another version of this tool): start another --run", path, key);
+            goto done;
+        }
+        if (strcmp(theirs, want)) {
             err_set(e, "%s: started with %s=%s, not %s: resume with the same options or start another --run", path, key, theirs, want);
             goto done;
         }
