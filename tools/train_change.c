@@ -110,7 +110,7 @@ static int prepare(FaceSet *f, const Options *o, const ModelConfig *cfg, const P
                 if (t != age_to_group(cfg, ls.age[i])) bad = proto_reage(P, cfg, &c, &lm, (float)ls.age[i], group_center(cfg, t));
                 facewarp_photo_to_space(&w, &c, S, face_image(f, q, 1 + t));
             }
-            if (!bad || copy.rgb) image_free(&copy);
+            image_free(&copy); /* rgb is NULL where it could not be allocated */
             facewarp_free(&w);
         }
         if (img.rgb) image_free(&img);
