@@ -29,7 +29,7 @@ HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c tests/test_prototypes.c tests/test_structured.c
 
-.PHONY: all test deps train train-change bench eval calibrate clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
+.PHONY: page-models all test deps train train-change bench eval calibrate clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
@@ -68,6 +68,21 @@ weights/facemesh.blob: $(wildcard $(MESH_ASSETS)) | $(BUILD)
 	$(MAKE) $(BUILD)/reage-tflite
 	node tools/packed_asset.mjs $(MESH_PKG) face_landmark.tflite $(BUILD)/face_landmark.tflite
 	$(BUILD)/reage-tflite --source "@mediapipe/face_mesh $(MESH_PKG_VERSION) face_landmark.tflite" $(BUILD)/face_landmark.tflite $@
+
+# Weight blobs with int8 kernels (tools/compact.c); and the page's two halves
+# of the shipped model: what every photo needs, and the generator, which the
+# page fetches only for a face the mesh cannot trace.
+$(BUILD)/reage-compact: tools/compact.c src/blob.c src/fileio.c $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tools/compact.c src/blob.c src/fileio.c -lm
+
+PAGE_MODELS := $(BUILD)/page/reage-core.blob $(BUILD)/page/reage-generator.blob
+$(BUILD)/page/reage-core.blob: weights/reage.blob $(BUILD)/reage-compact
+	@mkdir -p $(BUILD)/page
+	$(BUILD)/reage-compact weights/reage.blob $@ --without gen.
+$(BUILD)/page/reage-generator.blob: weights/reage.blob $(BUILD)/reage-compact
+	@mkdir -p $(BUILD)/page
+	$(BUILD)/reage-compact weights/reage.blob $@ --only gen.
+page-models: $(PAGE_MODELS)
 
 $(BUILD)/reage-landmarks: tools/landmarks.c $(NATIVE) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tools/landmarks.c $(NATIVE) $(LDLIBS)
@@ -132,6 +147,7 @@ serve:
 	@test -f web/reage.wasm || $(MAKE) web
 	@test -f weights/reage.blob || { echo "weights/reage.blob is missing: train with make train, or check out the repository's weights"; exit 1; }
 	@command -v node >/dev/null || { echo "make serve needs Node.js (apt-get install nodejs)"; exit 1; }
+	@$(MAKE) -s $(PAGE_MODELS)
 	node tools/serve.js
 
 $(BUILD)/reage-bench: tools/bench_native.c $(NATIVE) $(HEADERS) | $(BUILD)
@@ -154,7 +170,7 @@ deps:
 	@test -d node_modules/playwright-core || npm ci --no-audit --no-fund
 
 test: deps
-	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-prototypes $(BUILD)/reage-train-change $(BUILD)/reage-landmarks $(BUILD)/reage-render $(BUILD)/reage-parity $(BUILD)/reage-tflite weights/blazeface.blob weights/facemesh.blob
+	$(MAKE) $(BUILD)/test_engine $(BUILD)/reage $(BUILD)/reage-train $(BUILD)/reage-calibrate $(BUILD)/reage-prototypes $(BUILD)/reage-train-change $(BUILD)/reage-landmarks $(BUILD)/reage-render $(BUILD)/reage-parity $(BUILD)/reage-tflite $(BUILD)/reage-compact $(PAGE_MODELS) weights/blazeface.blob weights/facemesh.blob
 	$(MAKE) wasm-fresh
 	REAGE_TEST_DATA=$(DATA) $(BUILD)/test_engine
 	REAGE_TEST_DATA=$(DATA) node --test tests/

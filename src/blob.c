@@ -1,5 +1,6 @@
 #include "blob.h"
 #include "fileio.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,12 +83,33 @@ static void put_header(BlobWriter *w, const char *name, DType dt, int ndim, cons
     for (int i = 0; i < ndim; i++) put_u32(w, (uint32_t)shape[i]);
 }
 
+static float abs_max(const float *x, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    return m;
+}
+
 void blobw_floats(BlobWriter *w, const char *name, DType dtype, int ndim,
                   const int *shape, const float *data) {
     size_t n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
     put_header(w, name, dtype, ndim, shape);
     if (dtype == DT_F32) { put(w, data, n * 4); return; }
+    if (dtype == DT_Q8) {
+        size_t rows = ndim ? (size_t)shape[0] : 1, per = rows ? n / rows : 0;
+        for (size_t r = 0; r < rows; r++) {
+            float scale = abs_max(data + r * per, per) / 127;
+            put(w, &scale, 4);
+        }
+        for (size_t r = 0; r < rows; r++) {
+            float scale = abs_max(data + r * per, per) / 127;
+            for (size_t i = 0; i < per; i++) {
+                int8_t q = scale > 0 ? (int8_t)lrintf(data[r * per + i] / scale) : 0;
+                put(w, &q, 1);
+            }
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         uint16_t h = f32_to_f16(data[i]);
         put(w, &h, 2);
@@ -106,7 +128,8 @@ void blobw_params(BlobWriter *w, const char *prefix, const ParamSet *ps, DType d
         const ParamTensor *t = &ps->t[i];
         snprintf(name, sizeof(name), "%s%s", prefix, t->name);
         /* running statistics stay float32: they can exceed float16's range */
-        blobw_floats(w, name, t->trainable ? dtype : DT_F32, t->ndim, t->shape, ps->data + t->offset);
+        DType dt = !t->trainable ? DT_F32 : dtype == DT_Q8 && t->size < BLOB_Q8_MIN ? DT_F16 : dtype;
+        blobw_floats(w, name, dt, t->ndim, t->shape, ps->data + t->offset);
     }
 }
 
@@ -124,7 +147,12 @@ uint8_t *blobw_finish(BlobWriter *w, size_t *len) {
 void blobw_copy(BlobWriter *w, const BlobTensor *t) {
     put_head(w, t->name, t->name_len, t->dtype, t->ndim);
     for (uint32_t d = 0; d < t->ndim; d++) put_u32(w, t->shape[d]);
-    put(w, t->data, t->count * (t->dtype == DT_F16 ? 2 : 4));
+    put(w, t->data, blob_tensor_bytes(t->dtype, t->ndim, t->shape, t->count));
+}
+
+size_t blob_tensor_bytes(uint32_t dtype, uint32_t ndim, const uint32_t *shape, size_t count) {
+    if (dtype == DT_Q8) return (ndim ? shape[0] : 1) * (size_t)4 + count;
+    return count * (dtype == DT_F16 ? 2 : 4);
 }
 
 uint8_t *blob_with_config(const Blob *b, const char *config, size_t *len) {
@@ -182,7 +210,10 @@ int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
         t->name = (const char *)c.p;
         if (take(&c, NULL, t->name_len) || take(&c, &t->dtype, 4) || take(&c, &t->ndim, 4))
             return err_set(e, "%s: truncated at tensor %u", what, i);
-        if (t->ndim > 4 || t->dtype > DT_U32) return err_set(e, "%s: malformed tensor %u", what, i);
+        if (t->ndim > 4) return err_set(e, "%s: malformed tensor %u", what, i);
+        if (t->dtype > DT_Q8)
+            return err_set(e, "%s: tensor %u is stored in a scheme this build does not know (%u): made by a newer ReAge?",
+                           what, i, t->dtype);
         uint64_t count = 1;
         for (uint32_t d = 0; d < t->ndim; d++) {
             if (take(&c, &t->shape[d], 4)) return err_set(e, "%s: truncated at tensor %u", what, i);
@@ -190,9 +221,19 @@ int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
             if (count > ((uint64_t)1 << 29)) return err_set(e, "%s: malformed tensor %u (too large)", what, i);
         }
         t->count = (size_t)count;
-        size_t bytes = t->count * (t->dtype == DT_F16 ? 2 : 4);
+        size_t bytes = blob_tensor_bytes(t->dtype, t->ndim, t->shape, t->count);
         t->data = c.p;
         if (take(&c, NULL, bytes)) return err_set(e, "%s: truncated in tensor '%.*s'", what, (int)t->name_len, t->name);
+        if (t->dtype == DT_Q8) {
+            size_t rows = t->ndim ? t->shape[0] : 1;
+            if (rows == 0 && t->count == 0) continue;
+            for (size_t r = 0; r < rows; r++) {
+                float s;
+                memcpy(&s, t->data + 4 * r, 4);
+                if (!(s >= 0 && s < 1e30f))
+                    return err_set(e, "%s: tensor '%.*s' has a bad scale", what, (int)t->name_len, t->name);
+            }
+        }
     }
     uint32_t crc;
     if (take(&c, &crc, 4)) return err_set(e, "%s: truncated (checksum missing)", what);
@@ -206,6 +247,13 @@ const BlobTensor *blob_find(const Blob *b, const char *name) {
     for (uint32_t i = 0; i < b->ntensors; i++)
         if (b->t[i].name_len == n && !memcmp(b->t[i].name, name, n)) return &b->t[i];
     return NULL;
+}
+
+int blob_has_prefix(const Blob *b, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (uint32_t i = 0; i < b->ntensors; i++)
+        if (b->t[i].name_len >= n && !memcmp(b->t[i].name, prefix, n)) return 1;
+    return 0;
 }
 
 int blob_read_floats(const Blob *b, const char *name, float *dst, size_t n,
@@ -222,7 +270,15 @@ int blob_read_floats(const Blob *b, const char *name, float *dst, size_t n,
             memcpy(&h, t->data + 2 * i, 2);
             dst[i] = f16_to_f32(h);
         }
-    else return err_set(e, "%s: tensor '%s' is not floating point", what, name);
+    else if (t->dtype == DT_Q8) {
+        size_t rows = t->ndim ? t->shape[0] : 1, per = rows ? n / rows : 0;
+        const int8_t *q = (const int8_t *)(t->data + 4 * rows);
+        for (size_t r = 0; r < rows; r++) {
+            float scale;
+            memcpy(&scale, t->data + 4 * r, 4);
+            for (size_t i = 0; i < per; i++) dst[r * per + i] = q[r * per + i] * scale;
+        }
+    } else return err_set(e, "%s: tensor '%s' is not floating point", what, name);
     return 0;
 }
 

@@ -7,6 +7,8 @@
  *            resolution, widths, age groups and their ranges, ...)
  *   u32      tensor count, then per tensor:
  *            u32 name length, name, u32 dtype, u32 ndim, u32 dims[ndim], data
+ *            (DT_Q8's data: dims[0] float32 scales, then one int8 per value,
+ *            value = int8 * the scale of its slice along the first dimension)
  *   u32      CRC-32 of every byte before it
  *
  * Little-endian throughout. Parsing works on a memory buffer, so the page
@@ -24,7 +26,7 @@
 #define CKPT_MAGIC "REAGECKP"
 #define BLOB_MAX_TENSORS 1024
 
-typedef enum { DT_F32 = 0, DT_F16 = 1, DT_U32 = 2 } DType;
+typedef enum { DT_F32 = 0, DT_F16 = 1, DT_U32 = 2, DT_Q8 = 3 } DType;
 
 typedef struct {
     Bytes out;
@@ -33,11 +35,18 @@ typedef struct {
 } BlobWriter;
 
 void blobw_begin(BlobWriter *w, const char *magic, const char *config);
-/* Stores n floats under name as dtype (DT_F32 or DT_F16). */
+/* Stores n floats under name as dtype (DT_F32, DT_F16, or DT_Q8: int8 with
+ * one scale per slice along the first dimension, the output channel of
+ * every layer's weights; symmetric, so zero stays zero). */
 void blobw_floats(BlobWriter *w, const char *name, DType dtype, int ndim,
                   const int *shape, const float *data);
 void blobw_u32(BlobWriter *w, const char *name, size_t n, const uint32_t *data);
-/* Every tensor of a parameter set, named prefix + tensor name. */
+/* Tensors of fewer values than this stay float16 when DT_Q8 is asked for:
+ * biases, norms, slopes and small kernels, where int8's step would show and
+ * the bytes saved would not. */
+#define BLOB_Q8_MIN 2048
+/* Every tensor of a parameter set, named prefix + tensor name (DT_Q8: the
+ * trainable ones of BLOB_Q8_MIN values or more, the rest float16). */
 void blobw_params(BlobWriter *w, const char *prefix, const ParamSet *ps, DType dtype);
 /* Another blob's tensor, bit for bit. */
 struct BlobTensor;
@@ -67,10 +76,14 @@ typedef struct {
 int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
                const char *what, Err *e);
 const BlobTensor *blob_find(const Blob *b, const char *name);
+/* Whether any tensor's name starts with prefix. */
+int blob_has_prefix(const Blob *b, const char *prefix);
 /* The blob's tensors, bit for bit, under another config text, with a new
  * checksum; the bytes are the caller's to free, NULL when out of memory. */
 uint8_t *blob_with_config(const Blob *b, const char *config, size_t *len);
-/* Copies tensor name into dst (converting from float16 if stored so),
+/* The bytes of a tensor's data as stored. */
+size_t blob_tensor_bytes(uint32_t dtype, uint32_t ndim, const uint32_t *shape, size_t count);
+/* Copies tensor name into dst (converting from float16 or int8 if stored so),
  * checking that it holds exactly n elements. */
 int blob_read_floats(const Blob *b, const char *name, float *dst, size_t n,
                      const char *what, Err *e);

@@ -53,7 +53,10 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
     gen_build(&b->gen, &b->cfg);
     est_build(&b->est, &b->cfg);
     if (params_alloc(&b->gen.ps, 0) || params_alloc(&b->est.ps, 0)) { err_set(e, "%s: out of memory", what); goto done; }
-    if (blob_read_params(blob, "gen.", &b->gen.ps, what, e) || blob_read_params(blob, "", &b->est.ps, what, e)) goto done;
+    /* the generator may come later only where the prototypes re-age every face the mesh finds */
+    b->has_generator = blob_has_prefix(blob, "gen.") || !blob_find(blob, "proto.shape");
+    if ((b->has_generator && blob_read_params(blob, "gen.", &b->gen.ps, what, e)) || blob_read_params(blob, "", &b->est.ps, what, e))
+        goto done;
     Prototypes P;
     int pr = proto_load(&P, blob, b->cfg.groups, what, e);
     if (pr < 0) goto done;
@@ -80,6 +83,40 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
 done:
     free(blob);
     if (rc) bundle_free(b);
+    return rc;
+}
+
+int bundle_load_generator(Bundle *b, const uint8_t *buf, size_t len, const char *what, Err *e) {
+    Blob *blob = malloc(sizeof(Blob));
+    if (!blob) return err_set(e, "%s: out of memory", what);
+    ModelConfig cfg;
+    int rc = -1;
+    if (blob_parse(blob, buf, len, BLOB_MAGIC, what, e)) goto done;
+    if (model_config_parse(&cfg, blob->config, e)) {
+        blame(e, what, "bad model config");
+        goto done;
+    }
+    if (model_config_match(&cfg, &b->cfg, what, e)) goto done;
+    if (!blob_has_prefix(blob, "gen.")) {
+        err_set(e, "%s: carries no generator", what);
+        goto done;
+    }
+    /* read into a copy, so that a blob that fails half way leaves the bundle as it was */
+    ParamSet ps = b->gen.ps;
+    if (params_alloc(&ps, 0)) {
+        err_set(e, "%s: out of memory", what);
+        goto done;
+    }
+    if (blob_read_params(blob, "gen.", &ps, what, e)) {
+        params_free(&ps);
+        goto done;
+    }
+    memcpy(b->gen.ps.data, ps.data, sizeof(float) * ps.total);
+    params_free(&ps);
+    b->has_generator = 1;
+    rc = 0;
+done:
+    free(blob);
     return rc;
 }
 

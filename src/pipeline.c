@@ -34,6 +34,7 @@ static int reage_face(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float sourc
             return rc ? -1 : REAGED_BY_PROTOTYPES;
         }
     }
+    if (!b->has_generator) return PIPELINE_NEEDS_GENERATOR;
     photo_reage(b, p, box, source_age, target_age);
     return REAGED_BY_GENERATOR;
 }

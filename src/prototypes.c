@@ -87,18 +87,21 @@ int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *
     return 0;
 }
 
+/* The colour and the texture bands as int8 with a scale per group (what
+ * they change is a few grey levels, a step far below one); the amplitudes
+ * float16, as gains are their ratios and a child's fine amplitude is near 0. */
 void proto_write(BlobWriter *w, const Prototypes *P) {
     int G = P->groups;
     int shape[4] = {G, FACEMESH_POINTS, 2}, col[4] = {G, 3, PROTO_COLOUR_SIDE, PROTO_COLOUR_SIDE};
     blobw_floats(w, "proto.shape", DT_F32, 3, shape, P->shape);
-    blobw_floats(w, "proto.colour", DT_F16, 4, col, P->colour);
+    blobw_floats(w, "proto.colour", DT_Q8, 4, col, P->colour);
     char name[32];
     for (int k = 0; k < PROTO_BANDS; k++) {
         int a[3] = {G, proto_amp_side(k), proto_amp_side(k)}, t[3] = {G, proto_band_side(k), proto_band_side(k)};
         snprintf(name, sizeof(name), "proto.amp%d", k);
         blobw_floats(w, name, DT_F16, 3, a, P->amp[k]);
         snprintf(name, sizeof(name), "proto.tex%d", k);
-        blobw_floats(w, name, DT_F16, 3, t, P->tex[k]);
+        blobw_floats(w, name, DT_Q8, 3, t, P->tex[k]);
     }
 }
 

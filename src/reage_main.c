@@ -45,6 +45,12 @@ static int fail(const char *msg) {
     return 1;
 }
 
+/* pipeline_reage's failures in words */
+static const char *reage_failure(int rc) {
+    return rc == PIPELINE_NEEDS_GENERATOR ? "the mesh did not find this face, and these weights carry no generator to re-age it"
+                                          : "out of memory";
+}
+
 static int parse_age(const char *flag, const char *s, float *v) {
     char *end;
     *v = strtof(s, &end);
@@ -263,7 +269,8 @@ int main(int argc, char **argv) {
         for (int col = 0; col <= G; col++) {
             memcpy(copy, img.rgb, (size_t)img.w * img.h * 3);
             Photo q = {copy, img.w, img.h, 3};
-            if (col > 0 && pipeline_reage(&b, &fm, &q, box, from, group_center(&b.cfg, col - 1)) < 0) return fail("out of memory");
+            int rc = col > 0 ? pipeline_reage(&b, &fm, &q, box, from, group_center(&b.cfg, col - 1)) : 0;
+            if (rc < 0) return fail(reage_failure(rc));
             photo_crop(&q, box, R, face);
             chw_to_rgb(face, R, R, tile);
             for (int r = 0; r < R; r++) memcpy(g.rgb + ((size_t)r * g.w + (size_t)col * R) * 3, tile + (size_t)r * R * 3, (size_t)R * 3);
@@ -276,8 +283,10 @@ int main(int argc, char **argv) {
         image_free(&g);
     }
     if (target >= 0) {
-        for (int i = first; i <= last; i++)
-            if (pipeline_reage(&b, &fm, &p, boxes[i], source >= 0 ? source : ages[i], target) < 0) return fail("out of memory");
+        for (int i = first; i <= last; i++) {
+            int rc = pipeline_reage(&b, &fm, &p, boxes[i], source >= 0 ? source : ages[i], target);
+            if (rc < 0) return fail(reage_failure(rc));
+        }
         if (image_save(out, &img, &e)) return fail(e.msg);
         if (first == last) printf("wrote %s: %.0f -> %.0f years\n", out, from, target);
         else printf("wrote %s: %d faces -> %.0f years\n", out, last - first + 1, target);

@@ -41,6 +41,13 @@ EXPORT int reage_load(const uint8_t *blob, size_t len) {
     return 0;
 }
 
+/* The generator's blob, for weights loaded without it (the page fetches it
+ * only when a face needs it); same contract. */
+EXPORT int reage_load_generator(const uint8_t *blob, size_t len) {
+    if (!loaded) return err_set(&err, "load the weights before the generator"), -1;
+    return bundle_load_generator(&bundle, blob, len, "generator", &err);
+}
+
 /* The face detector's blob (weights/blazeface.blob); same contract. */
 EXPORT int reage_load_detector(const uint8_t *blob, size_t len) {
     FaceDetector next;
@@ -142,7 +149,9 @@ EXPORT float reage_estimate_age(uint8_t *rgba, size_t len, int w, int h, float c
 /* Re-ages n faces in place (src/pipeline.h: the age prototypes on the face
  * mesh where the weights carry them and the mesh is loaded); faces holds 6
  * floats each: the crop (cx cy size angle), the face's own age and the
- * target age. Returns 0, or -1. */
+ * target age. Returns 0, or -1, or -2 when a face needs the generator and
+ * the weights were loaded without it (reage_load_generator; faces before it
+ * are re-aged already, so the caller starts again from its own copy). */
 EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
     if (check(len, w, h)) return -1;
     if (n < 0 || n > FACEDET_MAX_FACES) return err_set(&err, "face count %d: must be 0..%d", n, FACEDET_MAX_FACES), -1;
@@ -156,15 +165,16 @@ EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *fac
     for (int i = 0; i < n; i++) {
         const float *f = faces + (size_t)i * 6;
         CropBox box = {f[0], f[1], f[2], f[3]};
-        if (pipeline_reage(&bundle, mesh_loaded ? &mesh : NULL, &p, box, f[4], f[5]) < 0)
-            return err_set(&err, "out of memory re-aging face %d", i + 1), -1;
+        int rc = pipeline_reage(&bundle, mesh_loaded ? &mesh : NULL, &p, box, f[4], f[5]);
+        if (rc == PIPELINE_NEEDS_GENERATOR) return err_set(&err, "face %d needs the generator, which is not loaded", i + 1), -2;
+        if (rc < 0) return err_set(&err, "out of memory re-aging face %d", i + 1), -1;
     }
     return 0;
 }
 
 /* For the parity test: the generator's raw output for a [3,res,res] face. */
 EXPORT int reage_generate(const float *face, const float *groupw, float *out) {
-    if (!loaded) return err_set(&err, "no weights loaded");
+    if (!loaded || !bundle.has_generator) return err_set(&err, "no generator loaded");
     bundle_reage(&bundle, face, groupw, out);
     return 0;
 }

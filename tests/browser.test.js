@@ -112,6 +112,13 @@ test('the page re-ages a dropped photo, offline and private', async () => {
     // a face with surroundings: found, and its box placed on it
     await dropFile(page, face, 'portrait.png', 'image/png', { width: 400, height: 300, places: [[80, 30, 240]] });
     await page.waitForSelector('body[data-results="1"]', { timeout: 60000 });
+    // everything fetched up to the first result (page, engine, weights): at most 3 MB
+    const paths = [...new Set(requests.filter((u) => u.startsWith(origin)).map((u) => new URL(u).pathname))];
+    const sizes = await Promise.all(paths.map(async (p) => Number((await fetch(origin + p, { method: 'HEAD' })).headers.get('content-length'))));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    assert.ok(paths.includes('/weights/reage-core.blob') && !paths.includes('/weights/reage-generator.blob'), paths.join(' '));
+    assert.ok(total <= 3e6, `the page downloaded ${total} bytes: ${paths.map((p, i) => `${p} ${sizes[i]}`).join(', ')}`);
+    console.log(`# the page's download to the first result: ${(total / 1e6).toFixed(2)} MB (${paths.length} files)`);
     assert.equal(await page.evaluate(() => document.body.dataset.faces), '1', 'one face found');
     const box = await page.evaluate(() => {
       const s = document.getElementById('crop').style;
@@ -205,7 +212,9 @@ test('the page re-ages a dropped photo, offline and private', async () => {
     assert.deepEqual(errors, [], 'no script errors');
     const outside = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
     assert.deepEqual(outside, [], 'no request left localhost');
-    assert.deepEqual(requests.slice(loaded).filter((u) => !u.startsWith('blob:')), [], 'no request after loading');
+    // after loading, only the generator, fetched for the hand-placed box the mesh cannot trace
+    assert.deepEqual(requests.slice(loaded).filter((u) => !u.startsWith('blob:') && !u.endsWith('/weights/reage-generator.blob')), [],
+      'no request after loading but the generator\'s');
   } finally {
     await browser.close();
     server.kill();
@@ -252,10 +261,10 @@ test('the server hands out the page and the blobs it loads, and nothing else of 
   const { server, origin } = await startServer();
   try {
     const status = async (path) => (await fetch(origin + path)).status;
-    for (const ok of ['/', '/reage.wasm', '/weights/reage.blob', '/weights/blazeface.blob', '/weights/facemesh.blob']) {
+    for (const ok of ['/', '/reage.wasm', '/weights/reage-core.blob', '/weights/reage-generator.blob', '/weights/blazeface.blob', '/weights/facemesh.blob']) {
       assert.equal(await status(ok), 200, ok);
     }
-    for (const no of ['/weights/checkpoint.bin', '/weights/HISTORY.md', '/weights/train-log.tsv', '/../Makefile', '/%2e%2e/Makefile']) {
+    for (const no of ['/weights/reage.blob', '/weights/checkpoint.bin', '/weights/HISTORY.md', '/weights/train-log.tsv', '/../Makefile', '/%2e%2e/Makefile']) {
       assert.equal(await status(no), 404, no);
     }
   } finally {

@@ -219,7 +219,7 @@ static void test_malformed_structures(void) {
     struct { const char *what, *want; uint32_t ntensors, dtype, ndim, name_pad; uint32_t d0; size_t data; } cases[] = {
         {"a count of tensors past the records", "truncated at tensor 1", 2, DT_F32, 1, 0, 2, 8},
         {"more tensors than any model has", "too many tensors", 5000, DT_F32, 1, 0, 2, 8},
-        {"an unknown element type", "malformed tensor 0", 1, 9, 1, 0, 2, 8},
+        {"an unknown element type", "tensor 0 is stored in a scheme this build does not know (9)", 1, 9, 1, 0, 2, 8},
         {"five dimensions", "malformed tensor 0", 1, DT_F32, 5, 0, 2, 8 * 720},
         {"dimensions whose product is absurd", "too large", 1, DT_F32, 4, 0, 65536, 8},
         {"data shorter than its shape", "truncated in tensor", 1, DT_F32, 2, 0, 2, 8},
@@ -286,7 +286,71 @@ static void test_config_without(void) {
     CHECK(k == 0 && out[0] == 0, "an empty config stays empty");
 }
 
+/* int8 storage (DT_Q8): each value within half a step of its slice's scale,
+ * zero slices exact, the largest of each slice exact; blobw_params keeps
+ * small and float32 tensors as they were; a bad scale is refused. */
+static void test_q8(void) {
+    enum { ROWS = 3, PER = 3000 };
+    static float x[ROWS * PER], y[ROWS * PER];
+    for (int i = 0; i < PER; i++) {
+        x[i] = 0.5f * sinf(i * 0.7f);
+        x[PER + i] = 0;
+        x[2 * PER + i] = i == 17 ? -100.0f : 0.01f * cosf(i * 0.3f); /* one outlier sets the step */
+    }
+    ParamSet ps = {0};
+    int big[2] = {4, 1000}, small[1] = {10}, stat[1] = {3000};
+    params_add(&ps, "big", 2, big, 1, INIT_NORMAL, 1.0f);
+    params_add(&ps, "small", 1, small, 1, INIT_NORMAL, 1.0f);
+    params_add(&ps, "stat", 1, stat, 0, INIT_ONE, 0);
+    params_alloc(&ps, 0);
+    Rng r;
+    rng_seed(&r, 5);
+    params_init(&ps, &r);
+    BlobWriter w;
+    blobw_begin(&w, BLOB_MAGIC, "k=v\n");
+    int shape[2] = {ROWS, PER};
+    blobw_floats(&w, "q", DT_Q8, 2, shape, x);
+    blobw_params(&w, "p.", &ps, DT_Q8);
+    size_t len;
+    uint8_t *buf = blobw_finish(&w, &len);
+    static Blob b;
+    Err e;
+    CHECK(buf && blob_parse(&b, buf, len, BLOB_MAGIC, "q8", &e) == 0, "a blob with int8 tensors parses: %s", e.msg);
+    const BlobTensor *q = blob_find(&b, "q");
+    CHECK(q && q->dtype == DT_Q8 && blob_tensor_bytes(q->dtype, q->ndim, q->shape, q->count) == ROWS * 4 + ROWS * PER,
+          "one float32 scale a row and a byte a value");
+    CHECK(blob_read_floats(&b, "q", y, ROWS * PER, "q8", &e) == 0, "reads back: %s", e.msg);
+    int worse = 0, zero = 1;
+    for (int row = 0; row < ROWS; row++) {
+        float m = 0;
+        for (int i = 0; i < PER; i++) m = fmaxf(m, fabsf(x[row * PER + i]));
+        for (int i = 0; i < PER; i++) worse += fabsf(y[row * PER + i] - x[row * PER + i]) > m / 127 * 0.5001f;
+    }
+    for (int i = 0; i < PER; i++) zero &= y[PER + i] == 0;
+    CHECK(worse == 0, "every value within half its row's step (%d are not)", worse);
+    CHECK(zero, "a row of zeros stays zeros");
+    CHECK(y[2 * PER + 17] == -100.0f && fabsf(y[2 * PER + 1] - 0.01f * cosf(0.3f)) <= 100.0f / 254,
+          "the outlier is exact; its row's other values within its step");
+    const BlobTensor *pb = blob_find(&b, "p.big"), *psm = blob_find(&b, "p.small"), *pst = blob_find(&b, "p.stat");
+    CHECK(pb && pb->dtype == DT_Q8 && psm && psm->dtype == DT_F16 && pst && pst->dtype == DT_F32,
+          "blobw_params: int8 for large trainable tensors, float16 for small ones, float32 for statistics");
+    /* a scale that is not a finite non-negative number */
+    uint8_t *bad = malloc(len);
+    memcpy(bad, buf, len);
+    size_t at = (size_t)(q->data - buf);
+    float nan = NAN;
+    memcpy(bad + at + 4, &nan, 4);
+    uint32_t crc = crc32_bytes(bad, len - 4, 0);
+    memcpy(bad + len - 4, &crc, 4);
+    CHECK(blob_parse(&b, bad, len, BLOB_MAGIC, "q8", &e) != 0 && has(e.msg, "tensor 'q' has a bad scale"), "a NaN scale is refused: %s",
+          e.msg);
+    free(bad);
+    free(buf);
+    params_free(&ps);
+}
+
 void test_blob(void) {
+    test_q8();
     test_config_without();
     test_malformed_structures();
     test_f16();

@@ -146,6 +146,22 @@ test('re-aging at the source age leaves the photo unchanged; other ages change o
   assert.ok(inside > 0, 'the face changed');
 });
 
+// The page's two halves of the shipped model (make page-models): the photo's
+// needs first, the generator only for a face the mesh cannot trace.
+test('weights without the generator re-age with it once it is loaded, as the whole blob does', async () => {
+  const core = join(root, 'build/page/reage-core.blob'), gen = join(root, 'build/page/reage-generator.blob');
+  assert.ok(existsSync(core) && existsSync(gen), 'make page-models has written build/page/');
+  const e = await ReAgeEngine.create(readFileSync(join(root, 'web/reage.wasm')));
+  e.load(readFileSync(core));
+  const W = 200, H = 160, rgba = gradientPhoto(W, H), faces = [{ box: { cx: 100, cy: 80, size: 110 }, source: 30 }];
+  assert.throws(() => e.apply(rgba, W, H, faces, 75), (err) => err.needsGenerator === true && /needs the generator/.test(err.message));
+  assert.throws(() => e.loadGenerator(readFileSync(core)), /carries no generator/);
+  assert.throws(() => e.loadGenerator(readFileSync(meshPath)), /bad magic/);
+  e.loadGenerator(readFileSync(gen));
+  const whole = await engine();
+  assert.deepEqual(e.apply(rgba, W, H, faces, 75), whole.apply(rgba, W, H, faces, 75));
+});
+
 test('a photo over the size limit is refused with a message', async () => {
   const e = await engine();
   assert.throws(() => e.estimateAge(new Uint8ClampedArray(4), 6000, 5000, { cx: 1, cy: 1, size: 1 }), /megapixels/);

@@ -6,8 +6,10 @@ import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-// what the page loads from weights/ (not the checkpoint, logs or history)
-const WEIGHTS = new Set(['reage.blob', 'blazeface.blob', 'facemesh.blob']);
+// what the page loads from weights/ (not the checkpoint, logs or history), and
+// the shipped model split in two by `make page-models` (build/page/)
+const WEIGHTS = new Set(['blazeface.blob', 'facemesh.blob']);
+const PAGE_MODELS = new Set(['reage-core.blob', 'reage-generator.blob']);
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
   '.wasm': 'application/wasm', '.blob': 'application/octet-stream', '.jpg': 'image/jpeg', '.png': 'image/png',
@@ -24,11 +26,13 @@ const HEADERS = {
   'Cache-Control': 'no-cache',
 };
 
-// /weights/<a blob the page loads> comes from the repository's weights/, everything else from web/
+// /weights/<a blob the page loads> comes from the repository's weights/ or
+// build/page/, everything else from web/
 function resolve(url) {
   const path = decodeURIComponent(new URL(url, 'http://x').pathname);
-  if (path.startsWith('/weights/') && !WEIGHTS.has(path.slice(9))) return null;
-  const [base, rel] = path.startsWith('/weights/') ? ['weights', path.slice(9)] : ['web', path.slice(1) || 'index.html'];
+  const name = path.startsWith('/weights/') ? path.slice(9) : null;
+  if (name !== null && !WEIGHTS.has(name) && !PAGE_MODELS.has(name)) return null;
+  const [base, rel] = name === null ? ['web', path.slice(1) || 'index.html'] : [PAGE_MODELS.has(name) ? 'build/page' : 'weights', name];
   const dir = join(root, base);
   const file = normalize(join(dir, rel));
   return file.startsWith(dir + sep) ? file : null;

@@ -548,7 +548,9 @@ int main(int argc, char **argv) {
                  FACEMESH_RES, FACEMESH_POINTS, source);
         BlobWriter w;
         blobw_begin(&w, FACEMESH_MAGIC, config);
-        blobw_params(&w, "", &fm.ps, DT_F16); /* float16 in the .tflite too: nothing is lost */
+        /* int8 per output channel for the large kernels (half the download; the mesh moves
+         * by hundredths of a pixel, docs/performance.md), float16 as in the .tflite for the rest */
+        blobw_params(&w, "", &fm.ps, DT_Q8);
         if (blobw_save(&w, argv[a + 1], &e)) { fprintf(stderr, "reage-tflite: %s\n", e.msg); return 1; }
         printf("reage-tflite: %s -> %s (%zu weights)\n", in, argv[a + 1], fm.ps.total);
         free(buf);
@@ -562,8 +564,8 @@ int main(int argc, char **argv) {
              FACEDET_RES, source);
     BlobWriter w;
     blobw_begin(&w, FACEDET_MAGIC, config);
-    /* the .tflite stores float16 already: nothing is lost */
-    blobw_params(&w, "", &fd.ps, DT_F16);
+    /* as the mesh: int8 for the large kernels, float16 as in the .tflite for the rest */
+    blobw_params(&w, "", &fd.ps, DT_Q8);
     if (blobw_save(&w, argv[a + 1], &e)) { fprintf(stderr, "reage-tflite: %s\n", e.msg); return 1; }
     printf("reage-tflite: %s -> %s (%zu weights)\n", in, argv[a + 1], fd.ps.total);
     free(buf);

@@ -63,7 +63,8 @@ export class ReAgeEngine {
     if (rc !== 0) this.#fail();
   }
 
-  // Loads a weight blob (the generator and the age estimator).
+  // Loads a weight blob (the age estimator, the age prototypes, and the
+  // generator unless the blob leaves it for loadGenerator).
   load(blob) {
     this.#loadWith(this.x.reage_load, blob);
     this.res = this.x.reage_res();
@@ -72,6 +73,12 @@ export class ReAgeEngine {
       this.groups.push({ lo: this.x.reage_group_lo(g), hi: Math.min(this.x.reage_group_hi(g), 100) });
     }
     this.info = this.#string(this.x.reage_info());
+  }
+
+  // Loads the generator from its own blob, for weights loaded without it;
+  // apply() throws an error with needsGenerator set when a face needs it.
+  loadGenerator(blob) {
+    this.#loadWith(this.x.reage_load_generator, blob);
   }
 
   // Loads the face detector's blob (weights/blazeface.blob).
@@ -146,6 +153,7 @@ export class ReAgeEngine {
     const rc = this.x.reage_apply(ptr, rgba.byteLength, width, height, sp, faces.length);
     const out = rc === 0 ? new Uint8ClampedArray(this.x.memory.buffer.slice(ptr, ptr + rgba.byteLength)) : null;
     this.x.reage_free(sp);
+    if (rc === -2) throw Object.assign(new Error(this.#string(this.x.reage_error())), { needsGenerator: true });
     if (!out) this.#fail();
     return out;
   }

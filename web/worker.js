@@ -32,8 +32,9 @@ async function init() {
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw new Error('This browser does not support WebAssembly SIMD, which ReAge needs. Please use a current Chrome, Edge, Firefox or Safari.');
   }
+  // the generator re-ages only faces the mesh cannot trace: fetched when one needs it
   const [wasm, blob, detector, mesh] = await Promise.all([
-    fetchBytes('reage.wasm', 'the engine'), fetchBytes('weights/reage.blob', 'the model'),
+    fetchBytes('reage.wasm', 'the engine'), fetchBytes('weights/reage-core.blob', 'the model'),
     fetchBytes('weights/blazeface.blob', 'the face detector'), fetchBytes('weights/facemesh.blob', 'the face mesh')]);
   engine = await ReAgeEngine.create(wasm);
   engine.load(blob);
@@ -60,8 +61,15 @@ onmessage = async ({ data }) => {
     } else if (data.type === 'estimate') {
       postMessage({ type: 'estimate', id: data.id, age: engine.estimateAge(photo.rgba, photo.width, photo.height, data.box) });
     } else if (data.type === 'apply') {
-      const t0 = performance.now();
-      const out = engine.apply(photo.rgba, photo.width, photo.height, data.faces, data.target);
+      let t0 = performance.now(), out;
+      try {
+        out = engine.apply(photo.rgba, photo.width, photo.height, data.faces, data.target);
+      } catch (e) {
+        if (!e.needsGenerator) throw e;
+        engine.loadGenerator(await fetchBytes('weights/reage-generator.blob', 'the generator'));
+        t0 = performance.now();
+        out = engine.apply(photo.rgba, photo.width, photo.height, data.faces, data.target);
+      }
       const ms = performance.now() - t0;
       postMessage({ type: 'result', id: data.id, rgba: out.buffer, width: photo.width, height: photo.height, ms }, [out.buffer]);
     }
