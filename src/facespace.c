@@ -194,6 +194,27 @@ static int canonical_solve(const double (*p)[2], double *out) {
     return 0;
 }
 
+/* The forward spline at (u, v) and its Jacobian J = d(x, y)/d(u, v) as
+ * {dx/du, dx/dv, dy/du, dy/dv}: dU/du of U = r^2 log r^2 is 2 du (log r^2 + 1). */
+static void tps_eval_jacobian(const double (*src)[2], const double *wts, int n, double u, double v, double *ox, double *oy,
+                              double J[4]) {
+    /* unit 1: the forward spline's own */
+    const double (*w)[2] = (const double (*)[2])wts;
+    double sx = w[n][0] + w[n + 1][0] * u + w[n + 2][0] * v, sy = w[n][1] + w[n + 1][1] * u + w[n + 2][1] * v;
+    double a = w[n + 1][0], b = w[n + 2][0], c = w[n + 1][1], d = w[n + 2][1];
+    for (int i = 0; i < n; i++) {
+        double du = u - src[i][0], dv = v - src[i][1], r2 = du * du + dv * dv;
+        if (r2 <= 1e-20) continue;
+        double l = log(r2), U = r2 * l, g = 2 * (l + 1);
+        sx += w[i][0] * U;
+        sy += w[i][1] * U;
+        a += w[i][0] * g * du, b += w[i][0] * g * dv;
+        c += w[i][1] * g * du, d += w[i][1] * g * dv;
+    }
+    *ox = sx, *oy = sy;
+    J[0] = a, J[1] = b, J[2] = c, J[3] = d;
+}
+
 static void tps_eval(const double (*src)[2], const double *wts, int n, double unit, double x, double y, double *ox,
                      double *oy) {
     const double (*w)[2] = (const double (*)[2])wts;
@@ -289,20 +310,21 @@ void facewarp_to_photo(const FaceWarp *w, double u, double v, double *x, double 
     tps_eval((const double (*)[2])w->c, w->fw, w->n, 1.0, u, v, x, y);
 }
 
+void facewarp_to_photo_jacobian(const FaceWarp *w, double u, double v, double *x, double *y, double J[4]) {
+    tps_eval_jacobian((const double (*)[2])w->c, w->fw, w->n, u, v, x, y, J);
+}
+
 int facewarp_to_space(const FaceWarp *w, double x, double y, double *u, double *v) {
     /* the backward spline is close; Newton's method on the forward one makes it its inverse */
     double u0, v0;
     tps_eval((const double (*)[2])w->p, w->bw, w->n, w->box.size, x, y, &u0, &v0);
     *u = u0, *v = v0;
-    const double h = 1e-5;
     for (int it = 0; it < 12; it++) {
-        double fx, fy, ax, ay, bx, by;
-        facewarp_to_photo(w, *u, *v, &fx, &fy);
+        double fx, fy, J[4];
+        facewarp_to_photo_jacobian(w, *u, *v, &fx, &fy, J);
         double rx = x - fx, ry = y - fy;
         if (rx * rx + ry * ry < 1e-12) return 0;
-        facewarp_to_photo(w, *u + h, *v, &ax, &ay);
-        facewarp_to_photo(w, *u, *v + h, &bx, &by);
-        double j00 = (ax - fx) / h, j10 = (ay - fy) / h, j01 = (bx - fx) / h, j11 = (by - fy) / h;
+        double j00 = J[0], j01 = J[1], j10 = J[2], j11 = J[3];
         double det = j00 * j11 - j01 * j10;
         if (fabs(det) < 1e-12) break;
         *u += (j11 * rx - j01 * ry) / det;

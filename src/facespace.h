@@ -60,6 +60,8 @@ void facewarp_reshape_source(const FaceReshape *r, double x, double y, double *s
 void facewarp_reshape_free(FaceReshape *r);
 /* Canonical (crop fractions) -> photo pixels, and back. */
 void facewarp_to_photo(const FaceWarp *w, double u, double v, double *x, double *y);
+/* The same and its Jacobian {dx/du, dx/dv, dy/du, dy/dv}, for the way back. */
+void facewarp_to_photo_jacobian(const FaceWarp *w, double u, double v, double *x, double *y, double J[4]);
 /* The way back is exact (Newton's method on the forward spline) except where
  * the map folds over: there it returns -1 and the backward spline's smooth
  * estimate. */

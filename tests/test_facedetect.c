@@ -569,6 +569,23 @@ static void test_face_space(void) {
         facewarp_to_space(&w, x, y, &u, &v);
         worst_inv = fmax(worst_inv, hypot(u - u0, v - v0) * box.size);
     }
+    /* the forward spline's Jacobian (Newton's steps on the way back) against central differences */
+    double worst_jac = 0, scale_jac = 0;
+    for (int i = 0; i < 200; i++) {
+        double u0 = rng_uniform(&r) * 1.2 - 0.1, v0 = rng_uniform(&r) * 1.2 - 0.1, x, y, J[4], h = 1e-6, xa, ya, xb, yb;
+        facewarp_to_photo_jacobian(&w, u0, v0, &x, &y, J);
+        double x0, y0;
+        facewarp_to_photo(&w, u0, v0, &x0, &y0);
+        worst_jac = fmax(worst_jac, hypot(x - x0, y - y0));
+        for (int d = 0; d < 2; d++) {
+            facewarp_to_photo(&w, u0 + (d == 0) * h, v0 + (d == 1) * h, &xa, &ya);
+            facewarp_to_photo(&w, u0 - (d == 0) * h, v0 - (d == 1) * h, &xb, &yb);
+            worst_jac = fmax(worst_jac, fmax(fabs(J[d] - (xa - xb) / (2 * h)), fabs(J[2 + d] - (ya - yb) / (2 * h))) / box.size);
+            scale_jac = fmax(scale_jac, fabs(J[d]) / box.size);
+        }
+    }
+    CHECK(worst_jac < 1e-5 && scale_jac > 0.5, "the Jacobian matches central differences (worst %.3g of the side per unit; largest %.3g)",
+          worst_jac, scale_jac);
     CHECK(worst_pass < 2, "the warp passes within 2 px of every mesh point (worst %.3g px)", worst_pass);
     CHECK(worst_inv < 0.01, "the way back inverts the way there (worst %.3g px)", worst_inv);
     /* a round trip at twice the face's resolution */
