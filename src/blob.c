@@ -83,9 +83,14 @@ static void put_header(BlobWriter *w, const char *name, DType dt, int ndim, cons
     for (int i = 0; i < ndim; i++) put_u32(w, (uint32_t)shape[i]);
 }
 
+/* The largest magnitude, or NaN where any value is not finite: a scale the
+ * reader refuses, so that a broken tensor is not stored as numbers. */
 static float abs_max(const float *x, size_t n) {
     float m = 0;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) return NAN;
+        m = fmaxf(m, fabsf(x[i]));
+    }
     return m;
 }
 

@@ -110,6 +110,9 @@ test('the CLI refuses bad requests with a message and writes nothing', () => {
     [['--age', '50', wall, out], 1, /no face found in .*wall\.jpg.*--box/],
     [['--age', '50', bmp, out], 1, /wall\.bmp: not an image this tool can read \(JPEG, PNG\)/],
     [['--detector', join(dir, 'missing.blob'), sample], 1, /missing\.blob/],
+    // the page's weights without the generator (make page-models), on a box the mesh finds no face in
+    [['--weights', join(root, 'build/page/reage-core.blob'), '--box', '32,32,48', '--age', '60', wall, out], 1,
+      /the mesh did not find this face, and these weights carry no generator/],
   ];
   for (const [args, code, why] of cases) {
     const r = run(...args);
