@@ -23,7 +23,7 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c
+ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/face_change.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/landmark_set.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
@@ -123,7 +123,7 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c src/wasm_api.c
+WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/face_change.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 # The committed web/reage.wasm is what the page serves and the tests load;

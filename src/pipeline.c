@@ -1,4 +1,6 @@
 #include "pipeline.h"
+#include <stdlib.h>
+#include <string.h>
 #include "prototypes.h"
 #include "structured.h"
 
@@ -44,4 +46,87 @@ int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_a
     int by = reage_face(b, m, p, box, source_age, target_age);
     if (grey && by >= 0) photo_to_grey(p);
     return by;
+}
+
+/* ---- the slider's preview ---- */
+
+static int by_age(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int preview_face(PreviewFace *f, Bundle *b, FaceMesh *m, const Photo *p, CropBox box, float source, FaceChange *c) {
+    static FaceLandmarks lm;
+    CropBox roi = {box.cx, box.cy, box.size * PIPELINE_MESH_ROI, box.angle};
+    facemesh_photo(m, p, roi, &lm);
+    if (lm.score < FACEMESH_MIN_FLAG) return 0;
+    if (face_setup(&f->setup, p, &lm, PREVIEW_GRID_DIV)) return -1;
+    f->found = 1;
+    /* the anchors: the slider's ends, the groups' centres, and the face's own age (no change at all) */
+    const ModelConfig *cfg = &b->cfg;
+    float hi = cfg->group_hi[cfg->groups - 1] < 100 ? (float)cfg->group_hi[cfg->groups - 1] : 100;
+    float all[PREVIEW_MAX_ANCHORS];
+    int n = 0;
+    all[n++] = (float)cfg->group_lo[0];
+    for (int g = 0; g < cfg->groups; g++) all[n++] = group_center(cfg, g);
+    all[n++] = hi;
+    all[n++] = source;
+    qsort(all, n, sizeof(float), by_age);
+    f->anchors = 0;
+    for (int i = 0; i < n; i++)
+        if (!f->anchors || all[i] - f->age[f->anchors - 1] > 0.5f) f->age[f->anchors++] = all[i];
+        else if (all[i] == source) f->age[f->anchors - 1] = source; /* the face's own age exactly */
+    if (f->setup.x1 <= f->setup.x0) return 0;
+    if (face_plan_alloc(&f->mix, &f->setup)) return -1;
+    for (int k = 0; k < f->anchors; k++) {
+        proto_change(b->proto, cfg, source, f->age[k], c);
+        if (face_plan_alloc(&f->plan[k], &f->setup) || face_plan(&f->plan[k], &f->setup, c)) return -1;
+    }
+    return 0;
+}
+
+int pipeline_preview_prepare(Preview *pv, Bundle *b, FaceMesh *m, const Photo *p, const CropBox *boxes, const float *sources, int n) {
+    memset(pv, 0, sizeof(*pv));
+    if (!b->proto || !m || n <= 0) return -1;
+    FaceChange c;
+    pv->face = calloc((size_t)n, sizeof(PreviewFace));
+    if (!pv->face || face_change_alloc(&c)) { free(pv->face); pv->face = NULL; return -1; }
+    pv->n = n;
+    pv->grey = photo_is_grey(p);
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) rc = preview_face(&pv->face[i], b, m, p, boxes[i], sources[i], &c);
+    face_change_free(&c);
+    if (rc) pipeline_preview_free(pv);
+    return rc;
+}
+
+void pipeline_preview_render(Preview *pv, const Photo *src, Photo *dst, float target, int bounds[4]) {
+    memcpy(dst->px, src->px, (size_t)src->w * src->h * src->channels);
+    bounds[0] = bounds[1] = 1 << 30, bounds[2] = bounds[3] = -(1 << 30);
+    for (int i = 0; i < pv->n; i++) {
+        PreviewFace *f = &pv->face[i];
+        const FaceSetup *s = &f->setup;
+        if (!f->found || s->x1 <= s->x0) continue;
+        int k = 0;
+        while (k + 2 < f->anchors && target > f->age[k + 1]) k++;
+        float span = f->age[k + 1] - f->age[k], t = (target - f->age[k]) / span;
+        t = t < 0 ? 0 : t > 1 ? 1 : t;
+        face_plan_mix(&f->mix, s, &f->plan[k], &f->plan[k + 1], t);
+        face_plan_render(s, &f->mix, src, 0, 0, dst);
+        bounds[0] = bounds[0] < s->x0 ? bounds[0] : s->x0, bounds[1] = bounds[1] < s->y0 ? bounds[1] : s->y0;
+        bounds[2] = bounds[2] > s->x1 ? bounds[2] : s->x1, bounds[3] = bounds[3] > s->y1 ? bounds[3] : s->y1;
+    }
+    if (bounds[2] <= bounds[0]) bounds[0] = bounds[1] = bounds[2] = bounds[3] = 0;
+    if (pv->grey) photo_to_grey(dst);
+}
+
+void pipeline_preview_free(Preview *pv) {
+    for (int i = 0; i < pv->n; i++) {
+        PreviewFace *f = &pv->face[i];
+        for (int k = 0; k < f->anchors; k++) face_plan_free(&f->plan[k]);
+        face_plan_free(&f->mix);
+        if (f->found) face_setup_free(&f->setup);
+    }
+    free(pv->face);
+    memset(pv, 0, sizeof(*pv));
 }

@@ -5,6 +5,7 @@
 #include "bundle.h"
 #include "facemesh.h"
 #include "photo.h"
+#include "prototypes.h"
 
 /* How much larger than a face's crop box the square is that the mesh sees
  * (MediaPipe's square around a detection is about 1.4 times the crop that
@@ -22,4 +23,33 @@ typedef enum { REAGED_BY_GENERATOR = 0, REAGED_BY_PROTOTYPES = 1, PIPELINE_NEEDS
  * when the generator is due but the bundle was loaded without it
  * (bundle_load_generator); the photo is then unchanged. */
 int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_age, float target_age);
+
+/* The slider's preview: the prototypes' changes to a few anchor ages (the
+ * slider's ends, each group's centre, the face's own age) planned once on a
+ * small copy of the photo, on a coarser grid; each move of the slider then
+ * mixes the two anchors around its age and draws them, without the mesh,
+ * the splines or the pyramid. An approximation of pipeline_reage's result
+ * (which the page computes when the slider stops); faces the mesh does not
+ * find stay unchanged, and a change net's own change is left out. */
+#define PREVIEW_GRID_DIV 32
+#define PREVIEW_MAX_ANCHORS (MAX_GROUPS + 3)
+typedef struct {
+    int found; /* the mesh found the face */
+    FaceSetup setup;
+    int anchors;
+    float age[PREVIEW_MAX_ANCHORS];
+    FacePlan plan[PREVIEW_MAX_ANCHORS], mix;
+} PreviewFace;
+typedef struct {
+    int n, grey;
+    PreviewFace *face;
+} Preview;
+/* Plans n faces (boxes, their own ages) of photo p. 0, or -1 when out of
+ * memory or without prototypes (pv is then empty). */
+int pipeline_preview_prepare(Preview *pv, Bundle *b, FaceMesh *m, const Photo *p, const CropBox *boxes, const float *sources, int n);
+/* dst (the size of the prepared photo src): src with every found face at
+ * target_age; bounds gets the changed region x0, y0, x1, y1 (empty when x1
+ * <= x0). */
+void pipeline_preview_render(Preview *pv, const Photo *src, Photo *dst, float target_age, int bounds[4]);
+void pipeline_preview_free(Preview *pv);
 #endif

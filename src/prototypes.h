@@ -29,6 +29,7 @@
 #include "blob.h"
 #include "errors.h"
 #include "facemesh.h"
+#include "facespace.h"
 #include "model.h"
 #include "photo.h"
 
@@ -112,6 +113,39 @@ void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age,
 /* Applies a change to the face whose mesh is l, in place, at the photo's own
  * resolution. 0, or -1 when out of memory (the photo is then unchanged). */
 int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l);
+
+/* face_change_apply in steps (src/face_change.c), for one face taking many
+ * changes. A face's setup: its warp, its photo in the face space of side S
+ * (about the photo's resolution), where the map folds, and the photo region
+ * the change covers (empty when x1 <= x0) with the grid its maps are
+ * computed on, a 1/grid_div of the face apart (FACE_GRID_DIV for the full
+ * result; coarser for a preview). */
+#define FACE_GRID_DIV 96
+typedef struct {
+    FaceWarp w;
+    FaceLandmarks l;
+    int S, extra;
+    uint8_t *space;
+    float *fold;
+    int x0, y0, x1, y1, step, GW, GH;
+} FaceSetup;
+int face_setup(FaceSetup *s, const Photo *p, const FaceLandmarks *l, int grid_div);
+void face_setup_free(FaceSetup *s);
+/* One change made ready to draw: its maps on the setup's grid (where each
+ * pixel comes from, the colour change, the detail's weight) and its detail
+ * change in the face space. */
+typedef struct {
+    double *map;
+    float *detail;
+} FacePlan;
+int face_plan_alloc(FacePlan *f, const FaceSetup *s);
+void face_plan_free(FacePlan *f);
+int face_plan(FacePlan *f, const FaceSetup *s, const FaceChange *c);
+/* out = a + t (b - a), field by field: a change between two planned ones. */
+void face_plan_mix(FacePlan *out, const FaceSetup *s, const FacePlan *a, const FacePlan *b, float t);
+/* Draws the changed face into p over the setup's region, reading the
+ * unchanged pixels from src, whose pixel (0, 0) is p's (ox, oy). */
+void face_plan_render(const FaceSetup *s, const FacePlan *f, const Photo *src, int ox, int oy, Photo *p);
 /* The transform's masks over a face space of side S, [S][S] each: where the
  * detail changes (the face inside its outline), where the colour does (into
  * the hair and the face's border), and where the reshaping reaches. */

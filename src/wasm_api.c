@@ -172,6 +172,44 @@ EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *fac
     return 0;
 }
 
+/* The slider's preview (src/pipeline.h) of a small copy of the photo:
+ * faces as for reage_apply (the target ignored). Replaces the preview
+ * prepared before. Returns 0, or -1 with reage_error() set. */
+static Preview preview;
+static int preview_w, preview_h;
+EXPORT int reage_preview_prepare(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
+    pipeline_preview_free(&preview);
+    preview_w = preview_h = 0;
+    if (check(len, w, h)) return -1;
+    if (!mesh_loaded || !bundle.proto) return err_set(&err, "the preview needs the face mesh and the age prototypes"), -1;
+    if (n < 1 || n > FACEDET_MAX_FACES) return err_set(&err, "face count %d: must be 1..%d", n, FACEDET_MAX_FACES), -1;
+    CropBox boxes[FACEDET_MAX_FACES];
+    float sources[FACEDET_MAX_FACES];
+    for (int i = 0; i < n; i++) {
+        const float *f = faces + (size_t)i * 6;
+        boxes[i] = (CropBox){f[0], f[1], f[2], f[3]};
+        sources[i] = f[4];
+        if (check_box(boxes[i], w, h)) return -1;
+        if (!(f[4] >= 0 && f[4] <= 120)) return err_set(&err, "face %d: age %g: must be 0..120 years", i + 1, f[4]), -1;
+    }
+    Photo p = {rgba, w, h, 4};
+    if (pipeline_preview_prepare(&preview, &bundle, &mesh, &p, boxes, sources, n))
+        return err_set(&err, "out of memory preparing the preview"), -1;
+    preview_w = w, preview_h = h;
+    return 0;
+}
+
+/* dst = src (the photo the preview was prepared on) with its faces at
+ * target; bounds (4 ints) gets the changed region x0 y0 x1 y1. 0, or -1. */
+EXPORT int reage_preview_render(uint8_t *src, uint8_t *dst, size_t len, int w, int h, float target, int *bounds) {
+    if (!preview_w || w != preview_w || h != preview_h || check(len, w, h))
+        return err_set(&err, "no preview prepared for a %dx%d photo", w, h), -1;
+    if (!(target >= 0 && target <= 120)) return err_set(&err, "age %g: must be 0..120 years", target), -1;
+    Photo s = {src, w, h, 4}, d = {dst, w, h, 4};
+    pipeline_preview_render(&preview, &s, &d, target, bounds);
+    return 0;
+}
+
 /* For the parity test: the generator's raw output for a [3,res,res] face. */
 EXPORT int reage_generate(const float *face, const float *groupw, float *out) {
     if (!loaded || !bundle.has_generator) return err_set(&err, "no generator loaded");

@@ -73,7 +73,9 @@ async function oldest(page) {
   await page.evaluate(() => {
     const s = document.getElementById('age');
     s.value = s.max;
+    // a move of the slider, then its release
     s.dispatchEvent(new Event('input', { bubbles: true }));
+    s.dispatchEvent(new Event('change', { bubbles: true }));
   });
   await page.waitForFunction((n) => Number(document.body.dataset.results) > n && document.getElementById('status').hidden, n, { timeout: 60000 });
 }
@@ -215,6 +217,63 @@ test('the page re-ages a dropped photo, offline and private', async () => {
     // after loading, only the generator, fetched for the hand-placed box the mesh cannot trace
     assert.deepEqual(requests.slice(loaded).filter((u) => !u.startsWith('blob:') && !u.endsWith('/weights/reage-generator.blob')), [],
       'no request after loading but the generator\'s');
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
+
+// Drags the slider across its range, one move a frame for `frames` frames,
+// and returns the previews drawn meanwhile and the seconds it took.
+async function dragSlider(page, frames) {
+  return page.evaluate((frames) => new Promise((resolve) => {
+    const s = document.getElementById('age'), lo = Number(s.min), hi = Number(s.max);
+    const first = Number(document.body.dataset.previews || 0), t0 = performance.now();
+    let f = 0;
+    const step = () => {
+      if (f === frames) {
+        resolve({ previews: Number(document.body.dataset.previews || 0) - first, seconds: (performance.now() - t0) / 1000 });
+        return;
+      }
+      s.value = String(Math.round(lo + (hi - lo) * (0.5 + 0.5 * Math.sin(f++ / 9))));
+      s.dispatchEvent(new Event('input', { bubbles: true }));
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  }), frames);
+}
+
+test('moving the slider shows quick previews of the face; where it stops, the full re-aging', async () => {
+  const { server, origin } = await startServer();
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${origin}/`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+    // a 1600x1200 photo: the preview works on a copy 768 pixels wide
+    await dropFile(page, testFace(), 'large.jpg', 'image/jpeg', { width: 1600, height: 1200, places: [[450, 200, 750]], type: 'image/jpeg' });
+    await page.waitForSelector('body[data-results="1"]', { timeout: 60000 });
+    const before = await pixels(page, 'before');
+    const { previews, seconds } = await dragSlider(page, 90);
+    console.log(`# the slider's preview: ${previews} pictures in ${seconds.toFixed(2)} s while it moved (${(previews / seconds).toFixed(1)} a second)`);
+    assert.ok(previews >= 3, `previews were drawn while the slider moved (${previews})`);
+    assert.equal(await page.evaluate(() => document.body.dataset.results), '1', 'no full re-aging while the slider moves');
+    const moving = await pixels(page, 'after');
+    const inFace = (x, y) => x >= 520 && x < 1130 && y >= 270 && y < 920, area = 610 * 650;
+    const [faceDiff, restDiff] = diffs(before, moving, 1600, 1200, inFace);
+    assert.ok(faceDiff / area > 0.5, `the preview changed the face (mean ${faceDiff / area})`);
+    // the face space reaches 0.78 of the box's side from its centre
+    const far = diffs(before, moving, 1600, 1200, (x) => Math.abs(x + 0.5 - 825) > 0.8 * 750)[0];
+    assert.equal(far, 0, `nothing beyond the face space changed (${restDiff} beside the face in all)`);
+    // released: the full re-aging at the slider's age replaces the preview
+    await page.evaluate(() => document.getElementById('age').dispatchEvent(new Event('change', { bubbles: true })));
+    await page.waitForFunction(() => document.body.dataset.results === '2' && document.getElementById('status').hidden, null, { timeout: 60000 });
+    const full = await pixels(page, 'after');
+    const [gap] = diffs(moving, full, 1600, 1200, inFace);
+    console.log(`# preview against the full re-aging at the same age: mean difference ${(gap / (area * 3)).toFixed(2)} levels over the face`);
+    assert.deepEqual(errors, [], 'no script errors');
   } finally {
     await browser.close();
     server.kill();

@@ -378,6 +378,47 @@ static void test_prototype_transform(void) {
         }
         image_free(&big);
     }
+    /* in steps: a coarser grid's plans at the face's own age and at two neighbouring groups' centres, mixed
+     * between them (the slider's preview) */
+    {
+        FaceSetup st;
+        FacePlan a = {0}, b = {0}, mix = {0};
+        FaceChange c;
+        CHECK(face_setup(&st, &p, &lm, 32) == 0 && face_change_alloc(&c) == 0, "a coarse setup");
+        CHECK(face_plan_alloc(&a, &st) == 0 && face_plan_alloc(&b, &st) == 0 && face_plan_alloc(&mix, &st) == 0, "plans");
+        proto_change(&P, &cfg, 29, 29, &c);
+        face_plan(&a, &st, &c);
+        face_plan_mix(&mix, &st, &a, &a, 0.3f);
+        memcpy(out, canvas, bytes);
+        face_plan_render(&st, &mix, &p, 0, 0, &q);
+        CHECK(!memcmp(out, canvas, bytes), "planned at the face's own age, nothing changes");
+        float lo = group_center(&cfg, cfg.groups - 2), hi = group_center(&cfg, cfg.groups - 1);
+        proto_change(&P, &cfg, 29, lo, &c);
+        face_plan(&a, &st, &c);
+        proto_change(&P, &cfg, 29, hi, &c);
+        face_plan(&b, &st, &c);
+        double gap[3] = {0};
+        float ts[3] = {0, 0.5f, 1};
+        for (int k = 1; k < 3; k++) {
+            memcpy(out, canvas, bytes);
+            face_plan_mix(&mix, &st, &a, &b, ts[k]);
+            face_plan_render(&st, &mix, &p, 0, 0, &q);
+            uint8_t *full = malloc(bytes);
+            memcpy(full, canvas, bytes);
+            Photo pf = {full, W, H, 3};
+            proto_reage(&P, &cfg, &pf, &lm, 29, lo + ts[k] * (hi - lo));
+            for (int y = oy + 20; y < oy + 180; y++)
+                for (int x = ox + 20; x < ox + 180; x++)
+                    for (int ch = 0; ch < 3; ch++) gap[k] += abs(out[((size_t)y * W + x) * 3 + ch] - full[((size_t)y * W + x) * 3 + ch]);
+            gap[k] /= 160.0 * 160 * 3;
+            free(full);
+        }
+        CHECK(gap[2] < 2.5 && gap[1] < 3, "the coarse plan at %.0f within %.2f levels of the full change, the mix halfway from %.0f within %.2f",
+              hi, gap[2], lo, gap[1]);
+        face_plan_free(&a), face_plan_free(&b), face_plan_free(&mix);
+        face_change_free(&c);
+        face_setup_free(&st);
+    }
     check_change_reage(&P, &cfg, &lm, canvas, W, H, ox + 100, oy + 100);
 done:
     free(canvas);

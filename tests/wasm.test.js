@@ -264,6 +264,39 @@ test('wasm and native re-age a photo alike through the shipped pipeline', async 
   assert.ok(worst <= 2 && sum / ours.length < 0.05, `max |wasm - native| = ${worst}, mean ${sum / ours.length}`);
 });
 
+// The slider's preview: planned once, then drawn at any age close to the full re-aging, the face's own
+// age exactly unchanged; asked wrongly, refused with a message.
+test('the preview draws the face at any age close to the full re-aging', async () => {
+  const e = await engine();
+  e.loadDetector(readFileSync(detectorPath));
+  e.loadMesh(readFileSync(meshPath));
+  assert.throws(() => e.previewRender(50), /no preview prepared/);
+  const dir = mkdtempSync(join(tmpdir(), 'reage-preview-'));
+  const pixels = join(dir, 'photo.rgba');
+  const [W, H] = execFileSync(join(root, 'build/reage-parity'),
+    ['--pipeline', blobPath, detectorPath, meshPath, join(root, 'web/sample.jpg'), pixels, join(dir, 'aged.rgba')]).toString().trim().split(' ').map(Number);
+  const rgba = new Uint8ClampedArray(readFileSync(pixels));
+  const [face] = e.detect(rgba, W, H);
+  const faces = [{ box: face.box, source: 30 }];
+  assert.throws(() => e.previewPrepare(rgba, W, H, [{ box: { cx: 0, cy: 0, size: 1e9 }, source: 30 }]), /face box/);
+  e.previewPrepare(rgba, W, H, faces);
+  const same = e.previewRender(30);
+  assert.ok(!same || same.rgba.every((v, i) => i % 4 !== 3 || v === 0), 'at the face\'s own age nothing changes');
+  assert.throws(() => e.previewRender(NaN), /age nan: must be 0..120/);
+  for (const age of [5, 47, 75]) {
+    const part = e.previewRender(age), full = e.apply(rgba, W, H, faces, age);
+    assert.ok(part && part.width > 20 && part.height > 20, `a region at ${age}`);
+    let sum = 0, n = 0, changed = 0;
+    for (let y = 0; y < part.height; y++) for (let x = 0; x < part.width; x++) {
+      const i = 4 * (y * part.width + x), j = 4 * ((part.y0 + y) * W + part.x0 + x);
+      const shown = part.rgba[i + 3] ? part.rgba : rgba, k = part.rgba[i + 3] ? i : j;
+      for (let c = 0; c < 3; c++) { sum += Math.abs(shown[k + c] - full[j + c]); n++; }
+      changed += part.rgba[i + 3] !== 0;
+    }
+    assert.ok(changed > 500 && sum / n < 3, `at ${age}: ${changed} pixels changed, ${(sum / n).toFixed(2)} levels from the full re-aging`);
+  }
+});
+
 // The photo is copied into the engine once: estimating and re-aging it again and again reuse that copy,
 // leave it unchanged, and grow nothing.
 test('the engine keeps one copy of a photo across detection, estimates and re-aging', async () => {

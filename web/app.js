@@ -69,13 +69,20 @@ worker.onmessage = ({ data }) => {
       break;
     case 'result':
       state.busy = false;
-      if (state.pending) { state.pending = false; render(); }
+      if (state.pending) { state.pending = false; render(state.pendingKind); }
       else status('');
       // a result for the photo before this one (dropped while it was computed) is not drawn over this one
       if (data.id !== state.request) break;
       drawResult(data);
       $('timing').textContent = `Re-aged in ${Math.round(data.ms)} ms, on this device.`;
       document.body.dataset.results = String(Number(document.body.dataset.results || 0) + 1);
+      break;
+    case 'preview':
+      state.busy = false;
+      if (state.pending) { state.pending = false; render(state.pendingKind); }
+      if (data.id !== state.request) break;
+      drawPreview(data);
+      document.body.dataset.previews = String(Number(document.body.dataset.previews || 0) + 1);
       break;
     case 'error':
       state.busy = false;
@@ -152,13 +159,33 @@ function sendPhoto() {
   worker.postMessage({ type: 'photo', id: state.request, rgba: rgba.buffer, width, height, box: current().box }, [rgba.buffer]);
 }
 
-function render() {
+// kind 'apply' re-ages the photo at its full resolution; 'preview' (while
+// the slider moves) draws a quick approximation of the face on a small copy
+function render(kind = 'apply') {
   if (!state.ready || !state.photo) return;
-  if (state.busy) { state.pending = true; return; }
+  // one request at a time; the latest waiting one, a full one over a preview
+  if (state.busy) { state.pendingKind = state.pending && state.pendingKind === 'apply' ? 'apply' : kind; state.pending = true; return; }
   state.busy = true;
-  status('Re-aging…');
+  if (kind === 'apply') status('Re-aging…');
   const faces = (state.selected < 0 ? state.faces : [current()]).map((f) => ({ box: f.box, source: f.age }));
-  worker.postMessage({ type: 'apply', id: state.request, faces, target: state.target });
+  worker.postMessage({ type: kind, id: state.request, faces, target: state.target });
+}
+
+// A preview's changed region, drawn over the photo at the photo's scale.
+const previewCanvas = document.createElement('canvas');
+function drawPreview({ part, scale }) {
+  if (!part) return;
+  previewCanvas.width = part.width;
+  previewCanvas.height = part.height;
+  previewCanvas.getContext('2d').putImageData(new ImageData(part.rgba, part.width, part.height), 0, 0);
+  // the photo as it was under the region, then the preview's changed pixels over it
+  const g = $('after').getContext('2d');
+  const x = Math.floor(part.x0 / scale), y = Math.floor(part.y0 / scale);
+  const w = Math.ceil((part.x0 + part.width) / scale) - x, h = Math.ceil((part.y0 + part.height) / scale) - y;
+  g.clearRect(x, y, w, h);
+  g.drawImage($('before'), x, y, w, h, x, y, w, h);
+  g.imageSmoothingQuality = 'high';
+  g.drawImage(previewCanvas, part.x0 / scale, part.y0 / scale, part.width / scale, part.height / scale);
 }
 
 function drawResult({ rgba, width, height }) {
@@ -280,7 +307,9 @@ drag($('divider'), (dx, dy, e) => {
 
 // ---- controls ----
 
-$('age').addEventListener('input', (e) => { document.body.dataset.touched = 'true'; setTarget(e.target.value); render(); });
+// while the slider moves, previews follow the hand; where it stops, the full re-aging
+$('age').addEventListener('input', (e) => { document.body.dataset.touched = 'true'; setTarget(e.target.value); render('preview'); });
+$('age').addEventListener('change', () => render('apply'));
 $('source').addEventListener('change', (e) => {
   const v = Number(e.target.value);
   if (Number.isFinite(v) && v >= 0 && v <= 120) { current().age = v; render(); } else e.target.value = current().age;

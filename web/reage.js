@@ -158,6 +158,46 @@ export class ReAgeEngine {
     return out;
   }
 
+  // The slider's preview: prepares a small copy of the photo (RGBA, faces as
+  // for apply) once; previewRender then draws it at any age in a few
+  // milliseconds, as the changed region {x0, y0, width, height, rgba} (its
+  // unchanged pixels transparent), or null when no face changes.
+  #preview = { src: 0, dst: 0, len: 0, width: 0, height: 0, bounds: 0 };
+  previewPrepare(rgba, width, height, faces) {
+    const p = this.#preview;
+    [p.src, p.dst, p.bounds].forEach((q) => q && this.x.reage_free(q));
+    Object.assign(p, { src: 0, dst: 0, len: 0, width: 0, height: 0, bounds: 0 });
+    const spec = new Float32Array(faces.length * 6);
+    faces.forEach(({ box, source }, i) => spec.set([box.cx, box.cy, box.size, box.angle || 0, source, source], i * 6));
+    const src = this.#put(rgba), sp = this.#put(spec), dst = this.x.reage_malloc(rgba.byteLength), bounds = this.x.reage_malloc(16);
+    const rc = dst && bounds ? this.x.reage_preview_prepare(src, rgba.byteLength, width, height, sp, faces.length) : -1;
+    this.x.reage_free(sp);
+    if (rc !== 0) {
+      [src, dst, bounds].forEach((q) => q && this.x.reage_free(q));
+      if (!dst || !bounds) throw new Error('the engine is out of memory');
+      this.#fail();
+    }
+    Object.assign(p, { src, dst, len: rgba.byteLength, width, height, bounds });
+  }
+
+  previewRender(targetAge) {
+    const p = this.#preview;
+    if (!p.src) throw new Error('no preview prepared');
+    if (this.x.reage_preview_render(p.src, p.dst, p.len, p.width, p.height, targetAge, p.bounds) !== 0) this.#fail();
+    const [x0, y0, x1, y1] = new Int32Array(this.x.memory.buffer, p.bounds, 4);
+    if (x1 <= x0 || y1 <= y0) return null;
+    // the pixels the change left as they were come out transparent: the photo's own show through
+    const w = x1 - x0, h = y1 - y0, rgba = new Uint8ClampedArray(w * h * 4), heap = new Uint8Array(this.x.memory.buffer);
+    for (let y = 0; y < h; y++) {
+      const at = (y0 + y) * p.width + x0, row = y * w * 4;
+      rgba.set(heap.subarray(p.dst + at * 4, p.dst + (at + w) * 4), row);
+      for (let x = 0, d = p.dst + at * 4, s = p.src + at * 4; x < w; x++, d += 4, s += 4) {
+        if (heap[d] === heap[s] && heap[d + 1] === heap[s + 1] && heap[d + 2] === heap[s + 2]) rgba[row + 4 * x + 3] = 0;
+      }
+    }
+    return { x0, y0, width: w, height: h, rgba };
+  }
+
   // The generator's raw output for a [3,res,res] face and group weights.
   generate(face, groupw) {
     const f = this.#put(face), g = this.#put(groupw), o = this.x.reage_malloc(face.byteLength);

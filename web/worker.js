@@ -7,6 +7,11 @@ const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 
 
 let engine = null;
 let photo = null; // { rgba: Uint8ClampedArray, width, height }
+// The slider's preview: a copy of the photo at most PREVIEW_SIDE on its long
+// side, prepared for the faces of `key` (their boxes and ages); scale is the
+// copy's size over the photo's.
+const PREVIEW_SIDE = 768;
+let preview = null; // { key, scale, ok }
 
 async function fetchBytes(url, label) {
   const response = await fetch(url);
@@ -45,6 +50,33 @@ async function init() {
 
 const ready = init().catch((e) => postMessage({ type: 'fatal', message: e.message }));
 
+async function previewCopy() {
+  const k = Math.min(1, PREVIEW_SIDE / Math.max(photo.width, photo.height));
+  if (k === 1) return { rgba: photo.rgba, width: photo.width, height: photo.height, scale: 1 };
+  const width = Math.max(1, Math.round(photo.width * k)), height = Math.max(1, Math.round(photo.height * k));
+  const bitmap = await createImageBitmap(new ImageData(photo.rgba, photo.width, photo.height),
+    { resizeWidth: width, resizeHeight: height, resizeQuality: 'high' });
+  const g = new OffscreenCanvas(width, height).getContext('2d');
+  g.drawImage(bitmap, 0, 0);
+  return { rgba: g.getImageData(0, 0, width, height).data, width, height, scale: width / photo.width };
+}
+
+// Prepares the preview for these faces unless it is ready; false where it
+// cannot be had (no mesh on a face, a box too small at the copy's size).
+async function previewFor(faces) {
+  const key = JSON.stringify(faces);
+  if (preview?.key === key) return preview.ok;
+  preview = { key, ok: false };
+  const copy = await previewCopy();
+  const k = copy.scale;
+  const scaled = faces.map(({ box, source }) => ({ box: { cx: box.cx * k, cy: box.cy * k, size: box.size * k, angle: box.angle || 0 }, source }));
+  try {
+    engine.previewPrepare(copy.rgba, copy.width, copy.height, scaled);
+    Object.assign(preview, { ok: true, scale: k });
+  } catch { /* the full re-aging serves instead */ }
+  return preview.ok;
+}
+
 onmessage = async ({ data }) => {
   await ready;
   if (!engine) return;
@@ -52,6 +84,7 @@ onmessage = async ({ data }) => {
     if (data.type === 'photo') {
       // find and align the faces, then estimate each one's age
       photo = { rgba: new Uint8ClampedArray(data.rgba), width: data.width, height: data.height };
+      preview = null;
       const t0 = performance.now();
       const faces = engine.detect(photo.rgba, photo.width, photo.height);
       const ms = performance.now() - t0;
@@ -72,6 +105,14 @@ onmessage = async ({ data }) => {
       }
       const ms = performance.now() - t0;
       postMessage({ type: 'result', id: data.id, rgba: out.buffer, width: photo.width, height: photo.height, ms }, [out.buffer]);
+      await previewFor(data.faces); // ready for the slider's first move
+    } else if (data.type === 'preview') {
+      // a move of the slider: the preview where it can be had, else the full re-aging
+      if (!(await previewFor(data.faces))) return onmessage({ data: { ...data, type: 'apply' } });
+      const t0 = performance.now();
+      const part = engine.previewRender(data.target);
+      const ms = performance.now() - t0;
+      postMessage({ type: 'preview', id: data.id, part, scale: preview.scale, ms }, part ? [part.rgba.buffer] : []);
     }
   } catch (e) {
     postMessage({ type: 'error', id: data.id, message: e.message });
