@@ -224,7 +224,7 @@ fuzz-run: fuzz weights/blazeface.blob weights/facemesh.blob
 	  if ls $(BUILD)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz_$$t crashed: $$(ls $(BUILD)/fuzz/crash-$$t-*)"; exit 1; fi; \
 	done
 
-bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity
+bench: deps $(BUILD)/reage-bench $(BUILD)/reage-parity $(PAGE_MODELS)
 	@if ! /usr/bin/python3 -c "import torch" 2>/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch) >/dev/null; fi
 	tools/bench.sh

@@ -42,6 +42,7 @@ static int reage_face(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float sourc
 }
 
 int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_age, float target_age) {
+    if (source_age == target_age) return REAGED_NOT_AT_ALL;
     int grey = photo_is_grey(p);
     int by = reage_face(b, m, p, box, source_age, target_age);
     if (grey && by >= 0) photo_to_grey(p);

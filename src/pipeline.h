@@ -12,13 +12,15 @@
  * facespace_crop finds from the mesh, on UTKFace's photos). */
 #define PIPELINE_MESH_ROI 1.4f
 
-typedef enum { REAGED_BY_GENERATOR = 0, REAGED_BY_PROTOTYPES = 1, PIPELINE_NEEDS_GENERATOR = -2 } ReagedBy;
+typedef enum { REAGED_BY_GENERATOR = 0, REAGED_BY_PROTOTYPES = 1, REAGED_NOT_AT_ALL = 2, PIPELINE_NEEDS_GENERATOR = -2 } ReagedBy;
 
 /* Re-ages the face in the crop box from source_age to target_age (years),
  * in place. Where the blob carries age prototypes and the mesh (m, may be
  * NULL) finds the face in the box, the prototypes' transform on the mesh,
  * and the change net's own change on top where the blob carries one; else
- * the generator. A black-and-white photo stays black and white.
+ * the generator. A black-and-white photo stays black and white. Taken to
+ * its own age a face does not change, and nothing is computed
+ * (REAGED_NOT_AT_ALL): the page's first result after a drop.
  * Returns which, or -1 when out of memory, or PIPELINE_NEEDS_GENERATOR
  * when the generator is due but the bundle was loaded without it
  * (bundle_load_generator); the photo is then unchanged. */
