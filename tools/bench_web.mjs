@@ -123,9 +123,11 @@ if (process.env.BENCH_CHROMIUM !== '0') {
     // the page itself on a 12-megapixel JPEG (the sample face pasted 1,500 pixels wide): from the drop to
     // the first result (the face found, its age estimated, the photo shown at that age), the slider's
     // previews while it moves (one move a frame), and the full re-aging where it stops
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
-    const flow = await page.evaluate(async () => {
+    await page.close();
+    const tab = await browser.newPage(); // a fresh tab: none of the engines above in its memory
+    await tab.goto(`http://127.0.0.1:${port}/`);
+    await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
+    const flow = await tab.evaluate(async () => {
       const until = (test) => new Promise((resolve) => { const poll = () => (test() ? resolve() : setTimeout(poll, 2)); poll(); });
       const count = (key) => Number(document.body.dataset[key] || 0);
       const face = await createImageBitmap(await (await fetch('/sample.jpg')).blob());

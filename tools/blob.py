@@ -6,6 +6,7 @@ import zlib
 import numpy as np
 
 DTYPES = {0: np.float32, 1: np.float16, 2: np.uint32}
+Q8 = 3  # int8 with a float32 scale per slice along the first dimension
 
 
 def read_blob(path, magic=b"REAGEBLB"):
@@ -30,6 +31,13 @@ def read_blob(path, magic=b"REAGEBLB"):
         shape = struct.unpack_from(f"<{ndim}I", data, at + 8)
         at += 8 + 4 * ndim
         n = int(np.prod(shape)) if ndim else 1
+        if dtype == Q8:
+            rows = shape[0] if ndim else 1
+            scale = np.frombuffer(data, np.float32, rows, at)
+            q = np.frombuffer(data, np.int8, n, at + 4 * rows).reshape(rows, -1).astype(np.float32)
+            tensors[name] = (q * scale[:, None]).reshape(shape)
+            at += 4 * rows + n
+            continue
         arr = np.frombuffer(data, DTYPES[dtype], n, at).reshape(shape)
         at += n * np.dtype(DTYPES[dtype]).itemsize
         tensors[name] = arr.astype(np.float32) if dtype != 2 else arr

@@ -188,9 +188,13 @@ function drawPreview({ part, scale }) {
   g.drawImage(previewCanvas, part.x0 / scale, part.y0 / scale, part.width / scale, part.height / scale);
 }
 
-function drawResult({ rgba, width, height }) {
+function drawResult({ rgba, width, height, same }) {
   if (!state.photo || width !== state.photo.width) return;
-  $('after').getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+  const g = $('after').getContext('2d');
+  if (same) {
+    g.clearRect(0, 0, width, height);
+    g.drawImage($('before'), 0, 0);
+  } else g.putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
 }
 
 // ---- the face box and the before/after divider ----

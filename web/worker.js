@@ -94,6 +94,12 @@ onmessage = async ({ data }) => {
     } else if (data.type === 'estimate') {
       postMessage({ type: 'estimate', id: data.id, age: engine.estimateAge(photo.rgba, photo.width, photo.height, data.box) });
     } else if (data.type === 'apply') {
+      // every face at its own age: the photo as it is (the first result after a drop)
+      if (data.faces.every((f) => f.source === data.target)) {
+        postMessage({ type: 'result', id: data.id, same: true, width: photo.width, height: photo.height, ms: 0 });
+        await previewFor(data.faces);
+        return;
+      }
       let t0 = performance.now(), out;
       try {
         out = engine.apply(photo.rgba, photo.width, photo.height, data.faces, data.target);
