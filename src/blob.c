@@ -226,12 +226,14 @@ int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
             if (count > ((uint64_t)1 << 29)) return err_set(e, "%s: malformed tensor %u (too large)", what, i);
         }
         t->count = (size_t)count;
+        /* an empty int8 tensor could name any number of scales (its first dimension): none is allowed, so
+         * that the scales are never more than the values (2^29), whose bytes fit a 32-bit size_t */
+        if (t->dtype == DT_Q8 && t->count == 0) return err_set(e, "%s: malformed tensor %u (empty int8)", what, i);
         size_t bytes = blob_tensor_bytes(t->dtype, t->ndim, t->shape, t->count);
         t->data = c.p;
         if (take(&c, NULL, bytes)) return err_set(e, "%s: truncated in tensor '%.*s'", what, (int)t->name_len, t->name);
         if (t->dtype == DT_Q8) {
             size_t rows = t->ndim ? t->shape[0] : 1;
-            if (rows == 0 && t->count == 0) continue;
             for (size_t r = 0; r < rows; r++) {
                 float s;
                 memcpy(&s, t->data + 4 * r, 4);

@@ -220,6 +220,7 @@ static void test_malformed_structures(void) {
         {"a count of tensors past the records", "truncated at tensor 1", 2, DT_F32, 1, 0, 2, 8},
         {"more tensors than any model has", "too many tensors", 5000, DT_F32, 1, 0, 2, 8},
         {"an unknown element type", "tensor 0 is stored in a scheme this build does not know (9)", 1, 9, 1, 0, 2, 8},
+        {"an empty int8 tensor", "malformed tensor 0 (empty int8)", 1, DT_Q8, 1, 0, 0, 0},
         {"five dimensions", "malformed tensor 0", 1, DT_F32, 5, 0, 2, 8 * 720},
         {"dimensions whose product is absurd", "too large", 1, DT_F32, 4, 0, 65536, 8},
         {"data shorter than its shape", "truncated in tensor", 1, DT_F32, 2, 0, 2, 8},
