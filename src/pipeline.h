@@ -27,31 +27,43 @@ typedef enum { REAGED_BY_GENERATOR = 0, REAGED_BY_PROTOTYPES = 1, REAGED_NOT_AT_
 int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_age, float target_age);
 
 /* The slider's preview: the prototypes' changes to a few anchor ages (the
- * slider's ends, each group's centre, the face's own age) planned once on a
- * small copy of the photo, on a coarser grid; each move of the slider then
- * mixes the two anchors around its age and draws them, without the mesh,
- * the splines or the pyramid. An approximation of pipeline_reage's result
- * (which the page computes when the slider stops); faces the mesh does not
- * find stay unchanged, and a change net's own change is left out. */
+ * slider's ends, each group's centre, the face's own age) planned on a small
+ * copy of the photo, on a coarser grid; each move of the slider then mixes
+ * the two anchors around its age and draws them, without the mesh, the
+ * splines or the pyramid. An approximation of pipeline_reage's result (which
+ * the page computes when the slider stops); faces the mesh does not find stay
+ * unchanged, and a change net's own change is left out. Planning goes an
+ * anchor at a time, nearest the slider first, so that the first moves need
+ * not wait for all of them. */
 #define PREVIEW_GRID_DIV 32
 #define PREVIEW_MAX_ANCHORS (MAX_GROUPS + 3)
 typedef struct {
     int found; /* the mesh found the face */
+    float source;
     FaceSetup setup;
-    int anchors;
+    int anchors, planned[PREVIEW_MAX_ANCHORS];
     float age[PREVIEW_MAX_ANCHORS];
     FacePlan plan[PREVIEW_MAX_ANCHORS], mix;
 } PreviewFace;
 typedef struct {
     int n, grey;
     PreviewFace *face;
+    const Bundle *bundle; /* must outlive the preview */
+    FaceChange change;
 } Preview;
-/* Plans n faces (boxes, their own ages) of photo p. 0, or -1 when out of
- * memory or without prototypes (pv is then empty). */
-int pipeline_preview_prepare(Preview *pv, Bundle *b, FaceMesh *m, const Photo *p, const CropBox *boxes, const float *sources, int n);
+/* Finds n faces' meshes (boxes, their own ages) in photo p and sets them up;
+ * plans nothing yet. 0, or -1 when out of memory or without prototypes (pv
+ * is then empty). */
+int pipeline_preview_prepare(Preview *pv, const Bundle *b, FaceMesh *m, const Photo *p, const CropBox *boxes, const float *sources,
+                             int n);
+/* Plans, for each face, the anchor nearest target not planned yet. Returns
+ * how many are left to plan (0: all), or -1 when out of memory. */
+int pipeline_preview_plan(Preview *pv, float target);
+/* Whether the anchors around target are planned for every face. */
+int pipeline_preview_ready(const Preview *pv, float target);
 /* dst (the size of the prepared photo src): src with every found face at
- * target_age; bounds gets the changed region x0, y0, x1, y1 (empty when x1
- * <= x0). */
+ * target_age, from the planned anchors nearest it; bounds gets the changed
+ * region x0, y0, x1, y1 (empty when x1 <= x0). */
 void pipeline_preview_render(Preview *pv, const Photo *src, Photo *dst, float target_age, int bounds[4]);
 void pipeline_preview_free(Preview *pv);
 #endif

@@ -19,6 +19,8 @@
 
 static Bundle bundle;
 static int loaded;
+static Preview preview; /* the slider's, on the loaded bundle */
+static int preview_w, preview_h;
 static FaceDetector detector;
 static int detector_loaded;
 static FaceMesh mesh;
@@ -35,6 +37,8 @@ EXPORT const char *reage_backend(void) { return sgemm_backend(); }
 EXPORT int reage_load(const uint8_t *blob, size_t len) {
     Bundle next;
     if (bundle_load(&next, blob, len, NULL, "weights", &err)) return -1;
+    pipeline_preview_free(&preview);
+    preview_w = preview_h = 0;
     if (loaded) bundle_free(&bundle);
     bundle = next;
     loaded = 1;
@@ -173,10 +177,9 @@ EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *fac
 }
 
 /* The slider's preview (src/pipeline.h) of a small copy of the photo:
- * faces as for reage_apply (the target ignored). Replaces the preview
- * prepared before. Returns 0, or -1 with reage_error() set. */
-static Preview preview;
-static int preview_w, preview_h;
+ * faces as for reage_apply (the target ignored); reage_preview_plan then
+ * plans its anchors one a call. Replaces the preview prepared before.
+ * Returns 0, or -1 with reage_error() set. */
 EXPORT int reage_preview_prepare(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
     pipeline_preview_free(&preview);
     preview_w = preview_h = 0;
@@ -199,8 +202,20 @@ EXPORT int reage_preview_prepare(uint8_t *rgba, size_t len, int w, int h, const 
     return 0;
 }
 
+/* Plans the next anchor nearest target: how many are left, or -1. */
+EXPORT int reage_preview_plan(float target) {
+    if (!preview_w) return err_set(&err, "no preview prepared"), -1;
+    int left = pipeline_preview_plan(&preview, target);
+    if (left < 0) err_set(&err, "out of memory planning the preview");
+    return left;
+}
+
+/* 1 when the anchors around target are planned, else 0. */
+EXPORT int reage_preview_ready(float target) { return preview_w && pipeline_preview_ready(&preview, target); }
+
 /* dst = src (the photo the preview was prepared on) with its faces at
- * target; bounds (4 ints) gets the changed region x0 y0 x1 y1. 0, or -1. */
+ * target, from the planned anchors nearest it; bounds (4 ints) gets the
+ * changed region x0 y0 x1 y1. 0, or -1. */
 EXPORT int reage_preview_render(uint8_t *src, uint8_t *dst, size_t len, int w, int h, float target, int *bounds) {
     if (!preview_w || w != preview_w || h != preview_h || check(len, w, h))
         return err_set(&err, "no preview prepared for a %dx%d photo", w, h), -1;

@@ -280,6 +280,9 @@ test('the preview draws the face at any age close to the full re-aging', async (
   const faces = [{ box: face.box, source: 30 }];
   assert.throws(() => e.previewPrepare(rgba, W, H, [{ box: { cx: 0, cy: 0, size: 1e9 }, source: 30 }]), /face box/);
   e.previewPrepare(rgba, W, H, faces);
+  // planned an anchor a call, nearest first; drawing plans what it needs
+  const left = e.previewPlan(30);
+  assert.ok(left >= 6 && left <= 9, `anchors left to plan after the first: ${left}`);
   const same = e.previewRender(30);
   assert.ok(!same || same.rgba.every((v, i) => i % 4 !== 3 || v === 0), 'at the face\'s own age nothing changes');
   assert.throws(() => e.previewRender(NaN), /age nan: must be 0..120/);
@@ -295,6 +298,9 @@ test('the preview draws the face at any age close to the full re-aging', async (
     }
     assert.ok(changed > 500 && sum / n < 3, `at ${age}: ${changed} pixels changed, ${(sum / n).toFixed(2)} levels from the full re-aging`);
   }
+  let steps = 0;
+  while (e.previewPlan(50) > 0) steps++;
+  assert.ok(steps < left, `the rest planned in ${steps} more calls`);
 });
 
 // The photo is copied into the engine once: estimating and re-aging it again and again reuse that copy,

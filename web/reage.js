@@ -159,9 +159,12 @@ export class ReAgeEngine {
   }
 
   // The slider's preview: prepares a small copy of the photo (RGBA, faces as
-  // for apply) once; previewRender then draws it at any age in a few
+  // for apply) once; previewPlan(age) plans its anchor ages one a call,
+  // nearest age first (returns how many are left); previewRender(age) then
+  // draws it from the planned anchors nearest that age in a few
   // milliseconds, as the changed region {x0, y0, width, height, rgba} (its
-  // unchanged pixels transparent), or null when no face changes.
+  // unchanged pixels transparent), or null when no face changes. Before
+  // drawing, previewRender plans what it needs.
   #preview = { src: 0, dst: 0, len: 0, width: 0, height: 0, bounds: 0 };
   previewPrepare(rgba, width, height, faces) {
     const p = this.#preview;
@@ -180,9 +183,16 @@ export class ReAgeEngine {
     Object.assign(p, { src, dst, len: rgba.byteLength, width, height, bounds });
   }
 
+  previewPlan(targetAge) {
+    const left = this.x.reage_preview_plan(targetAge);
+    if (left < 0) this.#fail();
+    return left;
+  }
+
   previewRender(targetAge) {
     const p = this.#preview;
     if (!p.src) throw new Error('no preview prepared');
+    while (!this.x.reage_preview_ready(targetAge)) if (this.previewPlan(targetAge) === 0) break;
     if (this.x.reage_preview_render(p.src, p.dst, p.len, p.width, p.height, targetAge, p.bounds) !== 0) this.#fail();
     const [x0, y0, x1, y1] = new Int32Array(this.x.memory.buffer, p.bounds, 4);
     if (x1 <= x0 || y1 <= y0) return null;

@@ -9,9 +9,9 @@ let engine = null;
 let photo = null; // { rgba: Uint8ClampedArray, width, height }
 // The slider's preview: a copy of the photo at most PREVIEW_SIDE on its long
 // side, prepared for the faces of `key` (their boxes and ages); scale is the
-// copy's size over the photo's.
+// copy's size over the photo's; ok, a promise of whether it could be had.
 const PREVIEW_SIDE = 768;
-let preview = null; // { key, scale, ok }
+let preview = null; // { key, ok, scale, target }
 
 async function fetchBytes(url, label) {
   const response = await fetch(url);
@@ -63,18 +63,36 @@ async function previewCopy() {
 
 // Prepares the preview for these faces unless it is ready; false where it
 // cannot be had (no mesh on a face, a box too small at the copy's size).
-async function previewFor(faces) {
+function previewFor(faces) {
   const key = JSON.stringify(faces);
-  if (preview?.key === key) return preview.ok;
-  preview = { key, ok: false };
-  const copy = await previewCopy();
-  const k = copy.scale;
-  const scaled = faces.map(({ box, source }) => ({ box: { cx: box.cx * k, cy: box.cy * k, size: box.size * k, angle: box.angle || 0 }, source }));
-  try {
-    engine.previewPrepare(copy.rgba, copy.width, copy.height, scaled);
-    Object.assign(preview, { ok: true, scale: k });
-  } catch { /* the full re-aging serves instead */ }
-  return preview.ok;
+  if (preview?.key === key) return preview.ok; // prepared, or being prepared
+  const p = preview = { key, target: faces[0].source };
+  p.ok = (async () => {
+    const copy = await previewCopy();
+    if (preview !== p) return false; // another photo or other faces meanwhile
+    const k = copy.scale;
+    const scaled = faces.map(({ box, source }) => ({ box: { cx: box.cx * k, cy: box.cy * k, size: box.size * k, angle: box.angle || 0 }, source }));
+    try {
+      engine.previewPrepare(copy.rgba, copy.width, copy.height, scaled);
+    } catch {
+      return false; // the full re-aging serves instead
+    }
+    p.scale = k;
+    planLater(p);
+    return true;
+  })();
+  return p.ok;
+}
+
+// Plans the preview's anchors one a turn, nearest the slider's last age
+// first, leaving room between them for the page's requests.
+function planLater(p) {
+  setTimeout(() => {
+    if (preview !== p) return;
+    try {
+      if (engine.previewPlan(p.target) > 0) planLater(p);
+    } catch { /* planned when drawn */ }
+  }, 0);
 }
 
 onmessage = async ({ data }) => {
@@ -114,8 +132,10 @@ onmessage = async ({ data }) => {
       await previewFor(data.faces); // ready for the slider's first move
     } else if (data.type === 'preview') {
       // a move of the slider: the preview where it can be had, else the full re-aging
-      if (!(await previewFor(data.faces))) return onmessage({ data: { ...data, type: 'apply' } });
+      const ok = await previewFor(data.faces);
+      if (!ok || preview?.key !== JSON.stringify(data.faces)) return onmessage({ data: { ...data, type: 'apply' } });
       const t0 = performance.now();
+      preview.target = data.target;
       const part = engine.previewRender(data.target);
       const ms = performance.now() - t0;
       postMessage({ type: 'preview', id: data.id, part, scale: preview.scale, ms }, part ? [part.rgba.buffer] : []);
