@@ -200,12 +200,12 @@ done:
 /* The change at a face-space position: the colour change (masked, out of
  * the fold-over) into rgb[3], the weight of the detail change, and that of
  * the reshaping (mask_at's). */
-static void change_at(const FaceChange *c, const float *fold, double u, double v, float rgb[3], float *detail_weight,
-                      float *shape_weight) {
+static void change_at(const FaceChange *c, const float *fold, int fold_side, double u, double v, float rgb[3],
+                      float *detail_weight, float *shape_weight) {
     float md, mc, span = 1 + 2 * FACESPACE_MARGIN;
     mask_at(u, v, &md, &mc, shape_weight);
     float fu = (float)((u + FACESPACE_MARGIN) / span), fv = (float)((v + FACESPACE_MARGIN) / span);
-    float f = pyr_sample(fold, MASK_SIDE, MASK_SIDE, fu * MASK_SIDE, fv * MASK_SIDE);
+    float f = pyr_sample(fold, fold_side, fold_side, fu * fold_side, fv * fold_side);
     for (int ch = 0; ch < 3; ch++)
         rgb[ch] = mc * f * pyr_sample(c->colour + (size_t)ch * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE, PROTO_COLOUR_SIDE,
                                       PROTO_COLOUR_SIDE, fu * PROTO_COLOUR_SIDE, fv * PROTO_COLOUR_SIDE);
@@ -227,20 +227,22 @@ int face_setup(FaceSetup *s, const Photo *p, const FaceLandmarks *l, int grid_di
     s->extra = want > 2.8 ? 2 : want > 1.4 ? 1 : 0;
     s->S = PROTO_SIDE << s->extra;
     s->space = malloc((size_t)s->S * s->S * 3);
-    s->fold = malloc(sizeof(float) * MASK_SIDE * MASK_SIDE);
+    /* where the map folds, on the masks' grid; half as fine on a coarse grid (the preview, the camera) */
+    int F = s->fold_side = grid_div >= FACE_GRID_DIV ? MASK_SIDE : MASK_SIDE / 2;
+    s->fold = malloc(sizeof(float) * F * F);
     if (!s->space || !s->fold) { face_setup_free(s); return -1; }
     facewarp_photo_to_space(w, p, s->S, s->space);
     /* where the face's map folds over or nearly (the far side of a face in profile), its face-space image
      * is squeezed photo, whose detail is no face's: no change there */
     _Pragma("omp parallel for schedule(static)")
-    for (int i = 0; i < MASK_SIDE; i++)
-        for (int j = 0; j < MASK_SIDE; j++) {
-            double h = span / MASK_SIDE, u = lo + (j + 0.5) * h, v = lo + (i + 0.5) * h, x0, y0, x1, y1, x2, y2;
+    for (int i = 0; i < F; i++)
+        for (int j = 0; j < F; j++) {
+            double h = span / F, u = lo + (j + 0.5) * h, v = lo + (i + 0.5) * h, x0, y0, x1, y1, x2, y2;
             facewarp_to_photo(w, u - h / 2, v - h / 2, &x0, &y0);
             facewarp_to_photo(w, u + h / 2, v - h / 2, &x1, &y1);
             facewarp_to_photo(w, u - h / 2, v + h / 2, &x2, &y2);
             double det = ((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)) / (h * h * w->box.size * w->box.size);
-            s->fold[i * MASK_SIDE + j] = smoothstep(0.15f, 0.4f, (float)det);
+            s->fold[i * F + j] = smoothstep(0.15f, 0.4f, (float)det);
         }
     /* the photo pixels the face space covers (the reshaping leaves its border where it is) */
     if (!facewarp_photo_bounds(w, p, &s->x0, &s->y0, &s->x1, &s->y1)) { s->x1 = s->x0, s->y1 = s->y0; return 0; }
@@ -297,7 +299,7 @@ int face_plan(FacePlan *f, const FaceSetup *s, const FaceChange *c) {
             /* where this pixel of the reshaped face comes from in the photo as it was, and so in the face space */
             facewarp_reshape_source(&rs, x, y, &sx, &sy);
             int folded = facewarp_to_space(w, sx, sy, &u, &v);
-            change_at(c, s->fold, u, v, rgb, &dw, &ms);
+            change_at(c, s->fold, s->fold_side, u, v, rgb, &dw, &ms);
             int inside = u >= lo && u <= hi && v >= lo && v <= hi;
             /* where the face's map folds over, the face-space position is only roughly right: the colour
              * change (low-pass) is taken there all the same, the detail not, or neighbouring pixels would
@@ -385,12 +387,14 @@ void face_plan_render(const FaceSetup *s, const FacePlan *f, const Photo *src, i
         }
 }
 
-int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
+int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) { return face_change_apply_grid(c, p, l, FACE_GRID_DIV); }
+
+int face_change_apply_grid(const FaceChange *c, Photo *p, const FaceLandmarks *l, int grid_div) {
     FaceSetup s;
     FacePlan f = {0};
     uint8_t *orig = NULL;
     int rc = -1;
-    if (face_setup(&s, p, l, FACE_GRID_DIV)) return -1;
+    if (face_setup(&s, p, l, grid_div)) return -1;
     if (s.x1 <= s.x0) { rc = 0; goto done; }
     /* the region the change covers, as it was: the change writes into the photo it reads */
     int RW = s.x1 - s.x0, RH = s.y1 - s.y0;

@@ -50,6 +50,26 @@ int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_a
     return by;
 }
 
+/* ---- the camera ---- */
+
+int pipeline_reage_frame(Bundle *b, FaceMesh *m, Photo *p, CropBox *box, float source_age, float target_age) {
+    static FaceLandmarks lm;
+    if (!b->proto || !m) return 0;
+    CropBox roi = {box->cx, box->cy, box->size * PIPELINE_MESH_ROI, box->angle};
+    facemesh_photo(m, p, roi, &lm);
+    if (lm.score < FACEMESH_MIN_FLAG) return 0;
+    *box = facespace_crop(&lm);
+    if (source_age == target_age) return 1;
+    FaceChange c;
+    if (face_change_alloc(&c)) return -1;
+    proto_change(b->proto, &b->cfg, source_age, target_age, &c);
+    int grey = photo_is_grey(p), rc = face_change_apply_grid(&c, p, &lm, PREVIEW_GRID_DIV);
+    face_change_free(&c);
+    if (rc) return -1;
+    if (grey) photo_to_grey(p);
+    return 1;
+}
+
 /* ---- the slider's preview ---- */
 
 static int by_age(const void *a, const void *b) {

@@ -26,6 +26,13 @@ typedef enum { REAGED_BY_GENERATOR = 0, REAGED_BY_PROTOTYPES = 1, REAGED_NOT_AT_
  * (bundle_load_generator); the photo is then unchanged. */
 int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_age, float target_age);
 
+/* One frame of the camera: the face whose crop box is *box re-aged as
+ * pipeline_reage does, on the preview's coarser grid, in place; *box becomes
+ * the crop the face's mesh gives, to follow the face into the next frame.
+ * Returns 1, 0 where the mesh does not find a face in the box (the frame
+ * unchanged: detect again), or -1 when out of memory. */
+int pipeline_reage_frame(Bundle *b, FaceMesh *m, Photo *p, CropBox *box, float source_age, float target_age);
+
 /* The slider's preview: the prototypes' changes to a few anchor ages (the
  * slider's ends, each group's centre, the face's own age) planned on a small
  * copy of the photo, on a coarser grid; each move of the slider then mixes

@@ -127,6 +127,7 @@ typedef struct {
     int S, extra;
     uint8_t *space;
     float *fold;
+    int fold_side;
     int x0, y0, x1, y1, step, GW, GH;
 } FaceSetup;
 int face_setup(FaceSetup *s, const Photo *p, const FaceLandmarks *l, int grid_div);
@@ -141,6 +142,8 @@ typedef struct {
 int face_plan_alloc(FacePlan *f, const FaceSetup *s);
 void face_plan_free(FacePlan *f);
 int face_plan(FacePlan *f, const FaceSetup *s, const FaceChange *c);
+/* face_change_apply on a grid of a grid_div-th of the face (coarser: faster). */
+int face_change_apply_grid(const FaceChange *c, Photo *p, const FaceLandmarks *l, int grid_div);
 /* out = a + t (b - a), field by field: a change between two planned ones. */
 void face_plan_mix(FacePlan *out, const FaceSetup *s, const FacePlan *a, const FacePlan *b, float t);
 /* Draws the changed face into p over the setup's region, reading the

@@ -176,6 +176,23 @@ EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *fac
     return 0;
 }
 
+/* One camera frame (rgba, w x h) in place: the face in box (4 floats: cx cy
+ * size angle, updated to follow it) from source to target age. Returns 1,
+ * 0 where the face was lost (detect again), or -1 with reage_error() set. */
+EXPORT int reage_frame(uint8_t *rgba, size_t len, int w, int h, float *box, float source, float target) {
+    if (check(len, w, h)) return -1;
+    CropBox b = {box[0], box[1], box[2], box[3]};
+    if (check_box(b, w, h)) return -1;
+    if (!mesh_loaded || !bundle.proto) return err_set(&err, "the camera needs the face mesh and the age prototypes"), -1;
+    if (!(source >= 0 && source <= 120 && target >= 0 && target <= 120))
+        return err_set(&err, "ages %g -> %g: each must be 0..120 years", source, target), -1;
+    Photo p = {rgba, w, h, 4};
+    int rc = pipeline_reage_frame(&bundle, &mesh, &p, &b, source, target);
+    if (rc < 0) return err_set(&err, "out of memory re-aging a frame"), -1;
+    box[0] = b.cx, box[1] = b.cy, box[2] = b.size, box[3] = b.angle;
+    return rc;
+}
+
 /* The slider's preview (src/pipeline.h) of a small copy of the photo:
  * faces as for reage_apply (the target ignored); reage_preview_plan then
  * plans its anchors one a call. Replaces the preview prepared before.

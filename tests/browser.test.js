@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
-import { existsSync, readFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { sidewaysJpeg } from './exif.js';
@@ -87,12 +87,12 @@ async function pixels(page, id) {
   }, id);
 }
 
-function launch() {
+function launch(extra = []) {
   assert.ok(existsSync(CHROMIUM), 'chromium is not installed: make test installs it as root (apt-get install chromium)');
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-quic'],
+      '--no-first-run', '--disable-sync', '--disable-quic', ...extra],
   });
 }
 
@@ -274,6 +274,82 @@ test('moving the slider shows quick previews of the face; where it stops, the fu
     const [gap] = diffs(moving, full, 1600, 1200, inFace);
     console.log(`# preview against the full re-aging at the same age: mean difference ${(gap / (area * 3)).toFixed(2)} levels over the face`);
     assert.deepEqual(errors, [], 'no script errors');
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
+
+// A video for Chromium's fake camera (Y4M, 4:2:0, full-range BT.601): a test
+// face 300 pixels wide on a grey wall, 640x480, a few identical frames.
+function faceVideo(path) {
+  const face = jpeg.decode(testFace(), { useTArray: true });
+  const W = 640, H = 480, X = 170, Y = 90, S = 300, rgb = new Float32Array(W * H * 3).fill(128);
+  for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
+    const s = 4 * (Math.floor(y * face.height / S) * face.width + Math.floor(x * face.width / S)), d = 3 * ((Y + y) * W + X + x);
+    for (let c = 0; c < 3; c++) rgb[d + c] = face.data[s + c];
+  }
+  const frame = Buffer.alloc(W * H * 3 / 2);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const [r, g, b] = rgb.subarray(3 * (y * W + x), 3 * (y * W + x) + 3);
+    frame[y * W + x] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+    if (y % 2 || x % 2) continue;
+    const q = (y / 2) * (W / 2) + x / 2;
+    frame[W * H + q] = Math.max(0, Math.min(255, Math.round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b)));
+    frame[W * H * 5 / 4 + q] = Math.max(0, Math.min(255, Math.round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)));
+  }
+  const parts = [Buffer.from(`YUV4MPEG2 W${W} H${H} F10:1 Ip A1:1 C420jpeg\n`)];
+  for (let f = 0; f < 4; f++) parts.push(Buffer.from('FRAME\n'), frame);
+  writeFileSync(path, Buffer.concat(parts));
+  return { X, Y, S };
+}
+
+test('the camera: frames re-aged live on the face and nowhere else, and saved on request', async () => {
+  mkdirSync(join(root, 'build'), { recursive: true });
+  const video = join(root, 'build/camera-test.y4m'), place = faceVideo(video);
+  const { server, origin } = await startServer();
+  const browser = await launch(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video}`]);
+  try {
+    const context = await browser.newContext({ acceptDownloads: true });
+    const page = await context.newPage();
+    const requests = [], errors = [];
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${origin}/`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+    const loaded = requests.length;
+    await page.click('#camera');
+    await page.waitForFunction(() => Number(document.body.dataset.liveFrames || 0) >= 3 && /own age read as/.test(document.getElementById('liveInfo').textContent),
+      null, { timeout: 60000 });
+    // the frames at 80, then at the face's own age (the camera's frame unchanged)
+    const grab = () => page.evaluate(() => [...document.getElementById('liveView').getContext('2d').getImageData(0, 0, 640, 480).data]);
+    const atAge = async (age) => {
+      await page.evaluate((age) => { const s = document.getElementById('liveAge'); s.value = String(age); s.dispatchEvent(new Event('input')); }, age);
+      const n = Number(await page.evaluate(() => document.body.dataset.liveFrames));
+      await page.waitForFunction((n) => Number(document.body.dataset.liveFrames) >= n + 2, n, { timeout: 60000 });
+      return grab();
+    };
+    const aged = await atAge(80);
+    await page.screenshot({ path: join(root, 'build/browser-camera.png') });
+    const own = Number(/read as (\d+)/.exec(await page.textContent('#liveInfo'))[1]);
+    const raw = await atAge(own);
+    const f0 = Number(await page.evaluate(() => document.body.dataset.liveFrames)), t0 = Date.now();
+    await page.waitForTimeout(3000);
+    const fps = (Number(await page.evaluate(() => document.body.dataset.liveFrames)) - f0) / ((Date.now() - t0) / 1000);
+    console.log(`# the camera: ${fps.toFixed(1)} re-aged frames a second at 640x480 (the page says ${await page.evaluate(() => document.body.dataset.liveFps)})`);
+    const cx = place.X + place.S / 2, inFace = (x, y) => Math.abs(x - cx) < 90 && Math.abs(y - (place.Y + place.S / 2)) < 100;
+    const [faceDiff] = diffs(raw, aged, 640, 480, inFace);
+    const [far] = diffs(raw, aged, 640, 480, (x) => Math.abs(x + 0.5 - cx) > 0.8 * place.S);
+    assert.ok(faceDiff / (180 * 200) > 2, `the face changed at 80 (mean ${(faceDiff / (180 * 200)).toFixed(2)})`);
+    assert.equal(far, 0, 'nothing beyond the face space changed');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#snapshot')]);
+    const saved = join(root, 'build/camera-snapshot.png');
+    await download.saveAs(saved);
+    assert.deepEqual([...readFileSync(saved).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'the snapshot is a PNG');
+    await page.click('#stopCamera');
+    assert.equal(await page.isVisible('#drop'), true, 'stopped, the drop zone is back');
+    assert.deepEqual(errors, [], 'no script errors');
+    assert.deepEqual(requests.slice(loaded).filter((u) => !u.startsWith('blob:')), [], 'the camera sends nothing anywhere');
   } finally {
     await browser.close();
     server.kill();

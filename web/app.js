@@ -6,6 +6,8 @@ const $ = (id) => document.getElementById(id);
 const MAX_FILE_BYTES = 60 * 1024 * 1024;
 const MAX_PIXELS = 24 * 1024 * 1024; // the engine's limit; larger photos are scaled down
 
+import { createCamera } from './camera.js';
+
 const worker = new Worker(new URL('worker.js', import.meta.url), { type: 'module' });
 // faces: [{box: {cx, cy, size, angle}, age}], one per detected face (or the
 // hand-placed box when none was found); selected: its index, or -1 for all.
@@ -23,6 +25,9 @@ function status(text, fraction) {
 
 worker.onmessage = ({ data }) => {
   switch (data.type) {
+    case 'frame':
+      camera.onFrame(data);
+      break;
     case 'progress':
       status(`Loading ${data.label}… ${(data.done / 1e6).toFixed(1)} MB`, data.total ? data.done / data.total : undefined);
       break;
@@ -35,6 +40,9 @@ worker.onmessage = ({ data }) => {
       const steps = /trained_steps:(\d+)/.exec(data.info);
       if (steps) $('modelInfo').textContent = ` (${Number(steps[1]).toLocaleString('en')} training steps)`;
       document.body.dataset.ready = 'true';
+      $('camera').disabled = false;
+      $('liveAge').min = data.minAge;
+      $('liveAge').max = data.maxAge;
       if (state.photo) sendPhoto();
       break;
     }
@@ -347,6 +355,9 @@ $('downloadJpeg').addEventListener('click', () => download('image/jpeg'));
 
 $('file').addEventListener('change', (e) => { if (e.target.files[0]) loadFile(e.target.files[0]); e.target.value = ''; });
 // fetched with the page, so that nothing is requested once it has loaded
+const camera = createCamera(worker, { message, show });
+$('camera').addEventListener('click', () => camera.start());
+
 const sample = fetch('sample.jpg').then((r) => r.blob()).catch(() => null);
 $('sample').addEventListener('click', async () => {
   const blob = await sample;

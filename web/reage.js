@@ -158,6 +158,20 @@ export class ReAgeEngine {
     return out;
   }
 
+  // One frame of the camera (RGBA, changed in place): the face in box
+  // ({cx, cy, size, angle}) from age source to target, as apply does on a
+  // coarser grid. Returns the box that follows the face into the next frame,
+  // or null where the face was lost.
+  frame(rgba, width, height, box, source, target) {
+    const ptr = this.#put(rgba), bp = this.#put(new Float32Array([box.cx, box.cy, box.size, box.angle || 0]));
+    const rc = this.x.reage_frame(ptr, rgba.byteLength, width, height, bp, source, target);
+    if (rc === 1) new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength).set(new Uint8Array(this.x.memory.buffer, ptr, rgba.byteLength));
+    const [cx, cy, size, angle] = new Float32Array(this.x.memory.buffer.slice(bp, bp + 16));
+    [ptr, bp].forEach((p) => this.x.reage_free(p));
+    if (rc < 0) this.#fail();
+    return rc === 1 ? { cx, cy, size, angle } : null;
+  }
+
   // The slider's preview: prepares a small copy of the photo (RGBA, faces as
   // for apply) once; previewPlan(age) plans its anchor ages one a call,
   // nearest age first (returns how many are left); previewRender(age) then

@@ -12,6 +12,9 @@ let photo = null; // { rgba: Uint8ClampedArray, width, height }
 // copy's size over the photo's; ok, a promise of whether it could be had.
 const PREVIEW_SIDE = 768;
 let preview = null; // { key, ok, scale, target }
+// The camera's face: its crop box, followed from frame to frame by its mesh
+// (null: look for one), and its own age, read when it was found.
+let live = { box: null, age: 30 };
 
 async function fetchBytes(url, label) {
   const response = await fetch(url);
@@ -130,6 +133,21 @@ onmessage = async ({ data }) => {
       const ms = performance.now() - t0;
       postMessage({ type: 'result', id: data.id, rgba: out.buffer, width: photo.width, height: photo.height, ms }, [out.buffer]);
       await previewFor(data.faces); // ready for the slider's first move
+    } else if (data.type === 'camera') {
+      live = { box: null, age: 30 };
+    } else if (data.type === 'frame') {
+      // the face followed by its mesh, found again by the detector when lost; a frame that fails goes back as it came
+      const { width, height } = data, rgba = new Uint8ClampedArray(data.rgba);
+      try {
+        if (!live.box) {
+          const [face] = engine.detect(rgba, width, height);
+          if (face) live = { box: face.box, age: engine.estimateAge(rgba, width, height, face.box) };
+        }
+        if (live.box) live.box = engine.frame(rgba, width, height, live.box, live.age, Math.min(Math.max(data.target, 0), 120));
+      } catch {
+        live.box = null;
+      }
+      postMessage({ type: 'frame', rgba: rgba.buffer, width, height, found: !!live.box, age: live.age }, [rgba.buffer]);
     } else if (data.type === 'preview') {
       // a move of the slider: the preview where it can be had, else the full re-aging
       const ok = await previewFor(data.faces);
