@@ -4,7 +4,7 @@
 // ONNX (tools/torch_check.py), in one run; face detection against re-aging
 // on a 12-megapixel photo; and the page's download size.
 // usage: node tools/bench_web.mjs BUILD_DIR   (expects gen128/256.blob there, and .onnx for the comparison)
-import { existsSync, readFileSync, statSync, readdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, readdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, fork } from 'node:child_process';
@@ -169,6 +169,46 @@ if (process.env.BENCH_CHROMIUM !== '0') {
     report('chromium_page_first_preview_12mp', flow.firstPreview);
     report('chromium_page_release_to_full_result_12mp', flow.full);
     console.log(`CASE chromium_page_slider_previews_12mp per_second=${flow.perSecond.toFixed(1)} (one move a frame; goal: at least 30)`);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+}
+
+// the camera mode in Chromium, on a fake camera playing the sample face 300 pixels wide on a grey wall
+// (640x480, Y4M): re-aged frames a second at 70 over 5 seconds
+if (process.env.BENCH_CHROMIUM !== '0') {
+  const { chromium } = await import('playwright-core');
+  const { default: jpeg } = await import('jpeg-js');
+  const face = jpeg.decode(readFileSync(join(root, 'web/sample.jpg')), { useTArray: true });
+  const W = 640, H = 480, frame = Buffer.alloc(W * H * 3 / 2, 128);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const fx = Math.floor((x - 170) * face.width / 300), fy = Math.floor((y - 90) * face.height / 300);
+    const inside = fx >= 0 && fx < face.width && fy >= 0 && fy < face.height, s = 4 * (fy * face.width + fx);
+    const [r, g, b] = inside ? [face.data[s], face.data[s + 1], face.data[s + 2]] : [128, 128, 128];
+    frame[y * W + x] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+    if (y % 2 || x % 2) continue;
+    const q = (y / 2) * (W / 2) + x / 2;
+    frame[W * H + q] = Math.max(0, Math.min(255, Math.round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b)));
+    frame[W * H * 5 / 4 + q] = Math.max(0, Math.min(255, Math.round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)));
+  }
+  const video = join(build, 'bench-camera.y4m');
+  writeFileSync(video, Buffer.concat([Buffer.from(`YUV4MPEG2 W${W} H${H} F30:1 Ip A1:1 C420jpeg\n`), ...[0, 1, 2].flatMap(() => [Buffer.from('FRAME\n'), frame])]));
+  const server = fork(join(root, 'tools/serve.js'), [], { env: { ...process.env, PORT: '0' }, stdio: 'pipe' });
+  const port = await new Promise((resolve) => server.on('message', (m) => resolve(m.port)));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-video-capture=${video}`] });
+  try {
+    const tab = await browser.newPage();
+    await tab.goto(`http://127.0.0.1:${port}/`);
+    await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
+    await tab.click('#camera');
+    await tab.waitForFunction(() => /own age read as/.test(document.getElementById('liveInfo').textContent), null, { timeout: 60000 });
+    const f0 = Number(await tab.evaluate(() => document.body.dataset.liveFrames)), t0 = Date.now();
+    await tab.waitForTimeout(5000);
+    const fps = (Number(await tab.evaluate(() => document.body.dataset.liveFrames)) - f0) / ((Date.now() - t0) / 1000);
+    console.log(`CASE chromium_camera_640x480 per_second=${fps.toFixed(1)} (the face followed and re-aged each frame; goal: at least 15)`);
   } finally {
     await browser.close();
     server.kill();
