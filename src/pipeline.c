@@ -63,7 +63,7 @@ int pipeline_reage_frame(Bundle *b, FaceMesh *m, Photo *p, CropBox *box, float s
     FaceChange c;
     if (face_change_alloc(&c)) return -1;
     proto_change(b->proto, &b->cfg, source_age, target_age, &c);
-    int grey = photo_is_grey(p), rc = face_change_apply_grid(&c, p, &lm, PREVIEW_GRID_DIV);
+    int grey = photo_is_grey(p), rc = face_change_apply_grid(&c, p, &lm, CAMERA_GRID_DIV);
     face_change_free(&c);
     if (rc) return -1;
     if (grey) photo_to_grey(p);
