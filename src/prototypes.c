@@ -322,10 +322,15 @@ void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age,
 
 int proto_reage(const Prototypes *P, const ModelConfig *cfg, Photo *p, const FaceLandmarks *l, float source_age,
                 float target_age) {
+    return proto_reage_grid(P, cfg, p, l, source_age, target_age, FACE_GRID_DIV);
+}
+
+int proto_reage_grid(const Prototypes *P, const ModelConfig *cfg, Photo *p, const FaceLandmarks *l, float source_age,
+                     float target_age, int grid_div) {
     FaceChange c;
     if (face_change_alloc(&c)) return -1;
     proto_change(P, cfg, source_age, target_age, &c);
-    int rc = face_change_apply(&c, p, l);
+    int rc = face_change_apply_grid(&c, p, l, grid_div);
     face_change_free(&c);
     return rc;
 }

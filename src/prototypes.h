@@ -156,4 +156,7 @@ void face_space_masks(int S, float *detail, float *colour, float *shape);
 /* Both: re-ages the face from source_age to target_age in place. */
 int proto_reage(const Prototypes *P, const ModelConfig *cfg, Photo *p, const FaceLandmarks *l, float source_age,
                 float target_age);
+/* The same on a grid of a grid_div-th of the face (face_change_apply_grid). */
+int proto_reage_grid(const Prototypes *P, const ModelConfig *cfg, Photo *p, const FaceLandmarks *l, float source_age,
+                     float target_age, int grid_div);
 #endif

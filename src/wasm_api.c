@@ -156,15 +156,21 @@ EXPORT float reage_estimate_age(uint8_t *rgba, size_t len, int w, int h, float c
  * target age. Returns 0, or -1, or -2 when a face needs the generator and
  * the weights were loaded without it (reage_load_generator; faces before it
  * are re-aged already, so the caller starts again from its own copy). */
-EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
-    if (check(len, w, h)) return -1;
-    if (n < 0 || n > FACEDET_MAX_FACES) return err_set(&err, "face count %d: must be 0..%d", n, FACEDET_MAX_FACES), -1;
+/* n faces of 6 floats (crop cx cy size angle, own age, target age), at
+ * least `least` of them, each a box in the photo and two ages in 0..120. */
+static int check_faces(const float *faces, int n, int least, int w, int h) {
+    if (n < least || n > FACEDET_MAX_FACES) return err_set(&err, "face count %d: must be %d..%d", n, least, FACEDET_MAX_FACES), -1;
     for (int i = 0; i < n; i++) {
         const float *f = faces + (size_t)i * 6;
         if (check_box((CropBox){f[0], f[1], f[2], f[3]}, w, h)) return -1;
         if (!(f[4] >= 0 && f[4] <= 120 && f[5] >= 0 && f[5] <= 120))
             return err_set(&err, "face %d: ages %g -> %g: each must be 0..120 years", i + 1, f[4], f[5]), -1;
     }
+    return 0;
+}
+
+EXPORT int reage_apply(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
+    if (check(len, w, h) || check_faces(faces, n, 0, w, h)) return -1;
     Photo p = {rgba, w, h, 4};
     for (int i = 0; i < n; i++) {
         const float *f = faces + (size_t)i * 6;
@@ -194,7 +200,7 @@ EXPORT int reage_frame(uint8_t *rgba, size_t len, int w, int h, float *box, floa
 }
 
 /* The slider's preview (src/pipeline.h) of a small copy of the photo:
- * faces as for reage_apply (the target ignored); reage_preview_plan then
+ * faces as for reage_apply (the target checked, then ignored); reage_preview_plan then
  * plans its anchors one a call. Replaces the preview prepared before.
  * Returns 0, or -1 with reage_error() set. */
 EXPORT int reage_preview_prepare(uint8_t *rgba, size_t len, int w, int h, const float *faces, int n) {
@@ -202,15 +208,13 @@ EXPORT int reage_preview_prepare(uint8_t *rgba, size_t len, int w, int h, const 
     preview_w = preview_h = 0;
     if (check(len, w, h)) return -1;
     if (!mesh_loaded || !bundle.proto) return err_set(&err, "the preview needs the face mesh and the age prototypes"), -1;
-    if (n < 1 || n > FACEDET_MAX_FACES) return err_set(&err, "face count %d: must be 1..%d", n, FACEDET_MAX_FACES), -1;
+    if (check_faces(faces, n, 1, w, h)) return -1;
     CropBox boxes[FACEDET_MAX_FACES];
     float sources[FACEDET_MAX_FACES];
     for (int i = 0; i < n; i++) {
         const float *f = faces + (size_t)i * 6;
         boxes[i] = (CropBox){f[0], f[1], f[2], f[3]};
         sources[i] = f[4];
-        if (check_box(boxes[i], w, h)) return -1;
-        if (!(f[4] >= 0 && f[4] <= 120)) return err_set(&err, "face %d: age %g: must be 0..120 years", i + 1, f[4]), -1;
     }
     Photo p = {rgba, w, h, 4};
     if (pipeline_preview_prepare(&preview, &bundle, &mesh, &p, boxes, sources, n))
