@@ -94,6 +94,9 @@ static float abs_max(const float *x, size_t n) {
     return m;
 }
 
+/* An int8 tensor's scales: one per slice along its first dimension. */
+static size_t q8_rows(uint32_t ndim, uint32_t first) { return ndim ? first : 1; }
+
 void blobw_floats(BlobWriter *w, const char *name, DType dtype, int ndim,
                   const int *shape, const float *data) {
     size_t n = 1;
@@ -101,13 +104,16 @@ void blobw_floats(BlobWriter *w, const char *name, DType dtype, int ndim,
     put_header(w, name, dtype, ndim, shape);
     if (dtype == DT_F32) { put(w, data, n * 4); return; }
     if (dtype == DT_Q8) {
-        size_t rows = ndim ? (size_t)shape[0] : 1, per = rows ? n / rows : 0;
+        size_t rows = q8_rows((uint32_t)ndim, ndim ? (uint32_t)shape[0] : 0), per = rows ? n / rows : 0;
+        /* the scales go first: put them, then read each back for its row's values */
+        size_t at = w->out.len;
         for (size_t r = 0; r < rows; r++) {
             float scale = abs_max(data + r * per, per) / 127;
             put(w, &scale, 4);
         }
-        for (size_t r = 0; r < rows; r++) {
-            float scale = abs_max(data + r * per, per) / 127;
+        for (size_t r = 0; r < rows && !w->out.failed; r++) {
+            float scale;
+            memcpy(&scale, w->out.buf + at + 4 * r, 4);
             for (size_t i = 0; i < per; i++) {
                 int8_t q = scale > 0 ? (int8_t)lrintf(data[r * per + i] / scale) : 0;
                 put(w, &q, 1);
@@ -156,7 +162,7 @@ void blobw_copy(BlobWriter *w, const BlobTensor *t) {
 }
 
 size_t blob_tensor_bytes(uint32_t dtype, uint32_t ndim, const uint32_t *shape, size_t count) {
-    if (dtype == DT_Q8) return (ndim ? shape[0] : 1) * (size_t)4 + count;
+    if (dtype == DT_Q8) return q8_rows(ndim, ndim ? shape[0] : 0) * 4 + count;
     return count * (dtype == DT_F16 ? 2 : 4);
 }
 
@@ -233,7 +239,7 @@ int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
         t->data = c.p;
         if (take(&c, NULL, bytes)) return err_set(e, "%s: truncated in tensor '%.*s'", what, (int)t->name_len, t->name);
         if (t->dtype == DT_Q8) {
-            size_t rows = t->ndim ? t->shape[0] : 1;
+            size_t rows = q8_rows(t->ndim, t->shape[0]);
             for (size_t r = 0; r < rows; r++) {
                 float s;
                 memcpy(&s, t->data + 4 * r, 4);
@@ -256,10 +262,14 @@ const BlobTensor *blob_find(const Blob *b, const char *name) {
     return NULL;
 }
 
-int blob_has_prefix(const Blob *b, const char *prefix) {
+int blob_tensor_starts(const BlobTensor *t, const char *prefix) {
     size_t n = strlen(prefix);
+    return t->name_len >= n && !memcmp(t->name, prefix, n);
+}
+
+int blob_has_prefix(const Blob *b, const char *prefix) {
     for (uint32_t i = 0; i < b->ntensors; i++)
-        if (b->t[i].name_len >= n && !memcmp(b->t[i].name, prefix, n)) return 1;
+        if (blob_tensor_starts(&b->t[i], prefix)) return 1;
     return 0;
 }
 
@@ -278,7 +288,7 @@ int blob_read_floats(const Blob *b, const char *name, float *dst, size_t n,
             dst[i] = f16_to_f32(h);
         }
     else if (t->dtype == DT_Q8) {
-        size_t rows = t->ndim ? t->shape[0] : 1, per = rows ? n / rows : 0;
+        size_t rows = q8_rows(t->ndim, t->shape[0]), per = rows ? n / rows : 0;
         const int8_t *q = (const int8_t *)(t->data + 4 * rows);
         for (size_t r = 0; r < rows; r++) {
             float scale;

@@ -76,7 +76,8 @@ typedef struct {
 int blob_parse(Blob *b, const uint8_t *buf, size_t len, const char *magic,
                const char *what, Err *e);
 const BlobTensor *blob_find(const Blob *b, const char *name);
-/* Whether any tensor's name starts with prefix. */
+/* Whether tensor t's name, or any tensor's name, starts with prefix. */
+int blob_tensor_starts(const BlobTensor *t, const char *prefix);
 int blob_has_prefix(const Blob *b, const char *prefix);
 /* The blob's tensors, bit for bit, under another config text, with a new
  * checksum; the bytes are the caller's to free, NULL when out of memory. */

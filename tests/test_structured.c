@@ -251,7 +251,7 @@ static void test_change_bundle(void) {
         BlobWriter w;
         blobw_begin(&w, BLOB_MAGIC, config);
         for (uint32_t i = 0; i < b->ntensors; i++)
-            if (keep || b->t[i].name_len < 6 || memcmp(b->t[i].name, "proto.", 6)) blobw_copy(&w, &b->t[i]);
+            if (keep || !blob_tensor_starts(&b->t[i], "proto.")) blobw_copy(&w, &b->t[i]);
         blobw_params(&w, "change.", &net.ps, DT_F16);
         size_t n;
         uint8_t *bytes = blobw_finish(&w, &n);

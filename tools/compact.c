@@ -18,10 +18,6 @@
 #include "facemesh.h"
 #include "fileio.h"
 
-static int starts(const BlobTensor *t, const char *prefix) {
-    return t->name_len >= strlen(prefix) && !memcmp(t->name, prefix, strlen(prefix));
-}
-
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *only = NULL, *without = NULL;
     for (int i = 1; i < argc; i++) {
@@ -56,9 +52,9 @@ int main(int argc, char **argv) {
     int kept = 0, int8 = 0;
     for (uint32_t i = 0; i < blob->ntensors; i++) {
         const BlobTensor *t = &blob->t[i];
-        if ((only && !starts(t, only)) || (without && starts(t, without))) continue;
+        if ((only && !blob_tensor_starts(t, only)) || (without && blob_tensor_starts(t, without))) continue;
         kept++;
-        if (t->dtype != DT_F16 || t->count < BLOB_Q8_MIN || starts(t, "proto.")) {
+        if (t->dtype != DT_F16 || t->count < BLOB_Q8_MIN || blob_tensor_starts(t, "proto.")) {
             int8 += t->dtype == DT_Q8;
             blobw_copy(&w, t);
             continue;

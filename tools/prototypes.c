@@ -181,7 +181,7 @@ int main(int argc, char **argv) {
     BlobWriter w;
     blobw_begin(&w, BLOB_MAGIC, config);
     for (uint32_t i = 0; i < blob->ntensors; i++)
-        if (blob->t[i].name_len < 6 || memcmp(blob->t[i].name, "proto.", 6)) blobw_copy(&w, &blob->t[i]);
+        if (!blob_tensor_starts(&blob->t[i], "proto.")) blobw_copy(&w, &blob->t[i]);
     size_t before = w.out.len;
     proto_write(&w, &P);
     size_t proto_bytes = w.out.len - before;

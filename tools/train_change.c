@@ -478,7 +478,7 @@ static int export_blob(const Run *r, const Blob *in, const char *path, Err *e) {
     BlobWriter w;
     blobw_begin(&w, BLOB_MAGIC, cfg);
     for (uint32_t i = 0; i < in->ntensors; i++)
-        if (in->t[i].name_len < 7 || memcmp(in->t[i].name, "change.", 7)) blobw_copy(&w, &in->t[i]);
+        if (!blob_tensor_starts(&in->t[i], "change.")) blobw_copy(&w, &in->t[i]);
     blobw_params(&w, "change.", &r->net.ps, DT_F16);
     return blobw_save(&w, path, e);
 }
