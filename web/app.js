@@ -2,11 +2,11 @@
 // compare, download. The face box is the engine's aligned crop; the hand
 // only corrects it. All computing happens in worker.js; this file only draws
 // and listens.
+import { createCamera } from './camera.js';
+
 const $ = (id) => document.getElementById(id);
 const MAX_FILE_BYTES = 60 * 1024 * 1024;
 const MAX_PIXELS = 24 * 1024 * 1024; // the engine's limit; larger photos are scaled down
-
-import { createCamera } from './camera.js';
 
 const worker = new Worker(new URL('worker.js', import.meta.url), { type: 'module' });
 // faces: [{box: {cx, cy, size, angle}, age}], one per detected face (or the
@@ -342,10 +342,15 @@ function download(type) {
     g.drawImage(canvas, 0, 0);
     canvas = flat;
   }
+  saveCanvas(canvas, `${state.photo.name}-age-${state.target}.${type === 'image/png' ? 'png' : 'jpg'}`, type);
+}
+
+// Saves a canvas as a file download (PNG, or JPEG at quality 0.92).
+function saveCanvas(canvas, name, type) {
   canvas.toBlob((blob) => {
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
-    a.download = `${state.photo.name}-age-${state.target}.${type === 'image/png' ? 'png' : 'jpg'}`;
+    a.download = name;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   }, type, 0.92);
@@ -354,10 +359,10 @@ $('downloadPng').addEventListener('click', () => download('image/png'));
 $('downloadJpeg').addEventListener('click', () => download('image/jpeg'));
 
 $('file').addEventListener('change', (e) => { if (e.target.files[0]) loadFile(e.target.files[0]); e.target.value = ''; });
-// fetched with the page, so that nothing is requested once it has loaded
-const camera = createCamera(worker, { message, show });
+const camera = createCamera(worker, { message, show, saveCanvas });
 $('camera').addEventListener('click', () => camera.start());
 
+// fetched with the page, so that nothing is requested once it has loaded
 const sample = fetch('sample.jpg').then((r) => r.blob()).catch(() => null);
 $('sample').addEventListener('click', async () => {
   const blob = await sample;

@@ -4,7 +4,7 @@
 // photos do. Snapshot saves the frame on view.
 const $ = (id) => document.getElementById(id);
 
-export function createCamera(worker, { message, show }) {
+export function createCamera(worker, { message, show, saveCanvas }) {
   const live = { stream: null, video: null, grab: null, running: false, target: Number($('liveAge').value), times: [] };
 
   function setAge(age) {
@@ -72,13 +72,7 @@ export function createCamera(worker, { message, show }) {
 
   $('liveAge').addEventListener('input', (e) => setAge(e.target.value));
   $('stopCamera').addEventListener('click', stop);
-  $('snapshot').addEventListener('click', () => $('liveView').toBlob((blob) => {
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(blob);
-    a.download = `camera-age-${live.target}.png`;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  }, 'image/png'));
+  $('snapshot').addEventListener('click', () => saveCanvas($('liveView'), `camera-age-${live.target}.png`, 'image/png'));
   setAge(live.target);
   return { start, stop, onFrame };
 }

@@ -33,6 +33,14 @@ export class ReAgeEngine {
 
   #fail() { throw new Error(this.#string(this.x.reage_error())); }
 
+  // faces [{box, source}] as the engine takes them: 6 floats each, the crop
+  // (cx cy size angle), the face's own age and the target (its own age when null)
+  static #faceSpec(faces, target) {
+    const spec = new Float32Array(faces.length * 6);
+    faces.forEach(({ box, source }, i) => spec.set([box.cx, box.cy, box.size, box.angle || 0, source, target ?? source], i * 6));
+    return spec;
+  }
+
   // The photo lives in the module's memory once: the same pixels (the same
   // array, unchanged) passed again are not copied again, so that finding the
   // faces, estimating ages and every move of the slider share one copy.
@@ -142,8 +150,7 @@ export class ReAgeEngine {
   // Returns a new Uint8ClampedArray: the photo with each face re-aged from
   // its own age to targetAge; faces: [{box, source}].
   apply(rgba, width, height, faces, targetAge) {
-    const spec = new Float32Array(faces.length * 6);
-    faces.forEach(({ box, source }, i) => spec.set([box.cx, box.cy, box.size, box.angle || 0, source, targetAge], i * 6));
+    const spec = ReAgeEngine.#faceSpec(faces, targetAge);
     // the photo's one copy stays as it is: the re-aging works on a second buffer, kept for the next move
     const src = this.#photoPtr(rgba), sp = this.#put(spec);
     if (!this.#photo.result) this.#photo.result = this.x.reage_malloc(rgba.byteLength);
@@ -184,8 +191,7 @@ export class ReAgeEngine {
     const p = this.#preview;
     [p.src, p.dst, p.bounds].forEach((q) => q && this.x.reage_free(q));
     Object.assign(p, { src: 0, dst: 0, len: 0, width: 0, height: 0, bounds: 0 });
-    const spec = new Float32Array(faces.length * 6);
-    faces.forEach(({ box, source }, i) => spec.set([box.cx, box.cy, box.size, box.angle || 0, source, source], i * 6));
+    const spec = ReAgeEngine.#faceSpec(faces, null);
     const src = this.#put(rgba), sp = this.#put(spec), dst = this.x.reage_malloc(rgba.byteLength), bounds = this.x.reage_malloc(16);
     const rc = dst && bounds ? this.x.reage_preview_prepare(src, rgba.byteLength, width, height, sp, faces.length) : -1;
     this.x.reage_free(sp);
