@@ -387,7 +387,9 @@ void face_plan_render(const FaceSetup *s, const FacePlan *f, const Photo *src, i
         }
 }
 
-int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) { return face_change_apply_grid(c, p, l, FACE_GRID_DIV); }
+int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {
+    return face_change_apply_grid(c, p, l, FACE_GRID_DIV);
+}
 
 int face_change_apply_grid(const FaceChange *c, Photo *p, const FaceLandmarks *l, int grid_div) {
     FaceSetup s;
