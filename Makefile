@@ -23,7 +23,7 @@ else ifeq ($(SGEMM),openblas)
   LDLIBS += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 endif
 
-ENGINE := src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/face_change.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c
+ENGINE := src/parallel.c src/sgemm.c src/conv_dnnl.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/face_change.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c
 NATIVE := $(ENGINE) src/fileio.c src/image.c src/dataset.c src/landmark_set.c src/train_config.c src/trainer.c src/train_files.c
 HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
@@ -123,7 +123,7 @@ weights/blazeface.blob: $(wildcard $(FACE_TFLITE)) | $(BUILD)
 
 # The browser engine: a standalone WebAssembly module with SIMD, wrapped by
 # web/reage.js. Needs Debian's emscripten (installed here when run as root).
-WASM_SRC := src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/face_change.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c src/wasm_api.c
+WASM_SRC := src/parallel.c src/sgemm.c src/kernels.c src/layers.c src/params.c src/blob.c src/model_config.c src/net_parts.c src/generator.c src/discriminator.c src/estimator.c src/bundle.c src/calibration.c src/photo.c src/facedetect.c src/facemesh.c src/facespace.c src/facespace_mean.c src/pyramid.c src/prototypes.c src/face_change.c src/pipeline.c src/change_render.c src/change_net.c src/structured.c src/wasm_api.c
 EMCC_FLAGS := -O3 -msimd128 -std=c11 -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
               -sINITIAL_MEMORY=67108864 -sMAXIMUM_MEMORY=2147483648
 # The committed web/reage.wasm is what the page serves and the tests load;
@@ -135,12 +135,21 @@ $(BUILD)/reage.wasm: $(WASM_SRC) $(HEADERS) | $(BUILD)
 	  else echo "building the engine needs Emscripten: sudo apt-get install emscripten"; exit 1; fi; }
 	NODE_PATH=/usr/share/nodejs emcc $(EMCC_FLAGS) -o $@.tmp.wasm $(WASM_SRC) && mv $@.tmp.wasm $@
 
-web: $(BUILD)/reage.wasm
-	cp $(BUILD)/reage.wasm web/reage.wasm.tmp && mv web/reage.wasm.tmp web/reage.wasm
+# The same engine with threads, for pages that may share memory (cross-origin
+# isolated): the memory is shared and imported, and web/reage.js starts
+# helper threads on it; web/reage.wasm stays the fallback.
+EMCC_MT_FLAGS := $(EMCC_FLAGS) -matomics -mbulk-memory -sIMPORTED_MEMORY -Wl,--shared-memory
+# (after the single-threaded one, whose recipe installs Emscripten where it is missing)
+$(BUILD)/reage-mt.wasm: $(WASM_SRC) $(HEADERS) | $(BUILD)/reage.wasm
+	NODE_PATH=/usr/share/nodejs emcc $(EMCC_MT_FLAGS) -o $@.tmp.wasm $(WASM_SRC) && mv $@.tmp.wasm $@
 
-wasm-fresh: $(BUILD)/reage.wasm
-	@cmp -s $(BUILD)/reage.wasm web/reage.wasm || { \
-	  echo "web/reage.wasm is not what the sources build: run make web and commit it"; exit 1; }
+web: $(BUILD)/reage.wasm $(BUILD)/reage-mt.wasm
+	cp $(BUILD)/reage.wasm web/reage.wasm.tmp && mv web/reage.wasm.tmp web/reage.wasm
+	cp $(BUILD)/reage-mt.wasm web/reage-mt.wasm.tmp && mv web/reage-mt.wasm.tmp web/reage-mt.wasm
+
+wasm-fresh: $(BUILD)/reage.wasm $(BUILD)/reage-mt.wasm
+	@for w in reage reage-mt; do cmp -s $(BUILD)/$$w.wasm web/$$w.wasm || { \
+	  echo "web/$$w.wasm is not what the sources build: run make web and commit it"; exit 1; }; done
 
 # The filter in the browser, on the shipped weights.
 serve:

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "facespace.h"
+#include "parallel.h"
 #include "pyramid.h"
 
 /* ---- masks in the face space ---- */
@@ -216,6 +217,24 @@ static void change_at(const FaceChange *c, const float *fold, int fold_side, dou
  * colour change r, g, b; the detail change's weight. */
 enum { M_U, M_V, M_X, M_Y, M_OK, M_R, M_G, M_B, M_DW, M_FIELDS };
 
+/* where the map folds: the Jacobian's determinant of the face space's map, over rows [i0, i1) of the fold grid */
+static void fold_rows(void *ctx, int i0, int i1, int thread) {
+    FaceSetup *s = ctx;
+    const FaceWarp *w = &s->w;
+    int F = s->fold_side;
+    double span = 1 + 2 * FACESPACE_MARGIN, lo = -FACESPACE_MARGIN;
+    (void)thread;
+    for (int i = i0; i < i1; i++)
+        for (int j = 0; j < F; j++) {
+            double h = span / F, u = lo + (j + 0.5) * h, v = lo + (i + 0.5) * h, x0, y0, x1, y1, x2, y2;
+            facewarp_to_photo(w, u - h / 2, v - h / 2, &x0, &y0);
+            facewarp_to_photo(w, u + h / 2, v - h / 2, &x1, &y1);
+            facewarp_to_photo(w, u - h / 2, v + h / 2, &x2, &y2);
+            double det = ((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)) / (h * h * w->box.size * w->box.size);
+            s->fold[i * F + j] = smoothstep(0.15f, 0.4f, (float)det);
+        }
+}
+
 int face_setup(FaceSetup *s, const Photo *p, const FaceLandmarks *l, int grid_div) {
     hull_dist_ready();
     memset(s, 0, sizeof(*s));
@@ -223,7 +242,7 @@ int face_setup(FaceSetup *s, const Photo *p, const FaceLandmarks *l, int grid_di
     s->l = *l;
     /* the face space at about the photo's own resolution: PROTO_SIDE times a power of two, at most 4 */
     FaceWarp *w = &s->w;
-    double span = 1 + 2 * FACESPACE_MARGIN, want = w->box.size * span / PROTO_SIDE, lo = -FACESPACE_MARGIN;
+    double span = 1 + 2 * FACESPACE_MARGIN, want = w->box.size * span / PROTO_SIDE;
     s->extra = want > 2.8 ? 2 : want > 1.4 ? 1 : 0;
     s->S = PROTO_SIDE << s->extra;
     s->space = malloc((size_t)s->S * s->S * 3);
@@ -234,16 +253,7 @@ int face_setup(FaceSetup *s, const Photo *p, const FaceLandmarks *l, int grid_di
     facewarp_photo_to_space(w, p, s->S, s->space);
     /* where the face's map folds over or nearly (the far side of a face in profile), its face-space image
      * is squeezed photo, whose detail is no face's: no change there */
-    _Pragma("omp parallel for schedule(static)")
-    for (int i = 0; i < F; i++)
-        for (int j = 0; j < F; j++) {
-            double h = span / F, u = lo + (j + 0.5) * h, v = lo + (i + 0.5) * h, x0, y0, x1, y1, x2, y2;
-            facewarp_to_photo(w, u - h / 2, v - h / 2, &x0, &y0);
-            facewarp_to_photo(w, u + h / 2, v - h / 2, &x1, &y1);
-            facewarp_to_photo(w, u - h / 2, v + h / 2, &x2, &y2);
-            double det = ((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)) / (h * h * w->box.size * w->box.size);
-            s->fold[i * F + j] = smoothstep(0.15f, 0.4f, (float)det);
-        }
+    parallel_for(F, 4, fold_rows, s);
     /* the photo pixels the face space covers (the reshaping leaves its border where it is) */
     if (!facewarp_photo_bounds(w, p, &s->x0, &s->y0, &s->x1, &s->y1)) { s->x1 = s->x0, s->y1 = s->y0; return 0; }
     /* the warps and the colour change are smooth: computed on a grid about 1/grid_div of the face apart and
@@ -276,9 +286,49 @@ void face_plan_free(FacePlan *f) {
     f->map = NULL, f->detail = NULL;
 }
 
+/* a plan's map over rows [gi0, gi1) of its grid: where each grid point's pixel comes from, and its colour and
+ * detail change */
+typedef struct {
+    const FaceSetup *s;
+    const FaceChange *c;
+    const FaceReshape *rs;
+    double (*map)[M_FIELDS];
+} PlanRows;
+
+static void plan_rows(void *ctx, int gi0, int gi1, int thread) {
+    const PlanRows *r = ctx;
+    const FaceSetup *s = r->s;
+    const FaceWarp *w = &s->w;
+    const FaceLandmarks *l = &s->l;
+    double lo = -FACESPACE_MARGIN, hi = 1 + FACESPACE_MARGIN;
+    int GW = s->GW, step = s->step;
+    (void)thread;
+    for (int gi = gi0; gi < gi1; gi++)
+        for (int gj = 0; gj < GW; gj++) {
+            double x = s->x0 + gj * step + 0.5, y = s->y0 + gi * step + 0.5, u, v, sx, sy;
+            float ms, rgb[3], dw;
+            /* where this pixel of the reshaped face comes from in the photo as it was, and so in the face space */
+            facewarp_reshape_source(r->rs, x, y, &sx, &sy);
+            int folded = facewarp_to_space(w, sx, sy, &u, &v);
+            change_at(r->c, s->fold, s->fold_side, u, v, rgb, &dw, &ms);
+            int inside = u >= lo && u <= hi && v >= lo && v <= hi;
+            /* where the face's map folds over, the face-space position is only roughly right: the colour
+             * change (low-pass) is taken there all the same, the detail not, or neighbouring pixels would
+             * take their detail from far apart */
+            /* out of the eyes' and the mouth's openings, by a hundredth of the face */
+            float open = smoothstep(-0.003f, 0.012f, (float)(opening_distance(l, sx, sy) / w->box.size));
+            for (int ch = 0; ch < 3; ch++) rgb[ch] *= open;
+            dw *= open;
+            double *m = r->map[gi * GW + gj];
+            m[M_U] = u, m[M_V] = v, m[M_OK] = inside;
+            m[M_X] = x + inside * ms * (sx - x), m[M_Y] = y + inside * ms * (sy - y);
+            for (int ch = 0; ch < 3; ch++) m[M_R + ch] = inside * rgb[ch];
+            m[M_DW] = inside && !folded ? dw : 0;
+        }
+}
+
 int face_plan(FacePlan *f, const FaceSetup *s, const FaceChange *c) {
     const FaceWarp *w = &s->w;
-    double lo = -FACESPACE_MARGIN, hi = 1 + FACESPACE_MARGIN;
     float shift[FACEMESH_POINTS][2], ca = cosf(w->box.angle), sa = sinf(w->box.angle);
     for (int k = 0; k < FACEMESH_POINTS; k++) {
         float du = c->shape[k][0] * w->box.size, dv = c->shape[k][1] * w->box.size;
@@ -290,30 +340,8 @@ int face_plan(FacePlan *f, const FaceSetup *s, const FaceChange *c) {
     int rc = -1, GW = s->GW, GH = s->GH, step = s->step;
     if (detail_change(c, s->space, s->S, s->extra, f->detail)) goto done;
     double (*map)[M_FIELDS] = (double (*)[M_FIELDS])f->map;
-    const FaceLandmarks *l = &s->l;
-    _Pragma("omp parallel for schedule(dynamic)")
-    for (int gi = 0; gi < GH; gi++)
-        for (int gj = 0; gj < GW; gj++) {
-            double x = s->x0 + gj * step + 0.5, y = s->y0 + gi * step + 0.5, u, v, sx, sy;
-            float ms, rgb[3], dw;
-            /* where this pixel of the reshaped face comes from in the photo as it was, and so in the face space */
-            facewarp_reshape_source(&rs, x, y, &sx, &sy);
-            int folded = facewarp_to_space(w, sx, sy, &u, &v);
-            change_at(c, s->fold, s->fold_side, u, v, rgb, &dw, &ms);
-            int inside = u >= lo && u <= hi && v >= lo && v <= hi;
-            /* where the face's map folds over, the face-space position is only roughly right: the colour
-             * change (low-pass) is taken there all the same, the detail not, or neighbouring pixels would
-             * take their detail from far apart */
-            /* out of the eyes' and the mouth's openings, by a hundredth of the face */
-            float open = smoothstep(-0.003f, 0.012f, (float)(opening_distance(l, sx, sy) / w->box.size));
-            for (int ch = 0; ch < 3; ch++) rgb[ch] *= open;
-            dw *= open;
-            double *m = map[gi * GW + gj];
-            m[M_U] = u, m[M_V] = v, m[M_OK] = inside;
-            m[M_X] = x + inside * ms * (sx - x), m[M_Y] = y + inside * ms * (sy - y);
-            for (int ch = 0; ch < 3; ch++) m[M_R + ch] = inside * rgb[ch];
-            m[M_DW] = inside && !folded ? dw : 0;
-        }
+    PlanRows rows = {s, c, &rs, map};
+    parallel_for(s->GH, 1, plan_rows, &rows);
     /* near a fold-over, neighbouring grid points can land far apart in the face space (a step of the grid
      * should move about step / side there): no detail change where it moves four times that */
     {
@@ -362,13 +390,26 @@ void face_plan_mix(FacePlan *out, const FaceSetup *s, const FacePlan *a, const F
     for (size_t i = 0; i < nd; i++) out->detail[i] = a->detail[i] + t * (b->detail[i] - a->detail[i]);
 }
 
-void face_plan_render(const FaceSetup *s, const FacePlan *f, const Photo *src, int ox, int oy, Photo *p) {
-    const double (*map)[M_FIELDS] = (const double (*)[M_FIELDS])f->map;
+/* rows [y0, y1) of the face's region in the photo: the plan's map interpolated, the photo sampled where it says and
+ * the changes added */
+typedef struct {
+    const FaceSetup *s;
+    const FacePlan *f;
+    const Photo *src;
+    int ox, oy;
+    Photo *p;
+} RenderRows;
+
+static void render_rows(void *ctx, int y0, int y1, int thread) {
+    const RenderRows *r = ctx;
+    const FaceSetup *s = r->s;
+    const Photo *src = r->src;
+    const double (*map)[M_FIELDS] = (const double (*)[M_FIELDS])r->f->map;
     int GW = s->GW, step = s->step, S = s->S;
     double span = 1 + 2 * FACESPACE_MARGIN, lo = -FACESPACE_MARGIN;
     float k = (float)(S / span);
-    _Pragma("omp parallel for schedule(static)")
-    for (int y = s->y0; y < s->y1; y++)
+    (void)thread;
+    for (int y = s->y0 + y0; y < s->y0 + y1; y++)
         for (int x = s->x0; x < s->x1; x++) {
             int gi = (y - s->y0) / step, gj = (x - s->x0) / step;
             double fy = (double)((y - s->y0) % step) / step, fx = (double)((x - s->x0) % step) / step, m[M_FIELDS];
@@ -377,14 +418,19 @@ void face_plan_render(const FaceSetup *s, const FacePlan *f, const Photo *src, i
                        (map[(gi + 1) * GW + gj][q] * (1 - fx) + map[(gi + 1) * GW + gj + 1][q] * fx) * fy;
             if (m[M_OK] <= 0) continue;
             double rgb[3];
-            pixels_sample_rgb_cubic(src->px, src->w, src->h, src->channels, m[M_X] - 0.5 - ox, m[M_Y] - 0.5 - oy, rgb);
-            float d = (float)m[M_DW] * pyr_sample(f->detail, S, S, (float)((m[M_U] - lo) * k), (float)((m[M_V] - lo) * k));
-            uint8_t *o = p->px + ((size_t)y * p->w + x) * p->channels;
+            pixels_sample_rgb_cubic(src->px, src->w, src->h, src->channels, m[M_X] - 0.5 - r->ox, m[M_Y] - 0.5 - r->oy, rgb);
+            float d = (float)m[M_DW] * pyr_sample(r->f->detail, S, S, (float)((m[M_U] - lo) * k), (float)((m[M_V] - lo) * k));
+            uint8_t *o = r->p->px + ((size_t)y * r->p->w + x) * r->p->channels;
             for (int ch = 0; ch < 3; ch++) {
                 float val = (float)rgb[ch] + (float)m[M_R + ch] + d + 0.5f;
                 o[ch] = val <= 0 ? 0 : val >= 255 ? 255 : (uint8_t)val;
             }
         }
+}
+
+void face_plan_render(const FaceSetup *s, const FacePlan *f, const Photo *src, int ox, int oy, Photo *p) {
+    RenderRows rows = {s, f, src, ox, oy, p};
+    parallel_for(s->y1 - s->y0, 8, render_rows, &rows);
 }
 
 int face_change_apply(const FaceChange *c, Photo *p, const FaceLandmarks *l) {

@@ -1,4 +1,5 @@
 #include "facespace.h"
+#include "parallel.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,26 +392,57 @@ static uint8_t to_byte(double v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : 
 /* canonical coordinate of face-space pixel centre i of S */
 static double space_coord(int i, int S) { return -FACESPACE_MARGIN + (i + 0.5) / S * (1 + 2 * FACESPACE_MARGIN); }
 
+/* A map sampled every GRID pixels and interpolated: for the rows of a face space (or a photo's region) the
+ * spline's values on the grid's points, then each pixel from the four around it. */
+typedef struct {
+    const FaceWarp *w;
+    int x0, y0, x1;       /* the region's columns [x0, x1) and first row (photo pixels; 0 for the face space) */
+    int S;                /* the face space's side */
+    int GW, GH;           /* grid points a row, rows */
+    double (*map)[2];
+    const uint8_t *space; /* the face space's pixels (to the photo) */
+    const Photo *p;       /* the photo (from it); written (to it) */
+    uint8_t *out;
+} SpaceGrid;
+
+static void interpolate(const SpaceGrid *g, int i, int j, double out[2]) {
+    int gi = i / GRID, gj = j / GRID, GW = g->GW;
+    double fy = (double)(i % GRID) / GRID, fx = (double)(j % GRID) / GRID;
+    for (int c = 0; c < 2; c++)
+        out[c] = (g->map[gi * GW + gj][c] * (1 - fx) + g->map[gi * GW + gj + 1][c] * fx) * (1 - fy) +
+                 (g->map[(gi + 1) * GW + gj][c] * (1 - fx) + g->map[(gi + 1) * GW + gj + 1][c] * fx) * fy;
+}
+
+static void to_photo_grid_rows(void *ctx, int gi0, int gi1, int thread) {
+    const SpaceGrid *g = ctx;
+    (void)thread;
+    for (int gi = gi0; gi < gi1; gi++)
+        for (int gj = 0; gj < g->GW; gj++)
+            facewarp_to_photo(g->w, space_coord(gj * GRID, g->S), space_coord(gi * GRID, g->S), &g->map[gi * g->GW + gj][0],
+                              &g->map[gi * g->GW + gj][1]);
+}
+
+static void photo_to_space_rows(void *ctx, int i0, int i1, int thread) {
+    const SpaceGrid *g = ctx;
+    const Photo *p = g->p;
+    (void)thread;
+    for (int i = i0; i < i1; i++)
+        for (int j = 0; j < g->S; j++) {
+            double xy[2], rgb[3];
+            interpolate(g, i, j, xy);
+            pixels_sample_rgb(p->px, p->w, p->h, p->channels, xy[0] - 0.5, xy[1] - 0.5, rgb);
+            for (int k = 0; k < 3; k++) g->out[((size_t)i * g->S + j) * 3 + k] = to_byte(rgb[k]);
+        }
+}
+
 void facewarp_photo_to_space(const FaceWarp *w, const Photo *p, int S, uint8_t *out) {
     int G = S / GRID + 2;
-    double (*map)[2] = malloc(sizeof(*map) * (size_t)G * G);
-    if (!map) return;
-    _Pragma("omp parallel for schedule(static)")
-    for (int gi = 0; gi < G; gi++)
-        for (int gj = 0; gj < G; gj++)
-            facewarp_to_photo(w, space_coord(gj * GRID, S), space_coord(gi * GRID, S), &map[gi * G + gj][0], &map[gi * G + gj][1]);
-    _Pragma("omp parallel for schedule(static)")
-    for (int i = 0; i < S; i++)
-        for (int j = 0; j < S; j++) {
-            int gi = i / GRID, gj = j / GRID;
-            double fy = (double)(i % GRID) / GRID, fx = (double)(j % GRID) / GRID, xy[2], rgb[3];
-            for (int c = 0; c < 2; c++)
-                xy[c] = (map[gi * G + gj][c] * (1 - fx) + map[gi * G + gj + 1][c] * fx) * (1 - fy) +
-                        (map[(gi + 1) * G + gj][c] * (1 - fx) + map[(gi + 1) * G + gj + 1][c] * fx) * fy;
-            pixels_sample_rgb(p->px, p->w, p->h, p->channels, xy[0] - 0.5, xy[1] - 0.5, rgb);
-            for (int k = 0; k < 3; k++) out[((size_t)i * S + j) * 3 + k] = to_byte(rgb[k]);
-        }
-    free(map);
+    SpaceGrid g = {.w = w, .S = S, .GW = G, .GH = G, .p = p, .out = out};
+    g.map = malloc(sizeof(*g.map) * (size_t)G * G);
+    if (!g.map) return;
+    parallel_for(G, 1, to_photo_grid_rows, &g);
+    parallel_for(S, 8, photo_to_space_rows, &g);
+    free(g.map);
 }
 
 int facewarp_photo_bounds(const FaceWarp *w, const Photo *p, int *x0, int *y0, int *x1, int *y1) {
@@ -431,30 +463,39 @@ int facewarp_photo_bounds(const FaceWarp *w, const Photo *p, int *x0, int *y0, i
     return *x1 > *x0 && *y1 > *y0;
 }
 
+static void to_space_grid_rows(void *ctx, int gi0, int gi1, int thread) {
+    const SpaceGrid *g = ctx;
+    (void)thread;
+    for (int gi = gi0; gi < gi1; gi++)
+        for (int gj = 0; gj < g->GW; gj++)
+            facewarp_to_space(g->w, g->x0 + gj * GRID + 0.5, g->y0 + gi * GRID + 0.5, &g->map[gi * g->GW + gj][0],
+                              &g->map[gi * g->GW + gj][1]);
+}
+
+static void space_to_photo_rows(void *ctx, int y0, int y1, int thread) {
+    const SpaceGrid *g = ctx;
+    const Photo *p = g->p;
+    double lo = -FACESPACE_MARGIN, hi = 1 + FACESPACE_MARGIN, k = g->S / (hi - lo);
+    (void)thread;
+    for (int y = g->y0 + y0; y < g->y0 + y1; y++)
+        for (int x = g->x0; x < g->x1; x++) {
+            double uv[2], rgb[3];
+            interpolate(g, y - g->y0, x - g->x0, uv);
+            if (uv[0] < lo || uv[0] > hi || uv[1] < lo || uv[1] > hi) continue;
+            pixels_sample_rgb(g->space, g->S, g->S, 3, (uv[0] - lo) * k - 0.5, (uv[1] - lo) * k - 0.5, rgb);
+            uint8_t *o = p->px + ((size_t)y * p->w + x) * p->channels;
+            for (int c = 0; c < 3; c++) o[c] = to_byte(rgb[c]);
+        }
+}
+
 void facewarp_space_to_photo(const FaceWarp *w, const uint8_t *space, int S, Photo *p) {
-    double lo = -FACESPACE_MARGIN, hi = 1 + FACESPACE_MARGIN;
     int x0, y0, x1, y1;
     if (!facewarp_photo_bounds(w, p, &x0, &y0, &x1, &y1)) return;
-    int GW = (x1 - x0) / GRID + 2, GH = (y1 - y0) / GRID + 2;
-    double (*map)[2] = malloc(sizeof(*map) * (size_t)GW * GH);
-    if (!map) return;
-    _Pragma("omp parallel for schedule(static)")
-    for (int gi = 0; gi < GH; gi++)
-        for (int gj = 0; gj < GW; gj++)
-            facewarp_to_space(w, x0 + gj * GRID + 0.5, y0 + gi * GRID + 0.5, &map[gi * GW + gj][0], &map[gi * GW + gj][1]);
-    _Pragma("omp parallel for schedule(static)")
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++) {
-            int gi = (y - y0) / GRID, gj = (x - x0) / GRID;
-            double fy = (double)((y - y0) % GRID) / GRID, fx = (double)((x - x0) % GRID) / GRID, uv[2], rgb[3];
-            for (int c = 0; c < 2; c++)
-                uv[c] = (map[gi * GW + gj][c] * (1 - fx) + map[gi * GW + gj + 1][c] * fx) * (1 - fy) +
-                        (map[(gi + 1) * GW + gj][c] * (1 - fx) + map[(gi + 1) * GW + gj + 1][c] * fx) * fy;
-            if (uv[0] < lo || uv[0] > hi || uv[1] < lo || uv[1] > hi) continue;
-            double k = S / (hi - lo);
-            pixels_sample_rgb(space, S, S, 3, (uv[0] - lo) * k - 0.5, (uv[1] - lo) * k - 0.5, rgb);
-            uint8_t *o = p->px + ((size_t)y * p->w + x) * p->channels;
-            for (int k = 0; k < 3; k++) o[k] = to_byte(rgb[k]);
-        }
-    free(map);
+    SpaceGrid g = {.w = w, .x0 = x0, .y0 = y0, .x1 = x1, .S = S, .GW = (x1 - x0) / GRID + 2, .GH = (y1 - y0) / GRID + 2,
+                   .space = space, .p = p};
+    g.map = malloc(sizeof(*g.map) * (size_t)g.GW * g.GH);
+    if (!g.map) return;
+    parallel_for(g.GH, 1, to_space_grid_rows, &g);
+    parallel_for(y1 - y0, 8, space_to_photo_rows, &g);
+    free(g.map);
 }

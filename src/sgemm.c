@@ -1,4 +1,5 @@
 #include "sgemm.h"
+#include "parallel.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,51 @@ static void kernel_4x8(int kc, const float *a, int astride, const float *b, int 
 
 enum { KC = 256, NC = 512 };
 
+/* Packed panels: Ap holds alpha*op(A)[0:M, 0:K] column-major by k, in
+ * panels of KC; each thread's Bp holds op(B)[k0:k0+kc, n0:n0+nc] row-major.
+ * Both only grow, so steady-state calls allocate nothing. */
+static float *Ap, *Bp[PARALLEL_MAX_THREADS];
+static size_t ap_cap;
+
+typedef struct {
+    int trans_b, M, N, K, Mp, ldb, ldc;
+    const float *B;
+    float *C;
+} Panels;
+
+/* columns [8 * g0, 8 * g1) of C; each element sums its k in the same order whatever the columns around it */
+static void sgemm_columns(void *ctx, int g0, int g1, int thread) {
+    const Panels *q = ctx;
+    int M = q->M, Mp = q->Mp, end = 8 * g1 < q->N ? 8 * g1 : q->N;
+    float *bp = Bp[thread];
+    for (int n0 = 8 * g0; n0 < end; n0 += NC) {
+        int nc = end - n0 < NC ? end - n0 : NC;
+        for (int k0 = 0; k0 < q->K; k0 += KC) {
+            int kc = q->K - k0 < KC ? q->K - k0 : KC;
+            const float *ap = Ap + (size_t)k0 * Mp;
+            for (int k = 0; k < kc; k++) {
+                float *dst = bp + (size_t)k * nc;
+                if (q->trans_b) for (int j = 0; j < nc; j++) dst[j] = q->B[(size_t)(n0 + j) * q->ldb + k0 + k];
+                else memcpy(dst, q->B + (size_t)(k0 + k) * q->ldb + n0, sizeof(float) * nc);
+            }
+            for (int i = 0; i < M; i += 4) {
+                int rows = M - i < 4 ? M - i : 4, j0 = 0;
+                float *c = q->C + (size_t)i * q->ldc + n0;
+                if (rows == 4)
+                    for (; j0 + 8 <= nc; j0 += 8) kernel_4x8(kc, ap + i, Mp, bp + j0, nc, c + j0, q->ldc);
+                /* the last rows and columns that do not fill a block */
+                for (int r = 0; r < rows; r++)
+                    for (int k = 0; k < kc; k++) {
+                        float a = ap[(size_t)k * Mp + i + r];
+                        const float *b = bp + (size_t)k * nc;
+                        float *cr = c + (size_t)r * q->ldc;
+                        for (int j = j0; j < nc; j++) cr[j] += a * b[j];
+                    }
+            }
+        }
+    }
+}
+
 void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
            const float *A, int lda, const float *B, int ldb, float beta,
            float *C, int ldc) {
@@ -89,47 +135,23 @@ void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
     }
     if (M == 0 || N == 0 || K == 0) return;
-    /* Packed panels: Ap holds alpha*op(A)[0:M, k0:k0+kc] column-major by k,
-     * Bp holds op(B)[k0:k0+kc, n0:n0+nc] row-major. */
-    int Mp = (M + 3) & ~3;
-    /* Packing buffers only grow, so steady-state calls allocate nothing. */
-    static float *Ap, *Bp;
-    static size_t ap_cap;
-    if ((size_t)KC * Mp > ap_cap) {
+    int Mp = (M + 3) & ~3, threads = parallel_threads(), groups = (N + 7) / 8;
+    if ((size_t)K * Mp > ap_cap) {
         free(Ap);
-        ap_cap = (size_t)KC * Mp;
+        ap_cap = (size_t)K * Mp;
         Ap = malloc(sizeof(float) * ap_cap);
     }
-    if (!Bp) Bp = malloc(sizeof(float) * (size_t)KC * NC);
-    if (!Ap || !Bp) { ap_cap = 0; sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc); return; }
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        int kc = K - k0 < KC ? K - k0 : KC;
-        for (int k = 0; k < kc; k++)
-            for (int i = 0; i < Mp; i++)
-                Ap[(size_t)k * Mp + i] = i >= M ? 0.0f
-                    : alpha * (trans_a ? A[(size_t)(k0 + k) * lda + i] : A[(size_t)i * lda + k0 + k]);
-        for (int n0 = 0; n0 < N; n0 += NC) {
-            int nc = N - n0 < NC ? N - n0 : NC;
-            for (int k = 0; k < kc; k++) {
-                float *dst = Bp + (size_t)k * nc;
-                if (trans_b) for (int j = 0; j < nc; j++) dst[j] = B[(size_t)(n0 + j) * ldb + k0 + k];
-                else memcpy(dst, B + (size_t)(k0 + k) * ldb + n0, sizeof(float) * nc);
-            }
-            for (int i = 0; i < M; i += 4) {
-                int rows = M - i < 4 ? M - i : 4, j0 = 0;
-                float *c = C + (size_t)i * ldc + n0;
-                if (rows == 4)
-                    for (; j0 + 8 <= nc; j0 += 8) kernel_4x8(kc, Ap + i, Mp, Bp + j0, nc, c + j0, ldc);
-                /* the last rows and columns that do not fill a block */
-                for (int r = 0; r < rows; r++)
-                    for (int k = 0; k < kc; k++) {
-                        float a = Ap[(size_t)k * Mp + i + r];
-                        const float *b = Bp + (size_t)k * nc;
-                        float *cr = c + (size_t)r * ldc;
-                        for (int j = j0; j < nc; j++) cr[j] += a * b[j];
-                    }
-            }
-        }
-    }
+    int ok = Ap != NULL;
+    for (int t = 0; t < threads; t++)
+        if (!Bp[t]) ok &= (Bp[t] = malloc(sizeof(float) * (size_t)KC * NC)) != NULL;
+    if (!ok) { ap_cap = 0; sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc); return; }
+    for (int k = 0; k < K; k++)
+        for (int i = 0; i < Mp; i++)
+            Ap[(size_t)k * Mp + i] = i >= M ? 0.0f : alpha * (trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+    Panels q = {trans_b, M, N, K, Mp, ldb, ldc, B, C};
+    /* a few column blocks a thread, each at most NC wide; small products stay on one thread */
+    int grain = (groups + 2 * threads - 1) / (2 * threads);
+    if ((double)M * N * K < (1 << 20)) grain = groups;
+    parallel_for(groups, grain < 4 ? 4 : grain, sgemm_columns, &q);
 }
 #endif

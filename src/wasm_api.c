@@ -8,6 +8,7 @@
 #include "facemesh.h"
 #include <math.h>
 #include "kernels.h"
+#include "parallel.h"
 #include "photo.h"
 #include "pipeline.h"
 #include "sgemm.h"
@@ -31,6 +32,21 @@ EXPORT void *reage_malloc(size_t n) { return malloc(n); }
 EXPORT void reage_free(void *p) { free(p); }
 EXPORT const char *reage_error(void) { return err.msg; }
 EXPORT const char *reage_backend(void) { return sgemm_backend(); }
+
+/* Threads (web/reage.js starts the helpers; in the single-threaded build
+ * there are none and these change nothing): how many to use, the word the
+ * helpers sleep on, and what a helper calls when it changes. */
+EXPORT int reage_threaded(void) {
+#ifdef __wasm_atomics__
+    return 1;
+#else
+    return 0;
+#endif
+}
+EXPORT void reage_set_threads(int n) { parallel_set_threads(n); }
+EXPORT int reage_threads(void) { return parallel_threads(); }
+EXPORT int *reage_thread_word(void) { return parallel_job_word(); }
+EXPORT void reage_thread_help(int thread) { parallel_help(thread); }
 
 /* Returns 0, or -1 with reage_error() set; a failed load keeps the model
  * that was loaded before. */
@@ -278,3 +294,14 @@ EXPORT void reage_test_kernel(int which, int reference, float *y, const float *x
     }
     }
 }
+
+/* For the thread pool's test: out[i] += 1 + the thread that ran index i, for i below n in ranges of
+ * `grain` (each index once: out[i] - 1 names its thread) */
+static void mark_thread(void *ctx, int begin, int end, int thread) {
+    int *out = ctx;
+    for (int i = begin; i < end; i++) {
+        for (volatile int spin = 0; spin < 2000; spin++) {}
+        out[i] += 1 + thread;
+    }
+}
+EXPORT void reage_test_parallel(int n, int grain, int *out) { parallel_for(n, grain, mark_thread, out); }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../src/kernels.h"
 #include "../src/layers.h"
+#include "../src/parallel.h"
 #include "../src/sgemm.h"
 #include "check.h"
 #include "gradcheck.h"
@@ -49,6 +50,54 @@ static void test_sgemm(void) {
                       sgemm_backend(), M, N, K, ta, tb, md);
                 free(A); free(B); free(C1); free(C2);
             }
+}
+
+/* ---- the thread pool ---- */
+typedef struct {
+    int *ran;      /* times each index ran */
+    int bad_range; /* ranges longer than the grain or past the end, thread indices out of range */
+    int grain, n, threads, nested;
+} PoolCase;
+
+static void count_inner(void *ctx, int begin, int end, int thread) {
+    int *sum = ctx;
+    (void)thread;
+    for (int i = begin; i < end; i++) __atomic_fetch_add(sum, 1, __ATOMIC_SEQ_CST);
+}
+
+static void count_runs(void *ctx, int begin, int end, int thread) {
+    PoolCase *c = ctx;
+    int longest = c->threads == 1 ? c->n : c->grain; /* one thread runs the whole loop as one range */
+    if (end - begin > longest || begin < 0 || end > c->n || thread < 0 || thread >= c->threads)
+        __atomic_fetch_add(&c->bad_range, 1, __ATOMIC_SEQ_CST);
+    for (int i = begin; i < end; i++) {
+        int inner = 0;
+        if (c->nested) parallel_for(10, 1, count_inner, &inner); /* runs on this thread, whole */
+        __atomic_fetch_add(&c->ran[i], inner == 10 * c->nested ? 1 : 100, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void test_parallel_for(void) {
+    int ns[] = {1, 5, 97, 100000}, grains[] = {1, 3, 64, 1 << 20};
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t a = 0; a < sizeof(ns) / sizeof(ns[0]); a++)
+            for (size_t b = 0; b < sizeof(grains) / sizeof(grains[0]); b++)
+                for (int nested = 0; nested <= 1; nested++) {
+                    int n = ns[a];
+                    PoolCase c = {calloc(n, sizeof(int)), 0, grains[b], n, threads, nested};
+                    parallel_set_threads(threads);
+                    c.threads = parallel_threads();
+                    /* a tiny grain over a long loop is widened (at most 4,096 ranges), never narrowed */
+                    if ((n + c.grain - 1) / c.grain > 4096) c.grain = (n + 4095) / 4096;
+                    parallel_for(n, grains[b], count_runs, &c);
+                    int wrong = 0;
+                    for (int i = 0; i < n; i++) wrong += c.ran[i] != 1;
+                    CHECK(wrong == 0 && c.bad_range == 0 && c.threads == threads,
+                          "parallel_for(%d, grain %d, %d threads%s): %d indices not run once, %d bad ranges", n, grains[b],
+                          threads, nested ? ", nested" : "", wrong, c.bad_range);
+                    free(c.ran);
+                }
+    parallel_set_threads(0); /* OpenMP's own count again */
 }
 
 /* ---- convolution ---- */
@@ -521,6 +570,7 @@ static void test_kernels(void) {
 void test_layers(void) {
     test_kernels();
     test_sgemm();
+    test_parallel_for();
     test_conv();
     test_norms();
     test_pointwise_and_shape();

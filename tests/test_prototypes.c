@@ -10,6 +10,7 @@
 #include "../src/facemesh.h"
 #include "../src/facespace.h"
 #include "../src/fileio.h"
+#include "../src/parallel.h"
 #include "../src/image.h"
 #include "../src/prototypes.h"
 #include "../src/pyramid.h"
@@ -420,6 +421,20 @@ static void test_prototype_transform(void) {
         face_setup_free(&st);
     }
     check_change_reage(&P, &cfg, &lm, canvas, W, H, ox + 100, oy + 100);
+    {
+        /* the same bytes on one thread and on two */
+        uint8_t *one = malloc(bytes), *two = malloc(bytes);
+        memcpy(one, canvas, bytes), memcpy(two, canvas, bytes);
+        Photo p1 = {one, W, H, 3}, p2 = {two, W, H, 3};
+        parallel_set_threads(1);
+        int r1 = proto_reage(&P, &cfg, &p1, &lm, 29, 71);
+        parallel_set_threads(2);
+        int r2 = proto_reage(&P, &cfg, &p2, &lm, 29, 71);
+        parallel_set_threads(0);
+        CHECK(r1 == 0 && r2 == 0 && memcmp(one, two, bytes) == 0 && memcmp(one, canvas, bytes) != 0,
+              "re-aged alike on one thread and on two");
+        free(one), free(two);
+    }
 done:
     free(canvas);
     free(out);

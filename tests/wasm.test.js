@@ -341,3 +341,71 @@ test('a rotated box changes only the pixels inside it', async () => {
   assert.equal(outside, 0, 'pixels outside the rotated box are untouched');
   assert.ok(inside > 0, 'the face changed');
 });
+
+// The threaded build (web/reage-mt.wasm) on two threads: its pool runs every index of a loop once, on both
+// threads, and every result equals the single-threaded engine's to the bit.
+async function threaded(threads) {
+  const e = await ReAgeEngine.create(readFileSync(join(root, 'web/reage-mt.wasm')), { threads });
+  e.load(readFileSync(blobPath));
+  e.loadDetector(readFileSync(detectorPath));
+  e.loadMesh(readFileSync(meshPath));
+  return e;
+}
+
+test('the threaded engine\'s pool runs each index of a loop once, on its helpers too', async () => {
+  const e = await threaded(2);
+  try {
+    assert.equal(e.threads, 2);
+    const n = 20000, p = e.x.reage_malloc(4 * n);
+    let helped = 0;
+    // a helper that wakes late finds nothing left to take: tried until one takes a share
+    for (let round = 0; round < 50 && !helped; round++) {
+      for (const grain of [1, 7, 5000]) {
+        new Int32Array(e.memory.buffer, p, n).fill(0);
+        e.x.reage_test_parallel(n, grain, p);
+        const ran = new Int32Array(e.memory.buffer, p, n);
+        assert.ok(ran.every((v) => v === 1 || v === 2), `grain ${grain}: each index once (by thread 0 or 1)`);
+        helped += ran.filter((v) => v === 2).length;
+      }
+    }
+    assert.ok(helped > 0, 'the helper took a share');
+  } finally {
+    e.close();
+  }
+  assert.equal(e.threads, 1, 'closed: one thread');
+});
+
+test('the threaded engine gives the single-threaded engine\'s results to the bit', async () => {
+  const single = await engine(), multi = await threaded(2);
+  try {
+    single.loadDetector(readFileSync(detectorPath));
+    single.loadMesh(readFileSync(meshPath));
+    const same = (a, b, what) => assert.ok(a.length === b.length && a.every((v, i) => Object.is(v, b[i])), what);
+    // matrix products wide enough to be split between the threads
+    const [M, N, K] = [48, 3000, 64];
+    const A = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37)), B = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
+    same(multi.sgemm(false, M, N, K, A, B), single.sgemm(false, M, N, K, A, B), 'sgemm');
+    const face = Float32Array.from({ length: 3 * 128 * 128 }, (_, i) => Math.sin(i * 0.01) * 0.5), gw = new Float32Array(6);
+    gw[3] = 1;
+    same(multi.generate(face, gw), single.generate(face, gw), 'the generator');
+    // the shipped pipeline on the sample photo, the preview, and a camera frame
+    const dir = mkdtempSync(join(tmpdir(), 'reage-threads-'));
+    const pixels = join(dir, 'photo.rgba');
+    const [W, H] = execFileSync(join(root, 'build/reage-parity'),
+      ['--pipeline', blobPath, detectorPath, meshPath, join(root, 'web/sample.jpg'), pixels, join(dir, 'aged.rgba')]).toString().trim().split(' ').map(Number);
+    const rgba = new Uint8ClampedArray(readFileSync(pixels));
+    const [f1] = single.detect(rgba, W, H), [f2] = multi.detect(rgba, W, H);
+    assert.deepEqual(f2, f1, 'the faces found');
+    same(multi.mesh(rgba, W, H, f2).points, single.mesh(rgba, W, H, f1).points, 'the mesh');
+    const faces = [{ box: f1.box, source: 30 }];
+    for (const age of [5, 75]) same(multi.apply(rgba, W, H, faces, age), single.apply(rgba, W, H, faces, age), `re-aged to ${age}`);
+    single.previewPrepare(rgba, W, H, faces);
+    multi.previewPrepare(rgba, W, H, faces);
+    same(multi.previewRender(60).rgba, single.previewRender(60).rgba, 'the preview');
+    const a = rgba.slice(), b = rgba.slice();
+    assert.deepEqual(multi.frame(b, W, H, f1.box, 30, 70), single.frame(a, W, H, f1.box, 30, 70), 'the camera\'s next box');
+    same(b, a, 'a camera frame');
+  } finally {
+    multi.close();
+  }
+});

@@ -39,6 +39,7 @@ worker.onmessage = ({ data }) => {
       status('');
       const steps = /trained_steps:(\d+)/.exec(data.info);
       if (steps) $('modelInfo').textContent = ` (${Number(steps[1]).toLocaleString('en')} training steps)`;
+      document.body.dataset.threads = data.threads; // the engine's threads, for tests and benchmarks
       document.body.dataset.ready = 'true';
       $('camera').disabled = false;
       $('liveAge').min = data.minAge;

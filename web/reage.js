@@ -2,31 +2,90 @@
 // module built from the same C as the native tools) and moves pixels and
 // weights in and out of its memory. Used by the page's worker and by tests.
 
+// The threaded build's memory (web/reage-mt.wasm imports it, shared): its
+// initial and largest size in 64 KiB pages, as the Makefile's EMCC_FLAGS
+// build it (INITIAL_MEMORY, MAXIMUM_MEMORY).
+const MEMORY_PAGES = { initial: 1024, maximum: 32768 };
+// each helper thread's stack
+const HELPER_STACK = 1 << 20;
+
 export class ReAgeEngine {
-  static async create(wasmBytes) {
-    const { instance } = await WebAssembly.instantiate(wasmBytes, {
-      env: { emscripten_notify_memory_growth: () => {} },
-    });
+  // wasmBytes: web/reage.wasm, or web/reage-mt.wasm with threads: the
+  // number of threads to use (helpers started besides the caller's), which
+  // needs shared memory (a cross-origin isolated page, or Node.js); on a
+  // single-threaded build it changes nothing. The caller's thread must be
+  // allowed to block (a worker, not a page's main thread).
+  static async create(wasmBytes, { threads = 1 } = {}) {
+    const module = await WebAssembly.compile(wasmBytes);
+    const shared = WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
+    const memory = shared ? new WebAssembly.Memory({ ...MEMORY_PAGES, shared: true }) : null;
+    const instance = await WebAssembly.instantiate(module, ReAgeEngine.#imports(memory));
     instance.exports._initialize();
-    return new ReAgeEngine(instance.exports);
+    const engine = new ReAgeEngine(instance.exports, memory || instance.exports.memory);
+    if (shared && threads > 1) await engine.#startHelpers(module, Math.min(threads, 16));
+    return engine;
   }
 
-  constructor(exports) {
+  static #imports(memory) {
+    return { env: { emscripten_notify_memory_growth: () => {}, ...(memory ? { memory } : {}) } };
+  }
+
+  constructor(exports, memory) {
     this.x = exports;
+    this.memory = memory;
+  }
+
+  // The helpers: further instances of the module on the same memory, each on
+  // its own thread with its own stack, waiting in the engine for work. Where
+  // one fails to start, the engine keeps to one thread.
+  #helpers = [];
+  async #startHelpers(module, threads) {
+    const url = new URL('./reage-thread.js', import.meta.url);
+    const Thread = globalThis.process?.versions?.node
+      ? await import('node:worker_threads').then(({ Worker }) => (u) => { const w = new Worker(u); w.unref(); return w; })
+      : (u) => new Worker(u, { type: 'module' });
+    const started = [];
+    for (let t = 1; t < threads; t++) {
+      const stack = this.x.reage_malloc(HELPER_STACK);
+      if (!stack) break;
+      const w = Thread(url);
+      this.#helpers.push(w);
+      started.push(new Promise((resolve) => {
+        const ok = () => resolve(true), bad = () => resolve(false);
+        if (w.on) { w.once('message', ok); w.once('error', bad); } else { w.onmessage = ok; w.onerror = bad; }
+      }));
+      w.postMessage({ module, memory: this.memory, stack: (stack + HELPER_STACK) & ~15, thread: t });
+    }
+    if ((await Promise.all(started)).every(Boolean) && started.length === threads - 1) this.x.reage_set_threads(threads);
+    else this.close();
+  }
+
+  // The threads the engine uses (1 without helpers).
+  get threads() { return this.x.reage_threads(); }
+
+  // Stops the helper threads (the engine goes on with one).
+  close() {
+    this.x.reage_set_threads(1);
+    this.#helpers.forEach((w) => w.terminate());
+    this.#helpers = [];
   }
 
   get backend() { return this.#string(this.x.reage_backend()); }
 
+  // A copy of n bytes of the module's memory at ptr, in an ArrayBuffer of
+  // its own (never the shared memory itself, which pixels must not leave in).
+  #copy(ptr, n) { return new Uint8Array(this.memory.buffer, ptr, n).slice().buffer; }
+
   #string(ptr) {
-    const bytes = new Uint8Array(this.x.memory.buffer, ptr);
-    return new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0)));
+    const bytes = new Uint8Array(this.memory.buffer, ptr);
+    return new TextDecoder().decode(bytes.slice(0, bytes.indexOf(0)));
   }
 
   // Copies a typed array into the module's heap; the caller frees it.
   #put(array) {
     const ptr = this.x.reage_malloc(array.byteLength || 1);
     if (!ptr) throw new Error('the engine is out of memory');
-    new Uint8Array(this.x.memory.buffer, ptr, array.byteLength)
+    new Uint8Array(this.memory.buffer, ptr, array.byteLength)
       .set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
     return ptr;
   }
@@ -100,7 +159,7 @@ export class ReAgeEngine {
   detect(rgba, width, height, max = 16) {
     const per = this.x.reage_face_floats(), ptr = this.#photoPtr(rgba), out = this.x.reage_malloc(max * per * 4);
     const n = this.x.reage_detect(ptr, rgba.byteLength, width, height, out, max);
-    const f = n > 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + n * per * 4)) : null;
+    const f = n > 0 ? new Float32Array(this.#copy(out, n * per * 4)) : null;
     this.x.reage_free(out);
     if (n < 0) this.#fail();
     const faces = [];
@@ -129,7 +188,7 @@ export class ReAgeEngine {
     det.set([face.score, face.rect.x0, face.rect.y0, face.rect.x1, face.rect.y1, ...face.keypoints.flat()]);
     const ptr = this.#photoPtr(rgba), dp = this.#put(det), out = this.x.reage_malloc(per * 4);
     const rc = this.x.reage_mesh(ptr, rgba.byteLength, width, height, dp, out);
-    const f = rc === 0 ? new Float32Array(this.x.memory.buffer.slice(out, out + per * 4)) : null;
+    const f = rc === 0 ? new Float32Array(this.#copy(out, per * 4)) : null;
     [dp, out].forEach((p) => this.x.reage_free(p));
     if (!f) this.#fail();
     return { score: f[0], roi: { cx: f[1], cy: f[2], size: f[3], angle: f[4] }, points: f.subarray(5) };
@@ -156,9 +215,9 @@ export class ReAgeEngine {
     if (!this.#photo.result) this.#photo.result = this.x.reage_malloc(rgba.byteLength);
     const ptr = this.#photo.result;
     if (!ptr) { this.x.reage_free(sp); throw new Error('the engine is out of memory'); }
-    new Uint8Array(this.x.memory.buffer).copyWithin(ptr, src, src + rgba.byteLength);
+    new Uint8Array(this.memory.buffer).copyWithin(ptr, src, src + rgba.byteLength);
     const rc = this.x.reage_apply(ptr, rgba.byteLength, width, height, sp, faces.length);
-    const out = rc === 0 ? new Uint8ClampedArray(this.x.memory.buffer.slice(ptr, ptr + rgba.byteLength)) : null;
+    const out = rc === 0 ? new Uint8ClampedArray(this.#copy(ptr, rgba.byteLength)) : null;
     this.x.reage_free(sp);
     if (rc === -2) throw Object.assign(new Error(this.#string(this.x.reage_error())), { needsGenerator: true });
     if (!out) this.#fail();
@@ -172,8 +231,8 @@ export class ReAgeEngine {
   frame(rgba, width, height, box, source, target) {
     const ptr = this.#put(rgba), bp = this.#put(new Float32Array([box.cx, box.cy, box.size, box.angle || 0]));
     const rc = this.x.reage_frame(ptr, rgba.byteLength, width, height, bp, source, target);
-    if (rc === 1) new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength).set(new Uint8Array(this.x.memory.buffer, ptr, rgba.byteLength));
-    const [cx, cy, size, angle] = new Float32Array(this.x.memory.buffer.slice(bp, bp + 16));
+    if (rc === 1) new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength).set(new Uint8Array(this.memory.buffer, ptr, rgba.byteLength));
+    const [cx, cy, size, angle] = new Float32Array(this.#copy(bp, 16));
     [ptr, bp].forEach((p) => this.x.reage_free(p));
     if (rc < 0) this.#fail();
     return rc === 1 ? { cx, cy, size, angle } : null;
@@ -214,10 +273,10 @@ export class ReAgeEngine {
     if (!p.src) throw new Error('no preview prepared');
     while (!this.x.reage_preview_ready(targetAge)) if (this.previewPlan(targetAge) === 0) break;
     if (this.x.reage_preview_render(p.src, p.dst, p.len, p.width, p.height, targetAge, p.bounds) !== 0) this.#fail();
-    const [x0, y0, x1, y1] = new Int32Array(this.x.memory.buffer, p.bounds, 4);
+    const [x0, y0, x1, y1] = new Int32Array(this.memory.buffer, p.bounds, 4);
     if (x1 <= x0 || y1 <= y0) return null;
     // the pixels the change left as they were come out transparent: the photo's own show through
-    const w = x1 - x0, h = y1 - y0, rgba = new Uint8ClampedArray(w * h * 4), heap = new Uint8Array(this.x.memory.buffer);
+    const w = x1 - x0, h = y1 - y0, rgba = new Uint8ClampedArray(w * h * 4), heap = new Uint8Array(this.memory.buffer);
     for (let y = 0; y < h; y++) {
       const at = (y0 + y) * p.width + x0, row = y * w * 4;
       rgba.set(heap.subarray(p.dst + at * 4, p.dst + (at + w) * 4), row);
@@ -232,7 +291,7 @@ export class ReAgeEngine {
   generate(face, groupw) {
     const f = this.#put(face), g = this.#put(groupw), o = this.x.reage_malloc(face.byteLength);
     const rc = this.x.reage_generate(f, g, o);
-    const out = new Float32Array(this.x.memory.buffer.slice(o, o + face.byteLength));
+    const out = new Float32Array(this.#copy(o, face.byteLength));
     [f, g, o].forEach((p) => this.x.reage_free(p));
     if (rc !== 0) this.#fail();
     return out;
@@ -246,7 +305,7 @@ export class ReAgeEngine {
     const xp = this.#put(x), outLen = which === 3 ? 2 * n : which === 2 ? 2 : n;
     const yp = this.x.reage_malloc(outLen * 4);
     this.x.reage_test_kernel(which, reference ? 1 : 0, yp, xp, n);
-    const out = new Float32Array(this.x.memory.buffer.slice(yp, yp + outLen * 4));
+    const out = new Float32Array(this.#copy(yp, outLen * 4));
     [xp, yp].forEach((p) => this.x.reage_free(p));
     return out;
   }
@@ -256,9 +315,9 @@ export class ReAgeEngine {
   // C = A * B through the SIMD kernel, or the scalar reference.
   sgemm(reference, M, N, K, A, B) {
     const a = this.#put(A), b = this.#put(B), c = this.x.reage_malloc(M * N * 4);
-    new Float32Array(this.x.memory.buffer, c, M * N).fill(0);
+    new Float32Array(this.memory.buffer, c, M * N).fill(0);
     this.x.reage_test_sgemm(reference ? 1 : 0, 0, 0, M, N, K, a, b, 0, c);
-    const out = new Float32Array(this.x.memory.buffer.slice(c, c + M * N * 4));
+    const out = new Float32Array(this.#copy(c, M * N * 4));
     [a, b, c].forEach((p) => this.x.reage_free(p));
     return out;
   }

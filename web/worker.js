@@ -11,6 +11,8 @@ let photo = null; // { rgba: Uint8ClampedArray, width, height }
 // side, prepared for the faces of `key` (their boxes and ages); scale is the
 // copy's size over the photo's; ok, a promise of whether it could be had.
 const PREVIEW_SIDE = 768;
+// the most threads the engine runs on (its helpers each hold a 1 MB stack and a copy of the engine)
+const MAX_THREADS = 8;
 let preview = null; // { key, ok, scale, target }
 // The camera's face: its crop box, followed from frame to frame by its mesh
 // (null: look for one), and its own age, read when it was found.
@@ -40,15 +42,23 @@ async function init() {
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw new Error('This browser does not support WebAssembly SIMD, which ReAge needs. Please use a current Chrome, Edge, Firefox or Safari.');
   }
+  // all cores where the page may share memory (served cross-origin isolated); one where it may not
+  const threads = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS) : 1;
   // the generator re-ages only faces the mesh cannot trace: fetched when one needs it
   const [wasm, blob, detector, mesh] = await Promise.all([
-    fetchBytes('reage.wasm', 'the engine'), fetchBytes('weights/reage-core.blob', 'the model'),
+    fetchBytes(threads > 1 ? 'reage-mt.wasm' : 'reage.wasm', 'the engine'), fetchBytes('weights/reage-core.blob', 'the model'),
     fetchBytes('weights/blazeface.blob', 'the face detector'), fetchBytes('weights/facemesh.blob', 'the face mesh')]);
-  engine = await ReAgeEngine.create(wasm);
+  try {
+    engine = await ReAgeEngine.create(wasm, { threads });
+  } catch (e) {
+    if (threads === 1) throw e;
+    // no room for a shared memory of the threaded engine's size (a 32-bit browser): the single-threaded one
+    engine = await ReAgeEngine.create(await fetchBytes('reage.wasm', 'the engine'));
+  }
   engine.load(blob);
   engine.loadDetector(detector);
   engine.loadMesh(mesh); // detections are confirmed and aligned by the face mesh
-  postMessage({ type: 'ready', groups: engine.groups, minAge: engine.minAge, maxAge: engine.maxAge, backend: engine.backend, info: engine.info });
+  postMessage({ type: 'ready', groups: engine.groups, minAge: engine.minAge, maxAge: engine.maxAge, backend: engine.backend, threads: engine.threads, info: engine.info });
 }
 
 const ready = init().catch((e) => postMessage({ type: 'fatal', message: e.message }));
