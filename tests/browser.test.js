@@ -243,6 +243,50 @@ async function dragSlider(page, frames) {
   }), frames);
 }
 
+// Cross-origin isolated (as tools/serve.js serves it), the page's engine runs on every core through the
+// threaded build; served without isolation, on one through the single-threaded build; the same pixels both ways.
+test('the engine runs on all cores where the page may share memory, on one where not, alike', async () => {
+  const { server, origin } = await startServer();
+  const browser = await launch();
+  try {
+    const results = [];
+    for (const isolated of [true, false]) {
+      const page = await browser.newPage();
+      const requests = [];
+      page.on('request', (r) => requests.push(new URL(r.url()).pathname));
+      if (!isolated) {
+        await page.route(`${origin}/`, async (route) => {
+          const response = await route.fetch(), headers = response.headers();
+          delete headers['cross-origin-opener-policy'];
+          delete headers['cross-origin-embedder-policy'];
+          await route.fulfill({ response, headers });
+        });
+      }
+      await page.goto(`${origin}/`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+      const { threads, cores, iso } = await page.evaluate(() => ({
+        threads: Number(document.body.dataset.threads), cores: navigator.hardwareConcurrency, iso: self.crossOriginIsolated }));
+      assert.equal(iso, isolated);
+      assert.equal(threads, isolated ? Math.min(cores, 8) : 1, `threads with ${cores} cores, ${isolated ? '' : 'not '}isolated`);
+      assert.ok(requests.includes(isolated ? '/reage-mt.wasm' : '/reage.wasm') && !requests.includes(isolated ? '/reage.wasm' : '/reage-mt.wasm'),
+        requests.filter((r) => r.endsWith('.wasm')).join(' '));
+      await dropFile(page, testFace(), 'portrait.png', 'image/png', { width: 400, height: 300, places: [[80, 30, 240]] });
+      await page.waitForSelector('body[data-results="1"]', { timeout: 60000 });
+      await oldest(page);
+      results.push({ threads, after: await pixels(page, 'after'), before: await pixels(page, 'before') });
+      await page.close();
+    }
+    console.log(`# the page's engine: ${results[0].threads} threads cross-origin isolated, ${results[1].threads} otherwise`);
+    assert.deepEqual(results[1].before, results[0].before, 'the same photo');
+    assert.ok(results[0].after.some((v, i) => v !== results[0].before[i]), 'the face changed');
+    const differ = results[0].after.filter((v, i) => v !== results[1].after[i]).length;
+    assert.equal(differ, 0, `the threaded page's result is the single-threaded one's (${differ} values differ)`);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
+
 test('moving the slider shows quick previews of the face; where it stops, the full re-aging', async () => {
   const { server, origin } = await startServer();
   const browser = await launch();

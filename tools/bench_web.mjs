@@ -5,7 +5,7 @@
 // on a 12-megapixel photo; and the page's download size.
 // usage: node tools/bench_web.mjs BUILD_DIR   (expects gen128/256.blob there, and .onnx for the comparison)
 import { existsSync, readFileSync, statSync, readdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, fork } from 'node:child_process';
 import { ReAgeEngine } from '../web/reage.js';
@@ -36,12 +36,20 @@ function report(name, ms, gflop) {
 }
 
 const GFLOP = { 128: 1.431, 256: 5.720 };
-const wasm = readFileSync(join(root, 'web/reage.wasm'));
+const wasm = readFileSync(join(root, 'web/reage.wasm')), wasmThreaded = readFileSync(join(root, 'web/reage-mt.wasm'));
+// the engine on one thread (the single-threaded build) or on all cores (the threaded build, as the page runs it)
+const CORES = availableParallelism();
+const engineOn = (threads) => (threads > 1 ? ReAgeEngine.create(wasmThreaded, { threads }) : ReAgeEngine.create(wasm));
+const threadName = (threads) => (threads > 1 ? `_${threads}thread` : '');
+console.log(`# ${CORES} cores: the engine on one thread, and its threaded build on ${CORES}`);
 for (const res of [128, 256]) {
-  const e = await ReAgeEngine.create(wasm);
-  e.load(readFileSync(join(build, `gen${res}.blob`)));
-  const { face, gw } = inputs(res);
-  report(`wasm_node_gen_fwd_${res}`, await timeIt(() => e.generate(face, gw)), GFLOP[res]);
+  for (const threads of [1, CORES]) {
+    const e = await engineOn(threads);
+    e.load(readFileSync(join(build, `gen${res}.blob`)));
+    const { face, gw } = inputs(res);
+    report(`wasm_node${threadName(threads)}_gen_fwd_${res}`, await timeIt(() => e.generate(face, gw)), GFLOP[res]);
+    e.close();
+  }
 }
 
 // face detection against re-aging on a 12-megapixel photo, as in
@@ -63,28 +71,35 @@ for (const res of [128, 256]) {
     const s = 4 * (Math.floor(y * fh / 1500) * fw + Math.floor(x * fw / 1500)), d = 4 * ((650 + y) * W + 1250 + x);
     rgba[d] = face[s]; rgba[d + 1] = face[s + 1]; rgba[d + 2] = face[s + 2];
   }
-  const e = await ReAgeEngine.create(wasm);
-  e.load(readFileSync(join(root, 'weights/reage.blob')));
-  e.loadDetector(readFileSync(join(root, 'weights/blazeface.blob')));
-  const faces = e.detect(rgba, W, H);
-  console.log(`# 12 MP photo: ${faces.length} face${faces.length === 1 ? '' : 's'} found`);
-  const box = faces.length ? faces[0].box : { cx: 2000, cy: 1400, size: 1000, angle: 0 };
-  const det = await timeIt(() => e.detect(rgba, W, H));
-  // the generator alone (no mesh loaded), then the shipped path: the mesh and the age prototypes
-  const gen = await timeIt(() => e.apply(rgba, W, H, [{ box, source: 30 }], 70));
-  e.loadMesh(readFileSync(join(root, 'weights/facemesh.blob')));
-  const re = await timeIt(() => e.apply(rgba, W, H, [{ box, source: 30 }], 70));
-  report('wasm_node_detect_12mp', det);
-  report('wasm_node_generator_12mp', gen);
-  report('wasm_node_reage_12mp', re);
-  console.log(`SHARE wasm_node_detect_vs_reage_12mp detect_ms=${det.toFixed(1)} reage_ms=${re.toFixed(1)} share=${(det / re).toFixed(2)} (goal: at most 0.25)`);
+  for (const threads of [1, CORES]) {
+    const e = await engineOn(threads), name = threadName(threads);
+    e.load(readFileSync(join(root, 'weights/reage.blob')));
+    e.loadDetector(readFileSync(join(root, 'weights/blazeface.blob')));
+    const faces = e.detect(rgba, W, H);
+    if (threads === 1) console.log(`# 12 MP photo: ${faces.length} face${faces.length === 1 ? '' : 's'} found`);
+    const box = faces.length ? faces[0].box : { cx: 2000, cy: 1400, size: 1000, angle: 0 };
+    const det = await timeIt(() => e.detect(rgba, W, H));
+    // the generator alone (no mesh loaded), then the shipped path: the mesh and the age prototypes
+    const gen = await timeIt(() => e.apply(rgba, W, H, [{ box, source: 30 }], 70));
+    e.loadMesh(readFileSync(join(root, 'weights/facemesh.blob')));
+    const re = await timeIt(() => e.apply(rgba, W, H, [{ box, source: 30 }], 70));
+    report(`wasm_node${name}_detect_12mp`, det);
+    report(`wasm_node${name}_generator_12mp`, gen);
+    report(`wasm_node${name}_reage_12mp`, re);
+    if (threads === 1) console.log(`SHARE wasm_node_detect_vs_reage_12mp detect_ms=${det.toFixed(1)} reage_ms=${re.toFixed(1)} share=${(det / re).toFixed(2)} (goal: at most 0.25)`);
+    e.close();
+  }
+  for (const what of ['detect', 'generator', 'reage']) {
+    const one = results[`wasm_node_${what}_12mp`], all = results[`wasm_node_${CORES}thread_${what}_12mp`];
+    if (CORES > 1) console.log(`RATIO wasm_node_${CORES}thread_vs_1thread_${what}_12mp ours_ms=${all.toFixed(1)} peer_ms=${one.toFixed(1)} speedup=${(one / all).toFixed(2)}`);
+  }
 }
 
 // ONNX Runtime Web on the same generator, where tools/torch_check.py exported it (it needs PyTorch)
 const haveOnnx = [128, 256].every((res) => existsSync(join(build, `gen${res}.onnx`)));
 if (!haveOnnx) console.log('# no gen128/256.onnx in the build folder (python3-torch exports them): no ONNX Runtime Web comparison');
 const ort = haveOnnx ? await import('onnxruntime-web') : null;
-for (const threads of haveOnnx ? [1, 2] : []) {
+for (const threads of haveOnnx ? [1, CORES] : []) {
   ort.env.wasm.numThreads = threads;
   for (const res of [128, 256]) {
     const session = await ort.InferenceSession.create(readFileSync(join(build, `gen${res}.onnx`)), { executionProviders: ['wasm'] });
@@ -127,6 +142,7 @@ if (process.env.BENCH_CHROMIUM !== '0') {
     const tab = await browser.newPage(); // a fresh tab: none of the engines above in its memory
     await tab.goto(`http://127.0.0.1:${port}/`);
     await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
+    console.log(`# the page's engine in Chromium: ${await tab.evaluate(() => document.body.dataset.threads)} threads`);
     const flow = await tab.evaluate(async () => {
       const until = (test) => new Promise((resolve) => { const poll = () => (test() ? resolve() : setTimeout(poll, 2)); poll(); });
       const count = (key) => Number(document.body.dataset[key] || 0);
@@ -216,14 +232,19 @@ if (process.env.BENCH_CHROMIUM !== '0') {
 }
 
 for (const res of haveOnnx ? [128, 256] : []) {
-  for (const threads of [1, 2]) {
-    const peer = results[`ort_web_${threads}thread_gen_fwd_${res}`], ours = results[`wasm_node_gen_fwd_${res}`];
+  for (const threads of [1, CORES]) {
+    const peer = results[`ort_web_${threads}thread_gen_fwd_${res}`], ours = results[`wasm_node${threadName(threads)}_gen_fwd_${res}`];
     console.log(`RATIO wasm_node_vs_ort_${threads}thread_gen_fwd_${res} ours_ms=${ours.toFixed(1)} peer_ms=${peer.toFixed(1)} speedup=${(peer / ours).toFixed(2)}`);
   }
+}
+for (const res of CORES > 1 ? [128, 256] : []) {
+  const one = results[`wasm_node_gen_fwd_${res}`], all = results[`wasm_node_${CORES}thread_gen_fwd_${res}`];
+  console.log(`RATIO wasm_node_${CORES}thread_vs_1thread_gen_fwd_${res} ours_ms=${all.toFixed(1)} peer_ms=${one.toFixed(1)} speedup=${(one / all).toFixed(2)}`);
 }
 
 // what the page downloads before its first result (the generator only for a face the mesh cannot trace)
 const size = (p) => statSync(join(root, p)).size;
 const page = readdirSync(join(root, 'web')).filter((f) => /\.(html|js|css)$/.test(f)).reduce((s, f) => s + size(`web/${f}`), 0);
-const total = page + size('web/reage.wasm') + size('build/page/reage-core.blob') + size('weights/blazeface.blob') + size('weights/facemesh.blob');
-console.log(`SIZE page=${page} wasm=${size('web/reage.wasm')} model=${size('build/page/reage-core.blob')} detector=${size('weights/blazeface.blob')} mesh=${size('weights/facemesh.blob')} total=${total} (${(total / 1e6).toFixed(2)} MB; sample photo not counted) generator_on_demand=${size('build/page/reage-generator.blob')}`);
+// (the threaded engine, as a cross-origin isolated page fetches it; the single-threaded one is the same size within 1 %)
+const total = page + size('web/reage-mt.wasm') + size('build/page/reage-core.blob') + size('weights/blazeface.blob') + size('weights/facemesh.blob');
+console.log(`SIZE page=${page} wasm=${size('web/reage-mt.wasm')} model=${size('build/page/reage-core.blob')} detector=${size('weights/blazeface.blob')} mesh=${size('weights/facemesh.blob')} total=${total} (${(total / 1e6).toFixed(2)} MB; sample photo not counted) generator_on_demand=${size('build/page/reage-generator.blob')}`);
