@@ -13,6 +13,8 @@ import { ReAgeEngine } from '../web/reage.js';
 const root = new URL('..', import.meta.url).pathname;
 const build = process.argv[2] || join(root, 'build');
 const REPS = Number(process.env.BENCH_REPS || 9);
+// the page's flows in Chromium, each mode this many times
+const PAGE_ROUNDS = Number(process.env.BENCH_PAGE_ROUNDS || 3);
 const median = (t) => [...t].sort((a, b) => a - b)[t.length >> 1];
 
 async function timeIt(fn) {
@@ -139,52 +141,76 @@ if (process.env.BENCH_CHROMIUM !== '0') {
     // the first result (the face found, its age estimated, the photo shown at that age), the slider's
     // previews while it moves (one move a frame), and the full re-aging where it stops
     await page.close();
-    const tab = await browser.newPage(); // a fresh tab: none of the engines above in its memory
-    await tab.goto(`http://127.0.0.1:${port}/`);
-    await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
-    console.log(`# the page's engine in Chromium: ${await tab.evaluate(() => document.body.dataset.threads)} threads`);
-    const flow = await tab.evaluate(async () => {
-      const until = (test) => new Promise((resolve) => { const poll = () => (test() ? resolve() : setTimeout(poll, 2)); poll(); });
-      const count = (key) => Number(document.body.dataset[key] || 0);
-      const face = await createImageBitmap(await (await fetch('/sample.jpg')).blob());
-      const c = new OffscreenCanvas(4000, 3000), g = c.getContext('2d');
-      const grad = g.createLinearGradient(0, 0, 4000, 3000);
-      grad.addColorStop(0, '#3a6'); grad.addColorStop(1, '#a53');
-      g.fillStyle = grad; g.fillRect(0, 0, 4000, 3000);
-      g.drawImage(face, 1250, 650, 1500, 1500);
-      const file = new File([await c.convertToBlob({ type: 'image/jpeg', quality: 0.92 })], 'photo.jpg', { type: 'image/jpeg' });
-      const dt = new DataTransfer();
-      dt.items.add(file);
-      let t0 = performance.now();
-      document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-      await until(() => count('results') >= 1);
-      const first = performance.now() - t0;
-      const s = document.getElementById('age'), lo = Number(s.min), hi = Number(s.max);
-      // the first move waits for the preview's planning, which starts after the first result
-      t0 = performance.now();
-      s.value = String(Math.round((lo + hi) / 2));
-      s.dispatchEvent(new Event('input', { bubbles: true }));
-      await until(() => count('previews') >= 1);
-      const firstPreview = performance.now() - t0;
-      const frames = 120, p0 = count('previews');
-      t0 = performance.now();
-      for (let f = 0; f < frames; f++) {
-        s.value = String(Math.round(lo + (hi - lo) * (0.5 + 0.5 * Math.sin(f / 9))));
-        s.dispatchEvent(new Event('input', { bubbles: true }));
-        await new Promise(requestAnimationFrame);
+    // cross-origin isolated as served (the threaded engine on every core) and without isolation (one
+    // thread), alternating, each a median over the rounds (one flow is one sample, and the machine is shared)
+    const flows = { true: [], false: [] }, names = {};
+    for (const isolated of Array.from({ length: 2 * PAGE_ROUNDS }, (_, i) => i % 2 === 0)) {
+      const tab = await browser.newPage(); // a fresh tab: none of the engines above in its memory
+      if (!isolated) {
+        await tab.route(`http://127.0.0.1:${port}/`, async (route) => {
+          const response = await route.fetch(), headers = response.headers();
+          delete headers['cross-origin-opener-policy'];
+          delete headers['cross-origin-embedder-policy'];
+          await route.fulfill({ response, headers });
+        });
       }
-      const seconds = (performance.now() - t0) / 1000, previews = count('previews') - p0;
-      await until(() => document.getElementById('status').hidden && count('previews') >= 1);
-      const r0 = count('results');
-      t0 = performance.now();
-      s.dispatchEvent(new Event('change', { bubbles: true }));
-      await until(() => count('results') > r0);
-      return { first, firstPreview, perSecond: previews / seconds, full: performance.now() - t0 };
-    });
-    report('chromium_page_drop_to_first_result_12mp', flow.first);
-    report('chromium_page_first_preview_12mp', flow.firstPreview);
-    report('chromium_page_release_to_full_result_12mp', flow.full);
-    console.log(`CASE chromium_page_slider_previews_12mp per_second=${flow.perSecond.toFixed(1)} (one move a frame; goal: at least 30)`);
+      await tab.goto(`http://127.0.0.1:${port}/`);
+      await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
+      const threads = Number(await tab.evaluate(() => document.body.dataset.threads)), name = threads > 1 ? `_${threads}thread` : '';
+      const flow = await tab.evaluate(async () => {
+        const until = (test) => new Promise((resolve) => { const poll = () => (test() ? resolve() : setTimeout(poll, 2)); poll(); });
+        const count = (key) => Number(document.body.dataset[key] || 0);
+        const face = await createImageBitmap(await (await fetch('/sample.jpg')).blob());
+        const c = new OffscreenCanvas(4000, 3000), g = c.getContext('2d');
+        const grad = g.createLinearGradient(0, 0, 4000, 3000);
+        grad.addColorStop(0, '#3a6'); grad.addColorStop(1, '#a53');
+        g.fillStyle = grad; g.fillRect(0, 0, 4000, 3000);
+        g.drawImage(face, 1250, 650, 1500, 1500);
+        const file = new File([await c.convertToBlob({ type: 'image/jpeg', quality: 0.92 })], 'photo.jpg', { type: 'image/jpeg' });
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        let t0 = performance.now();
+        document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        await until(() => count('results') >= 1);
+        const first = performance.now() - t0;
+        const s = document.getElementById('age'), lo = Number(s.min), hi = Number(s.max);
+        // the first move waits for the preview's planning, which starts after the first result
+        t0 = performance.now();
+        s.value = String(Math.round((lo + hi) / 2));
+        s.dispatchEvent(new Event('input', { bubbles: true }));
+        await until(() => count('previews') >= 1);
+        const firstPreview = performance.now() - t0;
+        const frames = 120, p0 = count('previews');
+        t0 = performance.now();
+        for (let f = 0; f < frames; f++) {
+          s.value = String(Math.round(lo + (hi - lo) * (0.5 + 0.5 * Math.sin(f / 9))));
+          s.dispatchEvent(new Event('input', { bubbles: true }));
+          await new Promise(requestAnimationFrame);
+        }
+        const seconds = (performance.now() - t0) / 1000, previews = count('previews') - p0;
+        await until(() => document.getElementById('status').hidden && count('previews') >= 1);
+        const r0 = count('results');
+        t0 = performance.now();
+        s.dispatchEvent(new Event('change', { bubbles: true }));
+        await until(() => count('results') > r0);
+        return { first, firstPreview, perSecond: previews / seconds, full: performance.now() - t0 };
+      });
+      flows[isolated].push(flow);
+      names[isolated] = name;
+      await tab.close();
+    }
+    for (const isolated of [true, false]) {
+      const name = names[isolated], m = (key) => median(flows[isolated].map((f) => f[key]));
+      report(`chromium_page${name}_drop_to_first_result_12mp`, m('first'));
+      report(`chromium_page${name}_first_preview_12mp`, m('firstPreview'));
+      report(`chromium_page${name}_release_to_full_result_12mp`, m('full'));
+      console.log(`CASE chromium_page${name}_slider_previews_12mp per_second=${m('perSecond').toFixed(1)} (one move a frame; goal: at least 30; median of ${PAGE_ROUNDS})`);
+    }
+    const all = Object.keys(results).find((k) => /^chromium_page_\d+thread_release/.test(k));
+    if (all) {
+      const [one, many] = [results.chromium_page_release_to_full_result_12mp, results[all]];
+      console.log(`RATIO ${all.replace('_release', '_vs_1thread_release')} ours_ms=${many.toFixed(1)} peer_ms=${one.toFixed(1)} speedup=${(one / many).toFixed(2)}`);
+    }
   } finally {
     await browser.close();
     server.kill();
@@ -216,15 +242,28 @@ if (process.env.BENCH_CHROMIUM !== '0') {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       `--use-file-for-fake-video-capture=${video}`] });
   try {
-    const tab = await browser.newPage();
-    await tab.goto(`http://127.0.0.1:${port}/`);
-    await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
-    await tab.click('#camera');
-    await tab.waitForFunction(() => /own age read as/.test(document.getElementById('liveInfo').textContent), null, { timeout: 60000 });
-    const f0 = Number(await tab.evaluate(() => document.body.dataset.liveFrames)), t0 = Date.now();
-    await tab.waitForTimeout(5000);
-    const fps = (Number(await tab.evaluate(() => document.body.dataset.liveFrames)) - f0) / ((Date.now() - t0) / 1000);
-    console.log(`CASE chromium_camera_640x480 per_second=${fps.toFixed(1)} (the face followed and re-aged each frame; goal: at least 15)`);
+    // on every core (cross-origin isolated, as served), then on one
+    for (const isolated of [true, false]) {
+      const tab = await browser.newPage();
+      if (!isolated) {
+        await tab.route(`http://127.0.0.1:${port}/`, async (route) => {
+          const response = await route.fetch(), headers = response.headers();
+          delete headers['cross-origin-opener-policy'];
+          delete headers['cross-origin-embedder-policy'];
+          await route.fulfill({ response, headers });
+        });
+      }
+      await tab.goto(`http://127.0.0.1:${port}/`);
+      await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
+      const threads = Number(await tab.evaluate(() => document.body.dataset.threads)), name = threads > 1 ? `_${threads}thread` : '';
+      await tab.click('#camera');
+      await tab.waitForFunction(() => /own age read as/.test(document.getElementById('liveInfo').textContent), null, { timeout: 60000 });
+      const f0 = Number(await tab.evaluate(() => document.body.dataset.liveFrames)), t0 = Date.now();
+      await tab.waitForTimeout(5000);
+      const fps = (Number(await tab.evaluate(() => document.body.dataset.liveFrames)) - f0) / ((Date.now() - t0) / 1000);
+      console.log(`CASE chromium_camera${name}_640x480 per_second=${fps.toFixed(1)} (the face followed and re-aged each frame; goal: at least 15)`);
+      await tab.close();
+    }
   } finally {
     await browser.close();
     server.kill();
