@@ -1,4 +1,5 @@
 #include "facedetect.h"
+#include "parallel.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,26 +240,27 @@ int facedet_nms(FaceDet *dets, int n, float thresh) {
     return kept;
 }
 
-/* The photo letterboxed into a black square of side `side` (at most the
- * photo's longer side), each pixel the average of up to 4x4 photo pixels
- * spread over its footprint: enough against aliasing for a detector, and a
- * 12-megapixel photo is only sampled, not read whole. */
-static uint8_t *letterbox(const Photo *p, int side, float *scale, float *offx, float *offy) {
-    int L = p->w > p->h ? p->w : p->h;
-    uint8_t *out = calloc((size_t)side * side * 3, 1);
-    if (!out) return NULL;
-    *scale = (float)L / side;
-    *offx = (L - p->w) * 0.5f;
-    *offy = (L - p->h) * 0.5f;
-    _Pragma("omp parallel for schedule(static)")
-    for (int i = 0; i < side; i++) {
-        int sy0 = (int)floorf(i * *scale - *offy), sy1 = (int)floorf((i + 1) * *scale - *offy);
+typedef struct {
+    const Photo *p;
+    int side;
+    float scale, offx, offy;
+    uint8_t *out;
+} Letterbox;
+
+static void letterbox_rows(void *ctx, int i0, int i1, int thread) {
+    const Letterbox *b = ctx;
+    const Photo *p = b->p;
+    int side = b->side;
+    float scale = b->scale, offx = b->offx, offy = b->offy;
+    (void)thread;
+    for (int i = i0; i < i1; i++) {
+        int sy0 = (int)floorf(i * scale - offy), sy1 = (int)floorf((i + 1) * scale - offy);
         if (sy1 <= sy0) sy1 = sy0 + 1;
         if (sy0 < 0) sy0 = 0;
         if (sy1 > p->h) sy1 = p->h;
         int ystep = (sy1 - sy0 + 3) / 4;
         for (int j = 0; j < side; j++) {
-            int sx0 = (int)floorf(j * *scale - *offx), sx1 = (int)floorf((j + 1) * *scale - *offx);
+            int sx0 = (int)floorf(j * scale - offx), sx1 = (int)floorf((j + 1) * scale - offx);
             if (sx1 <= sx0) sx1 = sx0 + 1;
             if (sx0 < 0) sx0 = 0;
             if (sx1 > p->w) sx1 = p->w;
@@ -272,9 +274,24 @@ static uint8_t *letterbox(const Photo *p, int side, float *scale, float *offx, f
                     acc[1] += px[1];
                     acc[2] += px[2];
                 }
-            for (int c = 0; c < 3; c++) out[((size_t)i * side + j) * 3 + c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
+            for (int c = 0; c < 3; c++) b->out[((size_t)i * side + j) * 3 + c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
         }
     }
+}
+
+/* The photo letterboxed into a black square of side `side` (at most the
+ * photo's longer side), each pixel the average of up to 4x4 photo pixels
+ * spread over its footprint: enough against aliasing for a detector, and a
+ * 12-megapixel photo is only sampled, not read whole. */
+static uint8_t *letterbox(const Photo *p, int side, float *scale, float *offx, float *offy) {
+    int L = p->w > p->h ? p->w : p->h;
+    uint8_t *out = calloc((size_t)side * side * 3, 1);
+    if (!out) return NULL;
+    *scale = (float)L / side;
+    *offx = (L - p->w) * 0.5f;
+    *offy = (L - p->h) * 0.5f;
+    Letterbox b = {p, side, *scale, *offx, *offy, out};
+    parallel_for(side, 8, letterbox_rows, &b);
     return out;
 }
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "layers.h"
+#include "parallel.h"
 
 CropBox crop_default(int w, int h) {
     CropBox b = {w * 0.5f, h * 0.5f, (float)(w < h ? w : h), 0.0f};
@@ -24,26 +25,40 @@ static inline void sample_add(const Photo *p, float x, float y, float acc[3]) {
 
 void photo_crop(const Photo *p, CropBox box, int res, float *face) { photo_sample(p, box, res, 8, face); }
 
-void photo_sample(const Photo *p, CropBox box, int res, int max_taps, float *face) {
-    float scale = box.size / res, half = box.size * 0.5f, ca = cosf(box.angle), sa = sinf(box.angle);
+typedef struct {
+    const Photo *p;
+    CropBox box;
+    int res, taps;
+    float scale, half, ca, sa, norm;
+    float *face;
+} CropRows;
+
+static void crop_rows(void *ctx, int i0, int i1, int thread) {
+    const CropRows *r = ctx;
+    int res = r->res, taps = r->taps;
     size_t n = (size_t)res * res;
-    /* area-average when the box is much larger than the crop, so that the
-     * generator sees what the training resize showed it, not aliasing */
-    int taps = scale > 1.5f ? (int)ceilf(scale) : 1;
-    if (taps > max_taps) taps = max_taps;
-    float norm = 2.0f / (255.0f * taps * taps);
-    _Pragma("omp parallel for schedule(static)")
-    for (int i = 0; i < res; i++)
+    (void)thread;
+    for (int i = i0; i < i1; i++)
         for (int j = 0; j < res; j++) {
             float acc[3] = {0, 0, 0};
             for (int a = 0; a < taps; a++)
                 for (int b = 0; b < taps; b++) {
                     /* box coordinates relative to its centre, rotated into the photo */
-                    float u = (j + (b + 0.5f) / taps) * scale - half, v = (i + (a + 0.5f) / taps) * scale - half;
-                    sample_add(p, box.cx + ca * u - sa * v - 0.5f, box.cy + sa * u + ca * v - 0.5f, acc);
+                    float u = (j + (b + 0.5f) / taps) * r->scale - r->half, v = (i + (a + 0.5f) / taps) * r->scale - r->half;
+                    sample_add(r->p, r->box.cx + r->ca * u - r->sa * v - 0.5f, r->box.cy + r->sa * u + r->ca * v - 0.5f, acc);
                 }
-            for (int c = 0; c < 3; c++) face[c * n + (size_t)i * res + j] = acc[c] * norm - 1.0f;
+            for (int c = 0; c < 3; c++) r->face[c * n + (size_t)i * res + j] = acc[c] * r->norm - 1.0f;
         }
+}
+
+void photo_sample(const Photo *p, CropBox box, int res, int max_taps, float *face) {
+    float scale = box.size / res;
+    /* area-average when the box is much larger than the crop, so that the
+     * generator sees what the training resize showed it, not aliasing */
+    int taps = scale > 1.5f ? (int)ceilf(scale) : 1;
+    if (taps > max_taps) taps = max_taps;
+    CropRows r = {p, box, res, taps, scale, box.size * 0.5f, cosf(box.angle), sinf(box.angle), 2.0f / (255.0f * taps * taps), face};
+    parallel_for(res, 4, crop_rows, &r);
 }
 
 float photo_estimate_age(Bundle *b, const Photo *p, CropBox box) {
