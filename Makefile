@@ -153,7 +153,7 @@ wasm-fresh: $(BUILD)/reage.wasm $(BUILD)/reage-mt.wasm
 
 # The filter in the browser, on the shipped weights.
 serve:
-	@test -f web/reage.wasm || $(MAKE) web
+	@test -f web/reage.wasm -a -f web/reage-mt.wasm || $(MAKE) web
 	@test -f weights/reage.blob || { echo "weights/reage.blob is missing: train with make train, or check out the repository's weights"; exit 1; }
 	@command -v node >/dev/null || { echo "make serve needs Node.js (apt-get install nodejs)"; exit 1; }
 	@$(MAKE) -s $(PAGE_MODELS)
