@@ -20,8 +20,6 @@ static int chunk_count(int n, int *grain) {
  * Nothing here waits with memory.atomic.wait32: V8's baseline compiler in
  * Node.js 20 loses the caller's live values across it (the caller spins for
  * the last chunks instead, which take one chunk's time at most). */
-#include <stdint.h>
-
 static struct {
     int threads;   /* what the host asked for */
     int job;       /* bumped for each loop; the helpers sleep on it */
@@ -41,7 +39,7 @@ void parallel_set_threads(int threads) {
                      __ATOMIC_SEQ_CST);
 }
 
-int parallel_threads(void) { return load(&pool.threads); }
+int parallel_threads(void) { return load(&pool.busy) ? 1 : load(&pool.threads); }
 
 int *parallel_job_word(void) { return &pool.job; }
 
@@ -66,7 +64,7 @@ void parallel_help(int thread) {
 void parallel_for(int n, int grain, parallel_body body, void *ctx) {
     if (n <= 0) return;
     int chunks = chunk_count(n, &grain);
-    if (chunks == 1 || load(&pool.threads) == 1 || load(&pool.busy)) { body(ctx, 0, n, 0); return; }
+    if (chunks == 1 || parallel_threads() == 1) { body(ctx, 0, n, 0); return; }
     int job = (load(&pool.job) + 1) & 0x7fff;
     pool.n = n, pool.grain = grain, pool.body = body, pool.ctx = ctx;
     __atomic_store_n(&pool.busy, 1, __ATOMIC_SEQ_CST);

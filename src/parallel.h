@@ -9,8 +9,9 @@
  * running thread's index below parallel_threads(), for per-thread scratch.
  * A body must give each index the same result whatever range it comes in,
  * so that the result does not depend on the number of threads; it must not
- * allocate (the browser's allocator is not shared between threads). A
- * parallel_for inside a body runs on its caller's thread alone. */
+ * allocate (the browser's allocator is not shared between threads), nor so
+ * call sgemm (whose packing buffers grow). A parallel_for inside a body runs
+ * on its caller's thread alone. */
 #pragma once
 
 /* the most threads any build uses (per-thread scratch is sized by it) */
@@ -20,8 +21,9 @@ typedef void (*parallel_body)(void *ctx, int begin, int end, int thread);
 
 void parallel_for(int n, int grain, parallel_body body, void *ctx);
 
-/* how many threads parallel_for may use: OpenMP's team natively; in the
- * browser the helper threads that have started, plus the caller */
+/* how many threads a parallel_for called here may use: OpenMP's team
+ * natively, in the browser the helper threads plus the caller; 1 inside a
+ * parallel loop */
 int parallel_threads(void);
 
 /* How many threads to use (1: the caller's alone). In the threaded

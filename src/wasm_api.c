@@ -36,13 +36,6 @@ EXPORT const char *reage_backend(void) { return sgemm_backend(); }
 /* Threads (web/reage.js starts the helpers; in the single-threaded build
  * there are none and these change nothing): how many to use, the word the
  * helpers sleep on, and what a helper calls when it changes. */
-EXPORT int reage_threaded(void) {
-#ifdef __wasm_atomics__
-    return 1;
-#else
-    return 0;
-#endif
-}
 EXPORT void reage_set_threads(int n) { parallel_set_threads(n); }
 EXPORT int reage_threads(void) { return parallel_threads(); }
 EXPORT int *reage_thread_word(void) { return parallel_job_word(); }

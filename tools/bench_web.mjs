@@ -37,6 +37,25 @@ function report(name, ms, gflop) {
   console.log(`CASE ${name} ms=${ms.toFixed(1)}${gflop ? ` gflops=${(gflop / ms * 1e3).toFixed(1)}` : ''}`);
 }
 
+// The page in a new tab, served as tools/serve.js serves it (cross-origin isolated: the threaded engine on every
+// core) or with the isolation headers taken off its document (the single-threaded engine); ready to use. name:
+// the cases' infix for its threads.
+async function openPage(browser, port, isolated) {
+  const tab = await browser.newPage();
+  if (!isolated) {
+    await tab.route(`http://127.0.0.1:${port}/`, async (route) => {
+      const response = await route.fetch(), headers = response.headers();
+      delete headers['cross-origin-opener-policy'];
+      delete headers['cross-origin-embedder-policy'];
+      await route.fulfill({ response, headers });
+    });
+  }
+  await tab.goto(`http://127.0.0.1:${port}/`);
+  await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
+  const threads = Number(await tab.evaluate(() => document.body.dataset.threads));
+  return { tab, name: threads > 1 ? `_${threads}thread` : '' };
+}
+
 const GFLOP = { 128: 1.431, 256: 5.720 };
 const wasm = readFileSync(join(root, 'web/reage.wasm')), wasmThreaded = readFileSync(join(root, 'web/reage-mt.wasm'));
 // the engine on one thread (the single-threaded build) or on all cores (the threaded build, as the page runs it)
@@ -145,18 +164,7 @@ if (process.env.BENCH_CHROMIUM !== '0') {
     // thread), alternating, each a median over the rounds (one flow is one sample, and the machine is shared)
     const flows = { true: [], false: [] }, names = {};
     for (const isolated of Array.from({ length: 2 * PAGE_ROUNDS }, (_, i) => i % 2 === 0)) {
-      const tab = await browser.newPage(); // a fresh tab: none of the engines above in its memory
-      if (!isolated) {
-        await tab.route(`http://127.0.0.1:${port}/`, async (route) => {
-          const response = await route.fetch(), headers = response.headers();
-          delete headers['cross-origin-opener-policy'];
-          delete headers['cross-origin-embedder-policy'];
-          await route.fulfill({ response, headers });
-        });
-      }
-      await tab.goto(`http://127.0.0.1:${port}/`);
-      await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
-      const threads = Number(await tab.evaluate(() => document.body.dataset.threads)), name = threads > 1 ? `_${threads}thread` : '';
+      const { tab, name } = await openPage(browser, port, isolated); // a fresh tab: none of the engines above in its memory
       const flow = await tab.evaluate(async () => {
         const until = (test) => new Promise((resolve) => { const poll = () => (test() ? resolve() : setTimeout(poll, 2)); poll(); });
         const count = (key) => Number(document.body.dataset[key] || 0);
@@ -244,18 +252,7 @@ if (process.env.BENCH_CHROMIUM !== '0') {
   try {
     // on every core (cross-origin isolated, as served), then on one
     for (const isolated of [true, false]) {
-      const tab = await browser.newPage();
-      if (!isolated) {
-        await tab.route(`http://127.0.0.1:${port}/`, async (route) => {
-          const response = await route.fetch(), headers = response.headers();
-          delete headers['cross-origin-opener-policy'];
-          delete headers['cross-origin-embedder-policy'];
-          await route.fulfill({ response, headers });
-        });
-      }
-      await tab.goto(`http://127.0.0.1:${port}/`);
-      await tab.waitForSelector('body[data-ready="true"]', { timeout: 120000 });
-      const threads = Number(await tab.evaluate(() => document.body.dataset.threads)), name = threads > 1 ? `_${threads}thread` : '';
+      const { tab, name } = await openPage(browser, port, isolated);
       await tab.click('#camera');
       await tab.waitForFunction(() => /own age read as/.test(document.getElementById('liveInfo').textContent), null, { timeout: 60000 });
       const f0 = Number(await tab.evaluate(() => document.body.dataset.liveFrames)), t0 = Date.now();

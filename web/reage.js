@@ -11,10 +11,10 @@ const HELPER_STACK = 1 << 20;
 
 export class ReAgeEngine {
   // wasmBytes: web/reage.wasm, or web/reage-mt.wasm with threads: the
-  // number of threads to use (helpers started besides the caller's), which
-  // needs shared memory (a cross-origin isolated page, or Node.js); on a
-  // single-threaded build it changes nothing. The caller's thread must be
-  // allowed to block (a worker, not a page's main thread).
+  // number of threads to use (helpers started besides the caller's, at most
+  // 16 in all), which needs shared memory (a cross-origin isolated page, or
+  // Node.js); on a single-threaded build it changes nothing. The caller
+  // never blocks: it spins while the helpers finish a loop's last ranges.
   static async create(wasmBytes, { threads = 1 } = {}) {
     const module = await WebAssembly.compile(wasmBytes);
     const shared = WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
@@ -36,8 +36,8 @@ export class ReAgeEngine {
   }
 
   // The helpers: further instances of the module on the same memory, each on
-  // its own thread with its own stack, waiting in the engine for work. Where
-  // one fails to start, the engine keeps to one thread.
+  // its own thread with its own stack (allocated for the engine's life),
+  // waiting for work. Where one fails to start, the engine keeps to one thread.
   #helpers = [];
   async #startHelpers(module, threads) {
     const url = new URL('./reage-thread.js', import.meta.url);
