@@ -243,7 +243,7 @@ int face_setup(FaceSetup *s, const Photo *p, const FaceLandmarks *l, int grid_di
     /* the face space at about the photo's own resolution: PROTO_SIDE times a power of two, at most 4 */
     FaceWarp *w = &s->w;
     double span = 1 + 2 * FACESPACE_MARGIN, want = w->box.size * span / PROTO_SIDE;
-    s->extra = want > 2.8 ? 2 : want > 1.4 ? 1 : 0;
+    s->extra = grid_div <= FACE_GRID_LIVE ? 0 : want > 2.8 ? 2 : want > 1.4 ? 1 : 0;
     s->S = PROTO_SIDE << s->extra;
     s->space = malloc((size_t)s->S * s->S * 3);
     /* where the map folds, on the masks' grid; half as fine on a coarse grid (the preview, the camera) */

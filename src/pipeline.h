@@ -29,11 +29,11 @@ int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_a
 /* One frame of the camera: the face whose crop box is *box re-aged as
  * pipeline_reage does, on a grid of a 16th of the face (the full result's: a
  * 96th; at 640x480 the two look alike, and the grid is most of a frame's
- * time), in place; *box becomes
+ * time) and a face space of PROTO_SIDE (FACE_GRID_LIVE), in place; *box becomes
  * the crop the face's mesh gives, to follow the face into the next frame.
  * Returns 1, 0 where the mesh does not find a face in the box (the frame
  * unchanged: detect again), or -1 when out of memory. */
-#define CAMERA_GRID_DIV 16
+#define CAMERA_GRID_DIV FACE_GRID_LIVE
 int pipeline_reage_frame(Bundle *b, FaceMesh *m, Photo *p, CropBox *box, float source_age, float target_age);
 
 /* The slider's preview: the prototypes' changes to a few anchor ages (the
