@@ -149,7 +149,7 @@ void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         for (int i = 0; i < Mp; i++)
             Ap[(size_t)k * Mp + i] = i >= M ? 0.0f : alpha * (trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
     Panels q = {trans_b, M, N, K, Mp, ldb, ldc, B, C};
-    /* a few column blocks a thread, each at most NC wide; small products stay on one thread */
+    /* about two ranges of columns a thread (each packed NC columns at a time); small products stay on one thread */
     int grain = (groups + 2 * threads - 1) / (2 * threads);
     if ((double)M * N * K < (1 << 20)) grain = groups;
     parallel_for(groups, grain < 4 ? 4 : grain, sgemm_columns, &q);

@@ -1,8 +1,10 @@
 // One helper thread of the engine, started by web/reage.js: a further
 // instance of the threaded module on the engine's shared memory. It sleeps
 // until the engine posts a loop, takes its share of it, and sleeps again.
+import { engineImports } from './reage.js';
+
 function run({ module, memory, stack, thread }, started) {
-  const { exports } = new WebAssembly.Instance(module, { env: { memory, emscripten_notify_memory_growth: () => {} } });
+  const { exports } = new WebAssembly.Instance(module, engineImports(memory));
   exports.stackRestore(stack); // its own stack, which the engine allocated for it
   const words = new Int32Array(memory.buffer), job = exports.reage_thread_word() >> 2;
   started();

@@ -9,6 +9,13 @@ const MEMORY_PAGES = { initial: 1024, maximum: 32768 };
 // each helper thread's stack
 const HELPER_STACK = 1 << 20;
 
+// What the module imports: its memory where it is the threaded build's
+// (shared, made by the engine), and a hook the engine has no use for. One
+// list for the engine and its helper threads (web/reage-thread.js).
+export function engineImports(memory) {
+  return { env: { emscripten_notify_memory_growth: () => {}, ...(memory ? { memory } : {}) } };
+}
+
 export class ReAgeEngine {
   // wasmBytes: web/reage.wasm, or web/reage-mt.wasm with threads: the
   // number of threads to use (helpers started besides the caller's, at most
@@ -19,15 +26,11 @@ export class ReAgeEngine {
     const module = await WebAssembly.compile(wasmBytes);
     const shared = WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
     const memory = shared ? new WebAssembly.Memory({ ...MEMORY_PAGES, shared: true }) : null;
-    const instance = await WebAssembly.instantiate(module, ReAgeEngine.#imports(memory));
+    const instance = await WebAssembly.instantiate(module, engineImports(memory));
     instance.exports._initialize();
     const engine = new ReAgeEngine(instance.exports, memory || instance.exports.memory);
     if (shared && threads > 1) await engine.#startHelpers(module, Math.min(threads, 16));
     return engine;
-  }
-
-  static #imports(memory) {
-    return { env: { emscripten_notify_memory_growth: () => {}, ...(memory ? { memory } : {}) } };
   }
 
   constructor(exports, memory) {
