@@ -29,7 +29,7 @@ HEADERS := $(wildcard src/*.h src/third_party/*.h)
 TESTS := tests/test_main.c tests/gradcheck.c tests/test_layers.c tests/test_models.c \
          tests/test_blob.c tests/test_images.c tests/test_training.c tests/test_facedetect.c tests/test_prototypes.c tests/test_structured.c
 
-.PHONY: page-models all test deps train train-change bench eval calibrate calibrate-prototypes clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
+.PHONY: page-models all test deps train train-change bench eval calibrate clean web wasm-fresh serve landmarks face-space prototypes test-asan fuzz fuzz-run
 all: $(BUILD)/reage-train $(BUILD)/reage weights/blazeface.blob weights/facemesh.blob
 
 $(BUILD):
@@ -263,12 +263,6 @@ CAL_FROM ?= runs/shipped/reage.blob
 CAL_TO ?= weights/reage.blob
 calibrate: $(BUILD)/reage-calibrate
 	$(BUILD)/reage-calibrate --weights $(CAL_FROM) --data $(DATA) --out $(CAL_TO)
-
-# The age prototypes' age map (the same tool with --prototypes, about 20
-# minutes on two cores), fitted on MESH_DATA's train split and written into
-# PROTO_BLOB; measuring the prototypes again leaves it out.
-calibrate-prototypes: $(BUILD)/reage-calibrate weights/facemesh.blob
-	$(BUILD)/reage-calibrate --prototypes --weights $(PROTO_BLOB) --data $(MESH_DATA) --out $(PROTO_BLOB)
 
 clean:
 	rm -rf $(BUILD)

@@ -44,7 +44,7 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
     config_get(blob->config, "info", b->info, sizeof(b->info));
     char calib[512];
     if (!config_get(blob->config, CALIBRATION_KEY, calib, sizeof(calib))) {
-        if (calibration_parse(&b->cfg, CALIBRATION_KEY, calib, b->calib, e)) {
+        if (calibration_parse(&b->cfg, calib, b->calib, e)) {
             blame(e, what, "bad age calibration");
             goto done;
         }
@@ -63,14 +63,6 @@ int bundle_load(Bundle *b, const uint8_t *buf, size_t len, const ModelConfig *ex
     if (pr == 0) {
         if (!(b->proto = malloc(sizeof(P)))) { proto_free(&P); err_set(e, "%s: out of memory", what); goto done; }
         *b->proto = P;
-    }
-    if (!config_get(blob->config, PROTO_CALIBRATION_KEY, calib, sizeof(calib))) {
-        if (!b->proto) { err_set(e, "%s: an age map for prototypes the blob does not carry", what); goto done; }
-        if (calibration_parse(&b->cfg, PROTO_CALIBRATION_KEY, calib, b->proto->age_map, e)) {
-            blame(e, what, "bad age map of the prototypes");
-            goto done;
-        }
-        b->proto->age_mapped = 1;
     }
     ChangeModel cm;
     int cr = change_model_load(&cm, blob, b->cfg.groups, what, e);

@@ -15,30 +15,30 @@ float calibration_map(const ModelConfig *c, const float *calib, float age) {
     return calib[G - 1];
 }
 
-int calibration_parse(const ModelConfig *c, const char *key, const char *value, float *calib, Err *e) {
+int calibration_parse(const ModelConfig *c, const char *value, float *calib, Err *e) {
     int G = c->groups;
     float lo = group_center(c, 0), hi = group_center(c, G - 1);
     const char *p = value;
     for (int g = 0; g < G; g++) {
         char *end;
         float v = strtof(p, &end);
-        if (end == p) return err_set(e, "%s '%.60s': expected %d numbers, one per age group", key, value, G);
+        if (end == p) return err_set(e, "%s '%.60s': expected %d numbers, one per age group", CALIBRATION_KEY, value, G);
         if (!isfinite(v) || v < lo || v > hi)
-            return err_set(e, "%s: %g is outside the group centres %g..%g", key, v, lo, hi);
+            return err_set(e, "%s: %g is outside the group centres %g..%g", CALIBRATION_KEY, v, lo, hi);
         if (g && v < calib[g - 1])
-            return err_set(e, "%s: decreases from %g to %g (an older age must not map younger)", key,
+            return err_set(e, "%s: decreases from %g to %g (an older age must not map younger)", CALIBRATION_KEY,
                            calib[g - 1], v);
         calib[g] = v;
         p = end;
         if (g + 1 < G && *p++ != ',')
-            return err_set(e, "%s '%.60s': expected %d numbers, one per age group", key, value, G);
+            return err_set(e, "%s '%.60s': expected %d numbers, one per age group", CALIBRATION_KEY, value, G);
     }
-    if (*p) return err_set(e, "%s '%.60s': more than %d numbers", key, value, G);
+    if (*p) return err_set(e, "%s '%.60s': more than %d numbers", CALIBRATION_KEY, value, G);
     return 0;
 }
 
-void calibration_line(const ModelConfig *c, const char *key, const float *calib, char *buf, size_t n) {
-    int k = snprintf(buf, n, "%s=", key);
+void calibration_line(const ModelConfig *c, const float *calib, char *buf, size_t n) {
+    int k = snprintf(buf, n, "%s=", CALIBRATION_KEY);
     for (int g = 0; g < c->groups && k > 0 && (size_t)k < n; g++)
         k += snprintf(buf + k, n - k, "%s%.2f", g ? "," : "", calib[g]);
     if (k > 0 && (size_t)k < n) snprintf(buf + k, n - k, "\n");
@@ -63,19 +63,19 @@ void calibration_fit(const ModelConfig *c, int K, const float *cond, const float
     }
 }
 
-uint8_t *calibration_apply(const Blob *blob, const ModelConfig *c, const char *key, const float *calib, size_t *len) {
+uint8_t *calibration_apply(const Blob *blob, const ModelConfig *c, const float *calib, size_t *len) {
     char config[sizeof(blob->config) + 512];
-    size_t k = 0, kl = strlen(key);
+    size_t k = 0, kl = strlen(CALIBRATION_KEY);
     for (const char *p = blob->config; *p;) {
         const char *end = strchr(p, '\n');
         size_t n = end ? (size_t)(end - p + 1) : strlen(p);
-        if (!(n > kl && !strncmp(p, key, kl) && p[kl] == '=')) {
+        if (!(n > kl && !strncmp(p, CALIBRATION_KEY, kl) && p[kl] == '=')) {
             memcpy(config + k, p, n);
             k += n;
         }
         p += n;
     }
     if (k && config[k - 1] != '\n') config[k++] = '\n';
-    calibration_line(c, key, calib, config + k, sizeof(config) - k);
+    calibration_line(c, calib, config + k, sizeof(config) - k);
     return blob_with_config(blob, config, len);
 }

@@ -13,14 +13,6 @@
  * text as
  *
  *   age_calibration=c1,c2,...,cG     (years, non-decreasing, one per group)
- *
- * The age prototypes (prototypes.h) take the same kind of map under their
- * own key: which prototype ages a face is taken between, for the face's own
- * age and the target alike, so that a face taken to a group reads as that
- * group (the prototypes of a group's middle, exaggerated, read older than it
- * below 30: an adult taken to 15 by the plain difference still reads 24).
- *
- *   proto_age_calibration=c1,c2,...,cG
  */
 #ifndef REAGE_CALIBRATION_H
 #define REAGE_CALIBRATION_H
@@ -30,15 +22,14 @@
 #include "model.h"
 
 #define CALIBRATION_KEY "age_calibration"
-#define PROTO_CALIBRATION_KEY "proto_age_calibration"
 
 /* The conditioning age for an age in years under calib (NULL: itself). */
 float calibration_map(const ModelConfig *c, const float *calib, float age);
-/* Reads key's value ("c1,...,cG"): exactly G finite numbers within the
+/* Reads the key's value ("c1,...,cG"): exactly G finite numbers within the
  * first and last group centres, non-decreasing. */
-int calibration_parse(const ModelConfig *c, const char *key, const char *value, float *calib, Err *e);
-/* The config line, "key=...\n", into buf. */
-void calibration_line(const ModelConfig *c, const char *key, const float *calib, char *buf, size_t n);
+int calibration_parse(const ModelConfig *c, const char *value, float *calib, Err *e);
+/* The config line, "age_calibration=...\n", into buf. */
+void calibration_line(const ModelConfig *c, const float *calib, char *buf, size_t n);
 /* The fit. cond [K]: increasing conditioning ages; reading [G*K]: for each
  * target group g, the mean estimated age of outputs made at cond[k] (from
  * inputs of the other groups); want [G]: the reading wanted for group g.
@@ -49,7 +40,7 @@ void calibration_line(const ModelConfig *c, const char *key, const float *calib,
 void calibration_fit(const ModelConfig *c, int K, const float *cond, const float *reading, const float *want,
                      float *calib);
 /* A copy of a parsed blob (tensors bit for bit) whose config carries calib
- * under key in place of what that key held; the bytes are the caller's to
- * free, NULL when out of memory. */
-uint8_t *calibration_apply(const Blob *blob, const ModelConfig *c, const char *key, const float *calib, size_t *len);
+ * in place of any calibration it had; the bytes are the caller's to free,
+ * NULL when out of memory. */
+uint8_t *calibration_apply(const Blob *blob, const ModelConfig *c, const float *calib, size_t *len);
 #endif

@@ -26,7 +26,8 @@ static void photo_to_grey(Photo *p) {
     }
 }
 
-int pipeline_mesh(FaceMesh *m, const Photo *p, CropBox box, FaceLandmarks *lm) {
+/* The mesh of the face in crop box `box`: whether it finds one there. */
+static int mesh_in_box(FaceMesh *m, const Photo *p, CropBox box, FaceLandmarks *lm) {
     CropBox roi = {box.cx, box.cy, box.size * PIPELINE_MESH_ROI, box.angle};
     facemesh_photo(m, p, roi, lm);
     return lm->score >= FACEMESH_MIN_FLAG;
@@ -35,7 +36,7 @@ int pipeline_mesh(FaceMesh *m, const Photo *p, CropBox box, FaceLandmarks *lm) {
 static int reage_face(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_age, float target_age) {
     if (b->proto && m) {
         static FaceLandmarks lm;
-        if (pipeline_mesh(m, p, box, &lm)) {
+        if (mesh_in_box(m, p, box, &lm)) {
             int rc = b->change ? change_reage(b->change, b->proto, &b->cfg, p, &lm, source_age, target_age)
                                : proto_reage(b->proto, &b->cfg, p, &lm, source_age, target_age);
             return rc ? -1 : REAGED_BY_PROTOTYPES;
@@ -58,7 +59,7 @@ int pipeline_reage(Bundle *b, FaceMesh *m, Photo *p, CropBox box, float source_a
 
 int pipeline_reage_frame(Bundle *b, FaceMesh *m, Photo *p, CropBox *box, float source_age, float target_age) {
     static FaceLandmarks lm;
-    if (!b->proto || !m || !pipeline_mesh(m, p, *box, &lm)) return 0;
+    if (!b->proto || !m || !mesh_in_box(m, p, *box, &lm)) return 0;
     *box = facespace_crop(&lm);
     if (source_age == target_age) return 1;
     int grey = photo_is_grey(p);
@@ -76,7 +77,7 @@ static int by_age(const void *a, const void *b) {
 
 static int preview_face(PreviewFace *f, const Bundle *b, FaceMesh *m, const Photo *p, CropBox box, float source) {
     static FaceLandmarks lm;
-    if (!pipeline_mesh(m, p, box, &lm)) return 0;
+    if (!mesh_in_box(m, p, box, &lm)) return 0;
     if (face_setup(&f->setup, p, &lm, PREVIEW_GRID_DIV)) return -1;
     f->found = 1;
     f->source = source;

@@ -12,10 +12,6 @@
  * facespace_crop finds from the mesh, on UTKFace's photos). */
 #define PIPELINE_MESH_ROI 1.4f
 
-/* The mesh of the face in crop box `box`, as the pipeline finds it (on the
- * square PIPELINE_MESH_ROI times the box): 1 where it finds a face there. */
-int pipeline_mesh(FaceMesh *m, const Photo *p, CropBox box, FaceLandmarks *lm);
-
 typedef enum { REAGED_BY_GENERATOR = 0, REAGED_BY_PROTOTYPES = 1, REAGED_NOT_AT_ALL = 2, PIPELINE_NEEDS_GENERATOR = -2 } ReagedBy;
 
 /* Re-ages the face in the crop box from source_age to target_age (years),

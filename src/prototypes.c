@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "calibration.h"
 #include "facespace.h"
 #include "pyramid.h"
 
@@ -290,9 +289,8 @@ void face_change_free(FaceChange *c) {
 void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age, float target_age, FaceChange *c) {
     int G = P->groups;
     float ws[MAX_GROUPS], wt[MAX_GROUPS], strength = 0;
-    const float *map = P->age_mapped ? P->age_map : NULL;
-    age_to_groupw(cfg, calibration_map(cfg, map, source_age), ws);
-    age_to_groupw(cfg, calibration_map(cfg, map, target_age), wt);
+    age_to_groupw(cfg, source_age, ws);
+    age_to_groupw(cfg, target_age, wt);
     for (int g = 0; g < G; g++) strength += wt[g] * P->strength[g];
     memset(c->shape, 0, sizeof(c->shape));
     memset(c->colour, 0, sizeof(c->colour));

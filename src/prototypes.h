@@ -48,10 +48,6 @@ typedef struct Prototypes {
      * (1: the difference; more exaggerates it, as Burt & Perrett found older
      * faces need) */
     float strength[MAX_GROUPS];
-    /* the prototype age each group's centre is taken to, for source and
-     * target alike (calibration.h, PROTO_CALIBRATION_KEY); 0: ages as they are */
-    int age_mapped;
-    float age_map[MAX_GROUPS];
     float *mem;
 } Prototypes;
 
@@ -112,8 +108,7 @@ typedef struct {
 } FaceChange;
 int face_change_alloc(FaceChange *c);
 void face_change_free(FaceChange *c);
-/* The prototypes' change from source_age to target_age (years), both through
- * the prototypes' age map where they have one. */
+/* The prototypes' change from source_age to target_age (years). */
 void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age, float target_age, FaceChange *c);
 /* Applies a change to the face whose mesh is l, in place, at the photo's own
  * resolution. 0, or -1 when out of memory (the photo is then unchanged). */

@@ -1,7 +1,6 @@
 // build/reage-calibrate on the shipped blob with a tiny sample: the copy it
-// writes carries one non-decreasing conditioning age per group (or, with
-// --prototypes, prototype age) and the same tensors byte for byte; bad
-// requests get a message and write nothing.
+// writes carries one non-decreasing conditioning age per group and the same
+// tensors byte for byte; bad requests get a message and write nothing.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -45,25 +44,6 @@ test('the calibrated copy adds one line and keeps the weights', () => {
   assert.match(r.out, /wrote .*cal\.blob with age_calibration=/);
 });
 
-test('the prototypes\' age map is a line of its own beside the generator\'s calibration', () => {
-  const out = join(mkdtempSync(join(tmpdir(), 'reage-cal-')), 'map.blob');
-  const r = run('--prototypes', '--weights', blob, '--data', data, '--out', out, '--faces', '1', '--steps', '1', '--passes', '1');
-  assert.equal(r.code, 0, r.err);
-  const before = parts(blob), after = parts(out);
-  const map = after.config.match(/^proto_age_calibration=(.*)$/m);
-  assert.ok(map, after.config);
-  const ages = map[1].split(',').map(Number);
-  const centres = before.config.match(/^group_ages=(.*)$/m)[1].split(',').length;
-  assert.equal(ages.length, centres);
-  for (let g = 1; g < ages.length; g++) assert.ok(ages[g] >= ages[g - 1], `non-decreasing: ${ages}`);
-  assert.ok(ages[0] >= 4.5 && ages[ages.length - 1] <= 69.5, `within the centres: ${ages}`);
-  // the generator's calibration and everything else as they were
-  assert.equal(after.config.replace(/^proto_age_calibration=.*\n/m, ''), before.config.replace(/^proto_age_calibration=.*\n/m, ''));
-  assert.ok(after.tensors.equals(before.tensors), 'tensors copied byte for byte');
-  assert.match(r.err, /the mesh found \d+ of \d+ faces/);
-  assert.match(r.out, /wrote .*map\.blob with proto_age_calibration=/);
-});
-
 test('reage-calibrate refuses bad requests and writes nothing', () => {
   const dir = mkdtempSync(join(tmpdir(), 'reage-cal-')), out = join(dir, 'cal.blob');
   const cases = [
@@ -74,7 +54,6 @@ test('reage-calibrate refuses bad requests and writes nothing', () => {
     [['--weights', join(dir, 'none.blob'), '--data', data, '--out', out], 1, /none\.blob/],
     [['--weights', blob, '--data', join(dir, 'no-data'), '--out', out], 1, /no-data/],
     [['--weights', join(root, 'weights/blazeface.blob'), '--data', data, '--out', out], 1, /blazeface\.blob/],
-    [['--prototypes', '--mesh', join(dir, 'none.blob'), '--weights', blob, '--data', data, '--out', out], 1, /none\.blob/],
   ];
   for (const [args, code, message] of cases) {
     const r = run(...args);

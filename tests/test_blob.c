@@ -9,7 +9,6 @@
 #include "../src/bundle.h"
 #include "../src/calibration.h"
 #include "../src/fileio.h"
-#include "../src/prototypes.h"
 #include "check.h"
 
 ModelConfig test_config(void);
@@ -117,7 +116,7 @@ static void test_calibrated_blob(void) {
           "the plain blob loads: %s", e.msg);
     CHECK(!plain.calibrated, "a blob without the key is not calibrated");
     const float calib[3] = {12, 30, 59.5f};
-    uint8_t *cbuf = calibration_apply(blob, &c, CALIBRATION_KEY, calib, &clen);
+    uint8_t *cbuf = calibration_apply(blob, &c, calib, &clen);
     CHECK(cbuf && bundle_load(&cal, cbuf, clen, &c, "calibrated", &e) == 0, "the calibrated copy loads: %s", e.msg);
     CHECK(cal.calibrated && !memcmp(cal.calib, calib, sizeof(calib)), "and carries the calibration");
     CHECK(!memcmp(cal.gen.ps.data, plain.gen.ps.data, sizeof(float) * plain.gen.ps.total) &&
@@ -131,7 +130,7 @@ static void test_calibrated_blob(void) {
     /* calibrating again replaces the line */
     const float again[3] = {10, 34.5f, 50};
     CHECK(blob_parse(blob2, cbuf, clen, BLOB_MAGIC, "calibrated", &e) == 0, "calibrated copy parses");
-    uint8_t *buf2 = calibration_apply(blob2, &c, CALIBRATION_KEY, again, &len2);
+    uint8_t *buf2 = calibration_apply(blob2, &c, again, &len2);
     CHECK(blob_parse(blob2, buf2, len2, BLOB_MAGIC, "again", &e) == 0, "recalibrated copy parses");
     const char *first = strstr(blob2->config, CALIBRATION_KEY);
     CHECK(first && !strstr(first + 1, CALIBRATION_KEY) && strstr(first, "=10.00,34.50,50.00\n"),
@@ -146,36 +145,6 @@ static void test_calibrated_blob(void) {
     CHECK(bundle_load(&cal, bad, len2, NULL, "odd.blob", &e) != 0 && has(e.msg, "odd.blob") &&
           has(e.msg, "bad age calibration") && has(e.msg, "decreases"), "a decreasing calibration: %s", e.msg);
     free(bad);
-
-    /* the prototypes' age map: kept on the prototypes, refused without them or damaged */
-    snprintf(config, sizeof(config), "%s%s=12,30,50\n", blob->config, PROTO_CALIBRATION_KEY);
-    bad = blob_with_config(blob, config, &len2);
-    CHECK(bundle_load(&cal, bad, len2, NULL, "lone.blob", &e) != 0 && has(e.msg, "lone.blob") && has(e.msg, "does not carry"),
-          "an age map for absent prototypes: %s", e.msg);
-    free(bad);
-    Prototypes P;
-    if (proto_alloc(&P, 3) == 0) {
-        BlobWriter w;
-        const char *maps[2] = {"12,30,50", "12,40,30"};
-        for (int k = 0; k < 2; k++) {
-            snprintf(config, sizeof(config), "%s%s=%s\n", blob->config, PROTO_CALIBRATION_KEY, maps[k]);
-            blobw_begin(&w, BLOB_MAGIC, config);
-            for (uint32_t i = 0; i < blob->ntensors; i++) blobw_copy(&w, &blob->t[i]);
-            proto_write(&w, &P);
-            uint8_t *pb = blobw_finish(&w, &len2);
-            int rc = bundle_load(&cal, pb, len2, &c, "mapped.blob", &e);
-            if (k == 0) {
-                CHECK(rc == 0 && cal.proto && cal.proto->age_mapped && cal.proto->age_map[1] == 30 && !cal.calibrated,
-                      "the prototypes carry their age map, the generator no calibration: %s", rc ? e.msg : "");
-                if (!rc) bundle_free(&cal);
-            } else {
-                CHECK(rc != 0 && has(e.msg, "mapped.blob") && has(e.msg, PROTO_CALIBRATION_KEY) && has(e.msg, "decreases"),
-                      "a decreasing age map: %s", e.msg);
-            }
-            free(pb);
-        }
-        proto_free(&P);
-    }
     bundle_free(&plain);
     free(cbuf);
     free(buf);

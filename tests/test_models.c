@@ -266,17 +266,17 @@ static void test_calibration(void) {
     char line[256];
     float back[3];
     Err e;
-    calibration_line(&c, CALIBRATION_KEY, calib, line, sizeof(line));
+    calibration_line(&c, calib, line, sizeof(line));
     CHECK(!strcmp(line, "age_calibration=12.00,30.00,59.50\n"), "the config line (%s)", line);
     line[strlen(line) - 1] = 0;
-    CHECK(calibration_parse(&c, CALIBRATION_KEY, line + strlen(CALIBRATION_KEY) + 1, back, &e) == 0 && !memcmp(back, calib, sizeof(back)),
+    CHECK(calibration_parse(&c, line + strlen(CALIBRATION_KEY) + 1, back, &e) == 0 && !memcmp(back, calib, sizeof(back)),
           "and it parses back: %s", e.msg);
     struct { const char *text, *why; } bad[] = {
         {"12,30", "expected 3 numbers"}, {"12,30,50,60", "more than 3"}, {"12,x,50", "expected 3 numbers"},
         {"5,30,50", "outside"}, {"12,30,nan", "outside"}, {"12,40,30", "decreases"}, {"", "expected 3 numbers"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CHECK(calibration_parse(&c, CALIBRATION_KEY, bad[i].text, back, &e) != 0 && strstr(e.msg, bad[i].why),
+        CHECK(calibration_parse(&c, bad[i].text, back, &e) != 0 && strstr(e.msg, bad[i].why),
               "calibration '%s' refused (%s)", bad[i].text, e.msg);
 }
 

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../src/blob.h"
-#include "../src/calibration.h"
 #include "../src/change_render.h"
 #include "../src/facedetect.h"
 #include "../src/facemesh.h"
@@ -165,59 +164,6 @@ static void test_prototype_blob(void) {
     CHECK(proto_parse_strength(&P, "1,1,nan", &e) < 0 && proto_parse_strength(&P, "1,1,9", &e) < 0 &&
               proto_parse_strength(&P, "1,1,1,1", &e) < 0 && proto_parse_strength(&P, "0.5,1,2", &e) == 0,
           "strength lists are checked");
-    proto_free(&P);
-}
-
-/* The prototypes' age map takes source and target alike: a mapped change is
- * the plain change between the mapped ages, and none at all at the face's own age. */
-static int changes_equal(const FaceChange *a, const FaceChange *b) {
-    if (memcmp(a->shape, b->shape, sizeof(a->shape)) || memcmp(a->colour, b->colour, sizeof(a->colour))) return 0;
-    for (int k = 0; k < PROTO_BANDS; k++) {
-        size_t na = (size_t)proto_amp_side(k) * proto_amp_side(k), nb = (size_t)proto_band_side(k) * proto_band_side(k);
-        if (memcmp(a->gain[k], b->gain[k], na * 4) || memcmp(a->inject[k], b->inject[k], nb * 4)) return 0;
-    }
-    return 1;
-}
-
-static void test_prototype_age_map(void) {
-    ModelConfig cfg;
-    Prototypes P;
-    FaceChange a, b;
-    Err e;
-    memset(&cfg, 0, sizeof(cfg));
-    if (parse_groups(&cfg, "0-12,13-44,45+", &e) || proto_alloc(&P, 3) || face_change_alloc(&a) || face_change_alloc(&b)) {
-        CHECK(0, "setup");
-        return;
-    }
-    Rng r;
-    rng_seed(&r, 5);
-    for (size_t i = 0; i < (size_t)(P.tex[PROTO_BANDS - 1] - P.mem) + (size_t)3 * proto_band_side(PROTO_BANDS - 1) * proto_band_side(PROTO_BANDS - 1); i++)
-        P.mem[i] = 20 * rng_uniform(&r);
-    float c0 = group_center(&cfg, 0), c1 = group_center(&cfg, 1), c2 = group_center(&cfg, 2);
-    /* the middle group's centre taken to a quarter of the way from the first's */
-    const float map[3] = {c0, c0 + 0.25f * (c1 - c0), c2};
-    float src = c2, dst = c1, half = 0.5f * (c1 + c2);
-    proto_change(&P, &cfg, src, dst, &b);
-    proto_change(&P, &cfg, src, map[1], &a);
-    int differs = !changes_equal(&a, &b);
-    P.age_mapped = 1;
-    memcpy(P.age_map, map, sizeof(map));
-    proto_change(&P, &cfg, src, dst, &b);
-    CHECK(differs && changes_equal(&a, &b), "mapped, the change to the middle centre is the plain change to its mapped age");
-    float mid = calibration_map(&cfg, map, half);
-    proto_change(&P, &cfg, half, c0, &b);
-    P.age_mapped = 0;
-    proto_change(&P, &cfg, mid, c0, &a);
-    CHECK(changes_equal(&a, &b), "and the face's own age is mapped too (%g -> %g)", half, mid);
-    P.age_mapped = 1;
-    proto_change(&P, &cfg, half, half, &b);
-    double worst = 0;
-    for (int i = 0; i < FACEMESH_POINTS; i++) worst = fmax(worst, fabs(b.shape[i][0]) + fabs(b.shape[i][1]));
-    for (size_t i = 0; i < sizeof(b.colour) / 4; i++) worst = fmax(worst, fabs(b.colour[i]));
-    for (int i = 0; i < proto_amp_side(0) * proto_amp_side(0); i++) worst = fmax(worst, fabs(b.gain[0][i] - 1));
-    CHECK(worst == 0, "a mapped face taken to its own age does not change (%g)", worst);
-    face_change_free(&a);
-    face_change_free(&b);
     proto_free(&P);
 }
 
@@ -552,6 +498,5 @@ void test_prototypes(void) {
     test_pyramid();
     test_prototype_sums();
     test_prototype_blob();
-    test_prototype_age_map();
     test_prototype_transform();
 }

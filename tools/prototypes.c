@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 #include "blob.h"
-#include "calibration.h"
 #include "facespace.h"
 #include "fileio.h"
 #include "image.h"
@@ -174,13 +173,9 @@ int main(int argc, char **argv) {
     char kept[256];
     if (data && !strength && !config_get(blob->config, PROTO_STRENGTH_KEY, kept, sizeof(kept))) strength = kept;
     if (strength && proto_parse_strength(&P, strength, &e)) { fprintf(stderr, "reage-prototypes: %s\n", e.msg); return 1; }
-    /* the config without its old strength, then the new one; an age map
-     * fitted to the old prototypes or strengths no longer holds */
-    char config[4096], text[256], trimmed[4096];
-    config_without(blob->config, PROTO_CALIBRATION_KEY "=", trimmed, sizeof(trimmed));
-    if (strcmp(trimmed, blob->config))
-        fprintf(stderr, "reage-prototypes: the prototypes' age map is left out: fit it again (make calibrate-prototypes)\n");
-    size_t k = config_without(trimmed, PROTO_STRENGTH_KEY "=", config, sizeof(config) - 300);
+    /* the config without its old strength, then the new one */
+    char config[4096], text[256];
+    size_t k = config_without(blob->config, PROTO_STRENGTH_KEY "=", config, sizeof(config) - 300);
     proto_strength_text(&P, text, sizeof(text));
     snprintf(config + k, sizeof(config) - k, "%s=%s\n", PROTO_STRENGTH_KEY, text);
     BlobWriter w;
