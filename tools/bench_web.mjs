@@ -36,6 +36,10 @@ function report(name, ms, gflop) {
   results[name] = ms;
   console.log(`CASE ${name} ms=${ms.toFixed(1)}${gflop ? ` gflops=${(gflop / ms * 1e3).toFixed(1)}` : ''}`);
 }
+// ours against a peer measured in the same run (the peer may be ReAge itself on one thread)
+function ratio(name, ours, peer) {
+  console.log(`RATIO ${name} ours_ms=${ours.toFixed(1)} peer_ms=${peer.toFixed(1)} speedup=${(peer / ours).toFixed(2)}`);
+}
 
 // The page in a new tab, served as tools/serve.js serves it (cross-origin isolated: the threaded engine on every
 // core) or with the isolation headers taken off its document (the single-threaded engine); ready to use. name:
@@ -112,7 +116,7 @@ for (const res of [128, 256]) {
   }
   for (const what of ['detect', 'generator', 'reage']) {
     const one = results[`wasm_node_${what}_12mp`], all = results[`wasm_node_${CORES}thread_${what}_12mp`];
-    if (CORES > 1) console.log(`RATIO wasm_node_${CORES}thread_vs_1thread_${what}_12mp ours_ms=${all.toFixed(1)} peer_ms=${one.toFixed(1)} speedup=${(one / all).toFixed(2)}`);
+    if (CORES > 1) ratio(`wasm_node_${CORES}thread_vs_1thread_${what}_12mp`, all, one);
   }
 }
 
@@ -217,7 +221,7 @@ if (process.env.BENCH_CHROMIUM !== '0') {
     const all = Object.keys(results).find((k) => /^chromium_page_\d+thread_release/.test(k));
     if (all) {
       const [one, many] = [results.chromium_page_release_to_full_result_12mp, results[all]];
-      console.log(`RATIO ${all.replace('_release', '_vs_1thread_release')} ours_ms=${many.toFixed(1)} peer_ms=${one.toFixed(1)} speedup=${(one / many).toFixed(2)}`);
+      ratio(all.replace('_release', '_vs_1thread_release'), many, one);
     }
   } finally {
     await browser.close();
@@ -270,12 +274,12 @@ if (process.env.BENCH_CHROMIUM !== '0') {
 for (const res of haveOnnx ? [128, 256] : []) {
   for (const threads of [1, CORES]) {
     const peer = results[`ort_web_${threads}thread_gen_fwd_${res}`], ours = results[`wasm_node${threadName(threads)}_gen_fwd_${res}`];
-    console.log(`RATIO wasm_node_vs_ort_${threads}thread_gen_fwd_${res} ours_ms=${ours.toFixed(1)} peer_ms=${peer.toFixed(1)} speedup=${(peer / ours).toFixed(2)}`);
+    ratio(`wasm_node_vs_ort_${threads}thread_gen_fwd_${res}`, ours, peer);
   }
 }
 for (const res of CORES > 1 ? [128, 256] : []) {
   const one = results[`wasm_node_gen_fwd_${res}`], all = results[`wasm_node_${CORES}thread_gen_fwd_${res}`];
-  console.log(`RATIO wasm_node_${CORES}thread_vs_1thread_gen_fwd_${res} ours_ms=${all.toFixed(1)} peer_ms=${one.toFixed(1)} speedup=${(one / all).toFixed(2)}`);
+  ratio(`wasm_node_${CORES}thread_vs_1thread_gen_fwd_${res}`, all, one);
 }
 
 // what the page downloads before its first result (the generator only for a face the mesh cannot trace)
