@@ -27,7 +27,7 @@ int proto_alloc(Prototypes *P, int groups) {
     P->colour = m, m += (size_t)groups * COLOUR_FLOATS;
     for (int k = 0; k < PROTO_BANDS; k++) P->amp[k] = m, m += groups * amp_floats(k);
     for (int k = 0; k < PROTO_BANDS; k++) P->tex[k] = m, m += groups * band_floats(k);
-    for (int g = 0; g < groups; g++) P->strength[g] = 1.0f;
+    for (int g = 0; g < groups; g++) P->strength[g] = 1.0f, P->colour_max[g] = PROTO_COLOUR_MAX_DEFAULT;
     return 0;
 }
 
@@ -36,29 +36,42 @@ void proto_free(Prototypes *P) {
     memset(P, 0, sizeof(*P));
 }
 
-int proto_parse_strength(Prototypes *P, const char *text, Err *e) {
+/* "a,b,...": one number from 0 to 4 for each of the groups into out */
+static int parse_per_group(const char *what, const char *text, int groups, float *out, Err *e) {
     const char *s = text;
-    for (int g = 0; g < P->groups; g++) {
+    for (int g = 0; g < groups; g++) {
         char *end;
         float v = strtof(s, &end);
         if (end == s || !(v >= 0.0f && v <= 4.0f))
-            return err_set(e, "prototype strength \"%.60s\": want %d numbers from 0 to 4, comma-separated", text, P->groups);
-        P->strength[g] = v;
+            return err_set(e, "%s \"%.60s\": want %d numbers from 0 to 4, comma-separated", what, text, groups);
+        out[g] = v;
         s = end;
-        if (g + 1 < P->groups) {
-            if (*s != ',') return err_set(e, "prototype strength \"%.60s\": want %d numbers, comma-separated", text, P->groups);
+        if (g + 1 < groups) {
+            if (*s != ',') return err_set(e, "%s \"%.60s\": want %d numbers, comma-separated", what, text, groups);
             s++;
         }
     }
-    if (*s && *s != '\n') return err_set(e, "prototype strength \"%.60s\": more than %d numbers", text, P->groups);
+    if (*s && *s != '\n') return err_set(e, "%s \"%.60s\": more than %d numbers", what, text, groups);
     return 0;
 }
 
-void proto_strength_text(const Prototypes *P, char *buf, size_t n) {
+int proto_parse_strength(Prototypes *P, const char *text, Err *e) {
+    return parse_per_group("prototype strength", text, P->groups, P->strength, e);
+}
+
+int proto_parse_colour_max(Prototypes *P, const char *text, Err *e) {
+    return parse_per_group("prototype colour exaggeration", text, P->groups, P->colour_max, e);
+}
+
+static void per_group_text(const float *v, int groups, char *buf, size_t n) {
     size_t k = 0;
     buf[0] = 0;
-    for (int g = 0; g < P->groups && k < n; g++) k += snprintf(buf + k, n - k, "%s%.3g", g ? "," : "", P->strength[g]);
+    for (int g = 0; g < groups && k < n; g++) k += snprintf(buf + k, n - k, "%s%.3g", g ? "," : "", v[g]);
 }
+
+void proto_strength_text(const Prototypes *P, char *buf, size_t n) { per_group_text(P->strength, P->groups, buf, n); }
+
+void proto_colour_max_text(const Prototypes *P, char *buf, size_t n) { per_group_text(P->colour_max, P->groups, buf, n); }
 
 int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *e) {
     memset(P, 0, sizeof(*P));
@@ -73,7 +86,8 @@ int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *
         snprintf(name, sizeof(name), "proto.tex%d", k);
         if (!rc) rc = blob_read_floats(b, name, P->tex[k], groups * band_floats(k), what, e);
     }
-    if (!rc && !config_get(b->config, PROTO_STRENGTH_KEY, text, sizeof(text)) && proto_parse_strength(P, text, e)) {
+    if (!rc && ((!config_get(b->config, PROTO_STRENGTH_KEY, text, sizeof(text)) && proto_parse_strength(P, text, e)) ||
+                (!config_get(b->config, PROTO_COLOUR_MAX_KEY, text, sizeof(text)) && proto_parse_colour_max(P, text, e)))) {
         char msg[sizeof(e->msg)];
         snprintf(msg, sizeof(msg), "%.100s: %.380s", what, e->msg);
         err_set(e, "%s", msg);
@@ -276,25 +290,23 @@ void face_change_free(FaceChange *c) {
 /* The largest change of a band's amplitude either way: beyond it a photo's own
  * noise (JPEG blocks, sensor grain) would be amplified into grain. */
 #define GAIN_LIMIT 3.0f
-/* The detail is exaggerated less than the shape and the colour: past this,
+/* The detail is exaggerated less than the shape: past this,
  * a face taken to 60+ holds more wrinkles and shading than real faces of
  * that age (texture by scale up to 1.3 times theirs), while the judged age
  * rises mostly with the shape and the colour. */
 #define DETAIL_STRENGTH_MAX 1.8f
-/* The low-pass colour likewise: exaggerated further, the averages' shading
- * (eye bags, the jaw's shadow) and whatever lies beside a face in most
- * photos of a group turn into blotches on a real photo. */
-#define COLOUR_STRENGTH_MAX 1.5f
 
 void proto_change(const Prototypes *P, const ModelConfig *cfg, float source_age, float target_age, FaceChange *c) {
     int G = P->groups;
-    float ws[MAX_GROUPS], wt[MAX_GROUPS], strength = 0;
+    float ws[MAX_GROUPS], wt[MAX_GROUPS], strength = 0, colour = 0;
     age_to_groupw(cfg, source_age, ws);
     age_to_groupw(cfg, target_age, wt);
-    for (int g = 0; g < G; g++) strength += wt[g] * P->strength[g];
+    for (int g = 0; g < G; g++) {
+        strength += wt[g] * P->strength[g];
+        colour += wt[g] * (P->strength[g] < P->colour_max[g] ? P->strength[g] : P->colour_max[g]);
+    }
     memset(c->shape, 0, sizeof(c->shape));
     memset(c->colour, 0, sizeof(c->colour));
-    float colour = strength < COLOUR_STRENGTH_MAX ? strength : COLOUR_STRENGTH_MAX;
     for (int g = 0; g < G; g++) {
         float d = wt[g] - ws[g];
         if (d == 0) continue;

@@ -37,6 +37,9 @@
 #define PROTO_BANDS 3
 #define PROTO_COLOUR_SIDE (PROTO_SIDE >> PROTO_BANDS)
 #define PROTO_STRENGTH_KEY "proto_strength"
+#define PROTO_COLOUR_MAX_KEY "proto_colour_max"
+/* the colour's exaggeration where a blob names none */
+#define PROTO_COLOUR_MAX_DEFAULT 1.5f
 
 typedef struct Prototypes {
     int groups;
@@ -48,6 +51,12 @@ typedef struct Prototypes {
      * (1: the difference; more exaggerates it, as Burt & Perrett found older
      * faces need) */
     float strength[MAX_GROUPS];
+    /* how far the low-pass colour's difference may be exaggerated for each
+     * target group: past about 1.5 the averages' shading turns to blotches,
+     * and where the shape and the detail already reach a group's age, any
+     * exaggeration of the colour only makes the outputs easier to tell from
+     * real faces of that group */
+    float colour_max[MAX_GROUPS];
     float *mem;
 } Prototypes;
 
@@ -61,9 +70,11 @@ void proto_free(Prototypes *P);
  * groups; returns 1 when the blob has none, 0 when loaded, -1 on error. */
 int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *e);
 void proto_write(BlobWriter *w, const Prototypes *P);
-/* "1.2,1.5,..." into P->strength, one value per group. */
+/* "1.2,1.5,..." into P->strength or P->colour_max, one value per group. */
 int proto_parse_strength(Prototypes *P, const char *text, Err *e);
+int proto_parse_colour_max(Prototypes *P, const char *text, Err *e);
 void proto_strength_text(const Prototypes *P, char *buf, size_t n);
+void proto_colour_max_text(const Prototypes *P, char *buf, size_t n);
 
 /* ---- building ---- */
 

@@ -1,6 +1,7 @@
 // build/reage-prototypes, which measures the age prototypes into a model blob
 // or sets their strengths: bad requests get a clear message and write
-// nothing; a new strength lands in the blob and the CLI re-ages with it.
+// nothing; a new strength or colour cap lands in the blob and the CLI
+// re-ages with it.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -26,6 +27,7 @@ test('reage-prototypes refuses bad requests with a message and writes nothing', 
     [['--weights', shipped, '--out', out, '--strength'], /--strength needs a value/],
     [['--weights', shipped, '--out', out, '--strength', '1,2'], /strength "1,2": want 6 numbers/],
     [['--weights', shipped, '--out', out, '--strength', '1,1,1,1,1,99'], /from 0 to 4/],
+    [['--weights', shipped, '--out', out, '--colour-max', '1,1,1'], /colour exaggeration "1,1,1": want 6 numbers/],
     [['--weights', join(dir, 'none.blob'), '--out', out], /none\.blob/],
     [['--weights', shipped, '--out', out, '--data', join(dir, 'no-such-folder')], /no-such-folder.*labels\.tsv|labels\.tsv.*no-such-folder/],
     [['--weights', join(root, 'weights/blazeface.blob'), '--out', out], /blazeface\.blob/],
@@ -65,4 +67,24 @@ test('a new strength lands in the blob, and the CLI re-ages with it', () => {
   const c = run(cli, '--weights', out, '--age', '70', join(root, 'web/sample.jpg'), aged);
   assert.equal(c.code, 0, c.err);
   assert.ok(existsSync(aged));
+});
+
+test('a colour cap lands in the blob beside the strengths it keeps, and changes the re-aged face', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'reage-proto-')), out = join(dir, 'capped.blob');
+  const headOf = (file) => readFileSync(file).subarray(0, 4096).toString('latin1');
+  const r = run(tool, '--weights', shipped, '--out', out, '--colour-max', '1,1,1,1,1,0.5');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /colour at most 1,1,1,1,1,0\.5/);
+  const head = headOf(out);
+  assert.match(head, /proto_colour_max=1,1,1,1,1,0\.5\n/);
+  assert.equal((head.match(/proto_colour_max=/g) || []).length, 1, 'the old cap is replaced, not repeated');
+  assert.equal(head.match(/proto_strength=[^\n]*/)[0], headOf(shipped).match(/proto_strength=[^\n]*/)[0], 'the strengths kept');
+  // taken to 70, the colour's change at 60+ is a third of the shipped one's: the faces differ
+  const aged = [shipped, out].map((blob, i) => {
+    const file = join(dir, `aged${i}.png`);
+    const c = run(cli, '--weights', blob, '--age', '70', join(root, 'web/sample.jpg'), file);
+    assert.equal(c.code, 0, c.err);
+    return readFileSync(file);
+  });
+  assert.notDeepEqual(aged[0], aged[1]);
 });

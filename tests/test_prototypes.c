@@ -109,9 +109,11 @@ static void test_prototype_blob(void) {
     for (size_t i = 0; i < (size_t)(P.tex[PROTO_BANDS - 1] - P.mem) + (size_t)3 * proto_band_side(PROTO_BANDS - 1) * proto_band_side(PROTO_BANDS - 1); i++)
         P.mem[i] = 50 * rng_uniform(&r);
     P.strength[2] = 1.5f;
-    char strength[128], config[256];
+    P.colour_max[1] = 1.0f;
+    char strength[128], colour_max[128], config[400];
     proto_strength_text(&P, strength, sizeof(strength));
-    snprintf(config, sizeof(config), "%s=%s\n", PROTO_STRENGTH_KEY, strength);
+    proto_colour_max_text(&P, colour_max, sizeof(colour_max));
+    snprintf(config, sizeof(config), "%s=%s\n%s=%s\n", PROTO_STRENGTH_KEY, strength, PROTO_COLOUR_MAX_KEY, colour_max);
     BlobWriter w;
     blobw_begin(&w, BLOB_MAGIC, config);
     proto_write(&w, &P);
@@ -126,6 +128,19 @@ static void test_prototype_blob(void) {
         CHECK(worst == 0, "the mean shapes are kept exactly");
         CHECK(fabsf(Q.tex[1][77] - P.tex[1][77]) <= 50.0f / 254 && fabsf(Q.amp[1][77] - P.amp[1][77]) < 0.05f && Q.strength[2] == 1.5f,
               "bands within half an int8 step, amplitudes within float16, strength kept");
+        CHECK(Q.colour_max[0] == PROTO_COLOUR_MAX_DEFAULT && Q.colour_max[1] == 1.0f && Q.colour_max[2] == PROTO_COLOUR_MAX_DEFAULT,
+              "the colour's caps kept: %g %g %g", Q.colour_max[0], Q.colour_max[1], Q.colour_max[2]);
+        proto_free(&Q);
+    }
+    free(buf);
+    /* a blob that names no caps gets the default for every group */
+    blobw_begin(&w, BLOB_MAGIC, "proto_strength=1,2,2\n");
+    proto_write(&w, &P);
+    buf = blobw_finish(&w, &len);
+    rc = blob_parse(&b, buf, len, BLOB_MAGIC, "t.blob", &e) || proto_load(&Q, &b, 3, "t.blob", &e);
+    CHECK(rc == 0, "prototypes without caps load: %s", rc ? e.msg : "");
+    if (!rc) {
+        CHECK(Q.colour_max[1] == PROTO_COLOUR_MAX_DEFAULT, "no caps named: the default (%g)", Q.colour_max[1]);
         proto_free(&Q);
     }
     CHECK(proto_load(&Q, &b, 4, "t.blob", &e) < 0 && strstr(e.msg, "t.blob"), "prototypes for other groups are refused: %s", e.msg);
@@ -154,6 +169,13 @@ static void test_prototype_blob(void) {
     rc = blob_parse(&b, buf, len, BLOB_MAGIC, "t.blob", &e);
     CHECK(rc == 0 && proto_load(&Q, &b, 3, "t.blob", &e) < 0 && strstr(e.msg, "strength"), "a short strength list is refused: %s", e.msg);
     free(buf);
+    blobw_begin(&w, BLOB_MAGIC, "proto_strength=1,2,2\nproto_colour_max=1,1.5,x\n");
+    proto_write(&w, &P);
+    buf = blobw_finish(&w, &len);
+    rc = blob_parse(&b, buf, len, BLOB_MAGIC, "t.blob", &e);
+    CHECK(rc == 0 && proto_load(&Q, &b, 3, "t.blob", &e) < 0 && strstr(e.msg, "t.blob") && strstr(e.msg, "colour exaggeration"),
+          "a bad colour cap is refused, naming the file: %s", e.msg);
+    free(buf);
     blobw_begin(&w, BLOB_MAGIC, "");
     int shape[3] = {3, FACEMESH_POINTS, 2};
     blobw_floats(&w, "proto.shape", DT_F32, 3, shape, P.shape);
@@ -164,6 +186,50 @@ static void test_prototype_blob(void) {
     CHECK(proto_parse_strength(&P, "1,1,nan", &e) < 0 && proto_parse_strength(&P, "1,1,9", &e) < 0 &&
               proto_parse_strength(&P, "1,1,1,1", &e) < 0 && proto_parse_strength(&P, "0.5,1,2", &e) == 0,
           "strength lists are checked");
+    CHECK(proto_parse_colour_max(&P, "1,1", &e) < 0 && proto_parse_colour_max(&P, "-1,1,1", &e) < 0 &&
+              proto_parse_colour_max(&P, "1,1.5,1", &e) == 0 && P.colour_max[1] == 1.5f,
+          "colour cap lists are checked");
+    proto_free(&P);
+}
+
+/* The change's parts scale with the strengths: the shape by the strength, the
+ * colour by the strength up to the target group's cap, blended between groups
+ * as the ages are. */
+static void test_prototype_strengths(void) {
+    ModelConfig cfg;
+    Prototypes P;
+    FaceChange c;
+    Err e;
+    memset(&cfg, 0, sizeof(cfg));
+    if (parse_groups(&cfg, "0-12,13-44,45+", &e) || proto_alloc(&P, 3)) { CHECK(0, "set up"); return; }
+    if (face_change_alloc(&c)) { proto_free(&P); CHECK(0, "set up"); return; }
+    Rng r;
+    rng_seed(&r, 4);
+    for (size_t i = 0; i < (size_t)(P.amp[0] - P.mem); i++) P.mem[i] = 100 * rng_uniform(&r);
+    const int N = 3 * PROTO_COLOUR_SIDE * PROTO_COLOUR_SIDE, at = 1234, pt = 100;
+    float c0 = group_center(&cfg, 0), c1 = group_center(&cfg, 1), c2 = group_center(&cfg, 2);
+    float dc = P.colour[2 * N + at] - P.colour[at], ds = P.shape[2 * FACEMESH_POINTS * 2 + 2 * pt] - P.shape[2 * pt];
+    for (int g = 0; g < 3; g++) P.strength[g] = 2.0f;
+    proto_change(&P, &cfg, c0, c2, &c);
+    CHECK(fabsf(c.colour[at] - 1.5f * dc) < 1e-3f && fabsf(c.shape[pt][0] - 2 * ds) < 1e-5f,
+          "by default the colour at most 1.5 times the difference (%g, want %g), the shape at the strength", c.colour[at], 1.5f * dc);
+    P.colour_max[2] = 1.0f;
+    proto_change(&P, &cfg, c0, c2, &c);
+    CHECK(fabsf(c.colour[at] - dc) < 1e-3f && fabsf(c.shape[pt][0] - 2 * ds) < 1e-5f,
+          "capped at 1 for the target, the plain colour difference (%g, want %g), the shape as before", c.colour[at], dc);
+    P.strength[2] = 0.5f;
+    proto_change(&P, &cfg, c0, c2, &c);
+    CHECK(fabsf(c.colour[at] - 0.5f * dc) < 1e-3f, "a strength under the cap is the colour's (%g, want %g)", c.colour[at], 0.5f * dc);
+    /* halfway between the centres of groups 1 and 2, from group 0: each target group's weight of the change at
+     * its own colour exaggeration, blended */
+    P.strength[2] = 2.0f;
+    float mid = 0.5f * (c1 + c2);
+    proto_change(&P, &cfg, c0, mid, &c);
+    float want = 1.25f * (0.5f * P.colour[N + at] + 0.5f * P.colour[2 * N + at] - P.colour[at]);
+    CHECK(fabsf(c.colour[at] - want) < 1e-3f, "between groups the colour's exaggeration blends: %g, want %g", c.colour[at], want);
+    proto_change(&P, &cfg, mid, mid, &c);
+    CHECK(c.colour[at] == 0 && c.shape[pt][0] == 0, "no change at the face's own age");
+    face_change_free(&c);
     proto_free(&P);
 }
 
@@ -498,5 +564,6 @@ void test_prototypes(void) {
     test_pyramid();
     test_prototype_sums();
     test_prototype_blob();
+    test_prototype_strengths();
     test_prototype_transform();
 }

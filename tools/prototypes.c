@@ -2,11 +2,14 @@
  * from the train split's photos and written into a copy of a model blob.
  *
  * usage: reage-prototypes --weights IN.blob --out OUT.blob
- *          [--data DIR] [--landmarks FILE] [--strength S0,S1,...] [--picture OUT.png]
+ *          [--data DIR] [--landmarks FILE] [--strength S0,S1,...] [--colour-max C0,C1,...]
+ *          [--picture OUT.png]
  * With --data, the prototypes are measured from DIR's train split (its
  * meshes from FILE, build/reage-landmarks' cache); without it, IN's own
- * prototypes are kept and only the strength is set (measured afresh, they
- * keep IN's strengths unless --strength is given). --picture draws each
+ * prototypes are kept and only the strengths are set (measured afresh, they
+ * keep IN's strengths unless --strength or --colour-max is given).
+ * --colour-max caps how far each target group's colour difference is
+ * exaggerated (1.5 each where a blob names none). --picture draws each
  * group's texture-enhanced prototype in the face space. */
 #include <math.h>
 #include <stdio.h>
@@ -133,12 +136,12 @@ static int picture(const Prototypes *P, const char *path, Err *e) {
 
 int main(int argc, char **argv) {
     const char *in = "weights/reage.blob", *out = NULL, *data = NULL, *landmarks = "runs/landmarks/utkface.blob";
-    const char *strength = NULL, *pic = NULL;
+    const char *strength = NULL, *colour_max = NULL, *pic = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = !strcmp(a, "--weights") ? &in : !strcmp(a, "--out") ? &out : !strcmp(a, "--data") ? &data
                          : !strcmp(a, "--landmarks") ? &landmarks : !strcmp(a, "--strength") ? &strength
-                         : !strcmp(a, "--picture") ? &pic : NULL;
+                         : !strcmp(a, "--colour-max") ? &colour_max : !strcmp(a, "--picture") ? &pic : NULL;
         if (!dst) { fprintf(stderr, "reage-prototypes: unknown option %s (see the comment at the top of tools/prototypes.c)\n", a); return 2; }
         if (!v) { fprintf(stderr, "reage-prototypes: %s needs a value\n", a); return 2; }
         *dst = v;
@@ -170,14 +173,21 @@ int main(int argc, char **argv) {
         }
     }
     /* measured afresh, the prototypes keep the strengths the blob had */
-    char kept[256];
+    char kept[256], kept_colour[256];
     if (data && !strength && !config_get(blob->config, PROTO_STRENGTH_KEY, kept, sizeof(kept))) strength = kept;
-    if (strength && proto_parse_strength(&P, strength, &e)) { fprintf(stderr, "reage-prototypes: %s\n", e.msg); return 1; }
-    /* the config without its old strength, then the new one */
-    char config[4096], text[256];
-    size_t k = config_without(blob->config, PROTO_STRENGTH_KEY "=", config, sizeof(config) - 300);
+    if (data && !colour_max && !config_get(blob->config, PROTO_COLOUR_MAX_KEY, kept_colour, sizeof(kept_colour)))
+        colour_max = kept_colour;
+    if ((strength && proto_parse_strength(&P, strength, &e)) || (colour_max && proto_parse_colour_max(&P, colour_max, &e))) {
+        fprintf(stderr, "reage-prototypes: %s\n", e.msg);
+        return 1;
+    }
+    /* the config without its old strengths, then the new ones */
+    char config[4096], other[4096], text[256], colour_text[256];
+    config_without(blob->config, PROTO_STRENGTH_KEY "=", other, sizeof(other));
+    size_t k = config_without(other, PROTO_COLOUR_MAX_KEY "=", config, sizeof(config) - 600);
     proto_strength_text(&P, text, sizeof(text));
-    snprintf(config + k, sizeof(config) - k, "%s=%s\n", PROTO_STRENGTH_KEY, text);
+    proto_colour_max_text(&P, colour_text, sizeof(colour_text));
+    snprintf(config + k, sizeof(config) - k, "%s=%s\n%s=%s\n", PROTO_STRENGTH_KEY, text, PROTO_COLOUR_MAX_KEY, colour_text);
     BlobWriter w;
     blobw_begin(&w, BLOB_MAGIC, config);
     for (uint32_t i = 0; i < blob->ntensors; i++)
@@ -186,7 +196,8 @@ int main(int argc, char **argv) {
     proto_write(&w, &P);
     size_t proto_bytes = w.out.len - before;
     if (blobw_save(&w, out, &e) || (pic && picture(&P, pic, &e))) { fprintf(stderr, "reage-prototypes: %s\n", e.msg); return 1; }
-    fprintf(stderr, "reage-prototypes: wrote %s (prototypes %.2f MB, strength %s)\n", out, proto_bytes / 1e6, text);
+    fprintf(stderr, "reage-prototypes: wrote %s (prototypes %.2f MB, strength %s, colour at most %s)\n", out,
+            proto_bytes / 1e6, text, colour_text);
     proto_free(&P);
     free(buf);
     free(blob);
