@@ -7,7 +7,8 @@
  * With --data, the prototypes are measured from DIR's train split (its
  * meshes from FILE, build/reage-landmarks' cache); without it, IN's own
  * prototypes are kept and only the strengths are set (measured afresh, they
- * keep IN's strengths unless --strength or --colour-max is given).
+ * keep IN's strengths and colour caps unless --strength or --colour-max
+ * gives new ones).
  * --colour-max caps how far each target group's colour difference is
  * exaggerated (1.5 each where a blob names none). --picture draws each
  * group's texture-enhanced prototype in the face space. */
