@@ -73,11 +73,22 @@ void proto_strength_text(const Prototypes *P, char *buf, size_t n) { per_group_t
 
 void proto_colour_max_text(const Prototypes *P, char *buf, size_t n) { per_group_text(P->colour_max, P->groups, buf, n); }
 
+int proto_read_config(Prototypes *P, const char *config, const char *what, Err *e) {
+    char text[256];
+    if ((!config_get(config, PROTO_STRENGTH_KEY, text, sizeof(text)) && proto_parse_strength(P, text, e)) ||
+        (!config_get(config, PROTO_COLOUR_MAX_KEY, text, sizeof(text)) && proto_parse_colour_max(P, text, e))) {
+        char msg[sizeof(e->msg)];
+        snprintf(msg, sizeof(msg), "%.100s: %.380s", what, e->msg);
+        return err_set(e, "%s", msg);
+    }
+    return 0;
+}
+
 int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *e) {
     memset(P, 0, sizeof(*P));
     if (!blob_find(b, "proto.shape")) return 1;
     if (proto_alloc(P, groups)) return err_set(e, "%s: out of memory for the age prototypes", what);
-    char name[32], text[256];
+    char name[32];
     int rc = blob_read_floats(b, "proto.shape", P->shape, (size_t)groups * SHAPE_FLOATS, what, e) ||
              blob_read_floats(b, "proto.colour", P->colour, (size_t)groups * COLOUR_FLOATS, what, e);
     for (int k = 0; k < PROTO_BANDS && !rc; k++) {
@@ -86,13 +97,7 @@ int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *
         snprintf(name, sizeof(name), "proto.tex%d", k);
         if (!rc) rc = blob_read_floats(b, name, P->tex[k], groups * band_floats(k), what, e);
     }
-    if (!rc && ((!config_get(b->config, PROTO_STRENGTH_KEY, text, sizeof(text)) && proto_parse_strength(P, text, e)) ||
-                (!config_get(b->config, PROTO_COLOUR_MAX_KEY, text, sizeof(text)) && proto_parse_colour_max(P, text, e)))) {
-        char msg[sizeof(e->msg)];
-        snprintf(msg, sizeof(msg), "%.100s: %.380s", what, e->msg);
-        err_set(e, "%s", msg);
-        rc = 1;
-    }
+    if (!rc && proto_read_config(P, b->config, what, e)) rc = 1;
     /* every value is a mean of photos: anything else is damage */
     size_t total = group_floats() * groups;
     for (size_t i = 0; i < total && !rc; i++)

@@ -70,6 +70,9 @@ void proto_free(Prototypes *P);
  * groups; returns 1 when the blob has none, 0 when loaded, -1 on error. */
 int proto_load(Prototypes *P, const Blob *b, int groups, const char *what, Err *e);
 void proto_write(BlobWriter *w, const Prototypes *P);
+/* The strengths and colour caps a blob's config names into P (the defaults
+ * stay for those it does not name); errors name `what`. */
+int proto_read_config(Prototypes *P, const char *config, const char *what, Err *e);
 /* "1.2,1.5,..." into P->strength or P->colour_max, one value per group. */
 int proto_parse_strength(Prototypes *P, const char *text, Err *e);
 int proto_parse_colour_max(Prototypes *P, const char *text, Err *e);

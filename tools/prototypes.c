@@ -162,7 +162,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (data) {
-        if (proto_alloc(&P, cfg.groups) || measure(&P, &cfg, data, landmarks, &e)) {
+        /* measured afresh, the prototypes keep the strengths and caps the blob had */
+        if (proto_alloc(&P, cfg.groups) || proto_read_config(&P, blob->config, in, &e) ||
+            measure(&P, &cfg, data, landmarks, &e)) {
             fprintf(stderr, "reage-prototypes: %s\n", e.msg);
             return 1;
         }
@@ -173,11 +175,6 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    /* measured afresh, the prototypes keep the strengths the blob had */
-    char kept[256], kept_colour[256];
-    if (data && !strength && !config_get(blob->config, PROTO_STRENGTH_KEY, kept, sizeof(kept))) strength = kept;
-    if (data && !colour_max && !config_get(blob->config, PROTO_COLOUR_MAX_KEY, kept_colour, sizeof(kept_colour)))
-        colour_max = kept_colour;
     if ((strength && proto_parse_strength(&P, strength, &e)) || (colour_max && proto_parse_colour_max(&P, colour_max, &e))) {
         fprintf(stderr, "reage-prototypes: %s\n", e.msg);
         return 1;
